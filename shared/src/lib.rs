@@ -1,0 +1,30 @@
+//! Types both sides of zipfleet share, and the small traits every backend
+//! implements.
+//!
+//! # Layout
+//!
+//! - [`spec`]: the job spec a web backend posts, its defaults and validation
+//!   (every problem reported with the field it concerns).
+//! - [`status`]: the status document (also the completion message) and job states.
+//! - [`codes`]: per-image error codes and job-level error codes.
+//! - [`names`]: turning labels and ids into safe zip entry names.
+//! - [`message`]: the job message carried by the broker (inline spec or claim check).
+//! - [`config`]: every setting, as environment variables that are also CLI flags.
+//! - [`broker`], [`store`], [`status_store`]: the backend traits, with the
+//!   in-process implementations (in-memory queue, local directory, in-memory status).
+//!
+//! This crate knows nothing of HTTP, image formats or any particular service.
+
+pub mod broker;
+pub mod codes;
+pub mod config;
+pub mod message;
+pub mod names;
+pub mod spec;
+pub mod status;
+pub mod status_store;
+pub mod store;
+
+pub use codes::{ImageErrorCode, JobErrorCode};
+pub use spec::{Fit, ImageSource, ImageSpec, JobSpec, OnImageError, OutputFormat, OutputSpec, SpecError};
+pub use status::{JobState, JobStatus, Progress};

@@ -1,0 +1,77 @@
+//! The job message the broker carries from the API to a worker.
+//!
+//! Small specs travel inline. A spec larger than the claim-check threshold is
+//! written to the object store (`PREFIX/specs/JOB_ID.json`) and the message
+//! carries only its location, keeping every broker's messages small (SQS
+//! refuses messages over 256 KiB).
+
+use crate::spec::{is_valid_job_id, JobSpec};
+use crate::status::Location;
+use serde::{Deserialize, Serialize};
+
+/// Body of a message on the jobs queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobMessage {
+    pub job_id: String,
+    /// The spec, inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<JobSpec>,
+    /// Where the spec is kept when it was too large to travel inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_ref: Option<Location>,
+}
+
+/// Why a message on the jobs queue cannot be processed. Permanent: such a
+/// message goes to the dead-letter queue.
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    #[error("not a job message: {0}")]
+    NotAJob(String),
+    #[error("job message carries neither a spec nor a spec reference")]
+    NoSpec,
+    #[error("job message has an invalid job_id {0:?}")]
+    BadJobId(String),
+}
+
+impl JobMessage {
+    pub fn inline(job_id: &str, spec: JobSpec) -> Self {
+        Self { job_id: job_id.to_string(), spec: Some(spec), spec_ref: None }
+    }
+
+    pub fn claim_check(job_id: &str, location: Location) -> Self {
+        Self { job_id: job_id.to_string(), spec: None, spec_ref: Some(location) }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a job message always serializes")
+    }
+
+    /// Parse a message body, checking its envelope (not yet the spec's rules).
+    pub fn parse(bytes: &[u8]) -> Result<Self, MessageError> {
+        let message: JobMessage = serde_json::from_slice(bytes).map_err(|err| MessageError::NotAJob(err.to_string()))?;
+        if !is_valid_job_id(&message.job_id) {
+            return Err(MessageError::BadJobId(message.job_id));
+        }
+        if message.spec.is_none() && message.spec_ref.is_none() {
+            return Err(MessageError::NoSpec);
+        }
+        Ok(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_malformed_messages() {
+        let spec = JobSpec::parse_unvalidated(br#"{"images":[{"id":"1","label":"a","url":"http://x.org/a"}]}"#).unwrap();
+        let message = JobMessage::inline("j1", spec);
+        assert_eq!(JobMessage::parse(&message.to_bytes()).unwrap(), message);
+        assert!(matches!(JobMessage::parse(b"hello"), Err(MessageError::NotAJob(_))));
+        assert!(matches!(JobMessage::parse(br#"{"job_id":"j1"}"#), Err(MessageError::NoSpec)));
+        assert!(matches!(JobMessage::parse(br#"{"job_id":"../x","spec_ref":{"bucket":"b","key":"k"}}"#), Err(MessageError::BadJobId(_))));
+        assert!(matches!(JobMessage::parse(br#"{"job_id":"j","spec":{"images":[]},"evil":1}"#), Err(MessageError::NotAJob(_))));
+    }
+}

@@ -1,0 +1,155 @@
+//! The status document: what `GET /v1/jobs/{id}` answers and what the
+//! completion message carries, exactly as the contract fixes it.
+
+use crate::codes::ImageErrorCode;
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Where a job is in its life. `Succeeded`, `Failed` and `Cancelled` are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 5] = [Self::Queued, Self::Running, Self::Succeeded, Self::Failed, Self::Cancelled];
+
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    pub total: u32,
+    pub done: u32,
+    pub failed: u32,
+}
+
+/// A place in the object store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    pub bucket: String,
+    pub key: String,
+}
+
+/// An image left out of the zip, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedImage {
+    pub id: String,
+    pub code: ImageErrorCode,
+    pub message: String,
+}
+
+/// What a succeeded job produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobResult {
+    pub location: Location,
+    /// A time-limited download URL; refreshed each time the status is read.
+    pub url: String,
+    pub size_bytes: u64,
+    /// Number of images in the zip.
+    pub images: u32,
+    pub skipped: Vec<SkippedImage>,
+}
+
+/// Why a job failed or was cancelled. `code` is a job-level code
+/// ([`crate::JobErrorCode`]) or, when one image failed the job, that image's code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobError {
+    pub code: String,
+    pub message: String,
+}
+
+/// The status document. Every key is always present (`null` when it does not
+/// apply yet), so consumers in any language see one shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobStatus {
+    pub job_id: String,
+    pub project_id: Option<String>,
+    pub state: JobState,
+    pub attempt: u32,
+    pub progress: Progress,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub result: Option<JobResult>,
+    pub error: Option<JobError>,
+}
+
+impl JobStatus {
+    /// A freshly accepted job.
+    pub fn queued(job_id: &str, project_id: Option<String>, total: u32) -> Self {
+        Self {
+            job_id: job_id.to_string(),
+            project_id,
+            state: JobState::Queued,
+            attempt: 0,
+            progress: Progress { total, done: 0, failed: 0 },
+            created_at: now(),
+            started_at: None,
+            finished_at: None,
+            result: None,
+            error: None,
+        }
+    }
+}
+
+/// The current time at millisecond precision (what RFC 3339 consumers expect).
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_document_has_the_contract_shape() {
+        let mut status = JobStatus::queued("j1", Some("p".into()), 40);
+        status.state = JobState::Succeeded;
+        status.result = Some(JobResult {
+            location: Location { bucket: "b".into(), key: "zf/zips/j1.zip".into() },
+            url: "https://x".into(),
+            size_bytes: 10,
+            images: 39,
+            skipped: vec![SkippedImage { id: "7".into(), code: ImageErrorCode::FetchTimeout, message: "slow".into() }],
+        });
+        let value = serde_json::to_value(&status).unwrap();
+        let keys: Vec<_> = value.as_object().unwrap().keys().cloned().collect();
+        for key in [
+            "job_id", "project_id", "state", "attempt", "progress", "created_at", "started_at", "finished_at", "result", "error",
+        ] {
+            assert!(keys.contains(&key.to_string()), "{key} missing");
+        }
+        assert_eq!(value["state"], "succeeded");
+        assert_eq!(value["progress"]["total"], 40);
+        assert_eq!(value["result"]["skipped"][0]["code"], "fetch_timeout");
+        assert!(value["started_at"].is_null());
+        let created = value["created_at"].as_str().unwrap();
+        assert!(DateTime::parse_from_rfc3339(created).is_ok(), "{created}");
+        let back: JobStatus = serde_json::from_value(value).unwrap();
+        assert_eq!(back, status);
+    }
+
+    #[test]
+    fn final_states() {
+        let finals: Vec<_> = JobState::ALL.into_iter().filter(|s| s.is_final()).collect();
+        assert_eq!(finals, vec![JobState::Succeeded, JobState::Failed, JobState::Cancelled]);
+    }
+}
