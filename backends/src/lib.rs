@@ -1,1 +1,100 @@
-//! placeholder
+//! zipfleet's backends on real services, and the one place that turns
+//! configuration into backends.
+//!
+//! # Layout
+//!
+//! - [`connect`]: `ZIPFLEET_BROKER`, `ZIPFLEET_STORE` and `ZIPFLEET_STATUS`
+//!   URLs to `Arc<dyn …>` backends, in one `match` each.
+//! - [`telemetry`]: logging set-up and the shutdown signal both binaries use.
+
+pub mod telemetry;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use zipfleet_shared::broker::memory::MemoryBroker;
+use zipfleet_shared::broker::Broker;
+use zipfleet_shared::config::BackendConfig;
+use zipfleet_shared::status_store::memory::MemoryStatusStore;
+use zipfleet_shared::status_store::StatusStore;
+use zipfleet_shared::store::file::FileStore;
+use zipfleet_shared::store::ObjectStore;
+
+/// The three backends of one process.
+#[derive(Clone)]
+pub struct Backends {
+    pub broker: Arc<dyn Broker>,
+    pub store: Arc<dyn ObjectStore>,
+    pub status: Arc<dyn StatusStore>,
+}
+
+impl std::fmt::Debug for Backends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backends")
+            .field("broker", &self.broker.kind())
+            .field("store", &self.store.kind())
+            .field("status", &self.status.kind())
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{setting}: unsupported URL {url:?} ({expected})")]
+    Unsupported { setting: &'static str, url: String, expected: &'static str },
+    #[error("{setting}: {reason}")]
+    Failed { setting: &'static str, reason: String },
+}
+
+/// Build every backend the configuration names.
+pub async fn connect(config: &BackendConfig) -> Result<Backends, ConnectError> {
+    Ok(Backends { broker: connect_broker(config).await?, store: connect_store(config).await?, status: connect_status(config).await? })
+}
+
+pub async fn connect_broker(config: &BackendConfig) -> Result<Arc<dyn Broker>, ConnectError> {
+    let url = config.broker.as_str();
+    match scheme(url) {
+        "memory" => Ok(Arc::new(MemoryBroker::new(config.max_deliveries))),
+        _ => Err(ConnectError::Unsupported { setting: "ZIPFLEET_BROKER", url: url.into(), expected: "amqp://…, sqs:// or memory://" }),
+    }
+}
+
+pub async fn connect_store(config: &BackendConfig) -> Result<Arc<dyn ObjectStore>, ConnectError> {
+    let url = config.store.as_str();
+    match scheme(url) {
+        "file" => {
+            let store = FileStore::new(file_url_path(url)).map_err(|err| ConnectError::Failed { setting: "ZIPFLEET_STORE", reason: err.to_string() })?;
+            Ok(Arc::new(store))
+        }
+        _ => Err(ConnectError::Unsupported { setting: "ZIPFLEET_STORE", url: url.into(), expected: "s3://BUCKET/PREFIX or file:///DIR" }),
+    }
+}
+
+pub async fn connect_status(config: &BackendConfig) -> Result<Arc<dyn StatusStore>, ConnectError> {
+    let url = config.status.as_str();
+    match scheme(url) {
+        "memory" => Ok(Arc::new(MemoryStatusStore::new())),
+        _ => Err(ConnectError::Unsupported { setting: "ZIPFLEET_STATUS", url: url.into(), expected: "redis://… or memory://" }),
+    }
+}
+
+fn scheme(url: &str) -> &str {
+    url.split_once("://").map_or("", |(scheme, _)| scheme)
+}
+
+/// The directory of a `file://` URL; `file://relative/dir` is taken as relative
+/// to the current directory (a convenience the strict URL form lacks).
+pub fn file_url_path(url: &str) -> PathBuf {
+    let rest = url.strip_prefix("file://").unwrap_or(url);
+    PathBuf::from(if rest.is_empty() { "." } else { rest })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_urls() {
+        assert_eq!(file_url_path("file:///var/lib/zipfleet"), PathBuf::from("/var/lib/zipfleet"));
+        assert_eq!(file_url_path("file://examples"), PathBuf::from("examples"));
+    }
+}

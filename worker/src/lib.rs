@@ -1,1 +1,23 @@
-//! placeholder
+//! The zipfleet worker: pulls jobs from the broker, fetches, decodes, resizes
+//! and zips their images, uploads the zip, and reports status and completion.
+//!
+//! # Layout
+//!
+//! - [`consumer`]: the worker loop — receive a delivery, run its job, write the
+//!   final status, publish the completion, acknowledge; graceful shutdown.
+//! - [`job`]: one job end to end — images concurrently through fetch and
+//!   render, entries into the zip, manifest, upload.
+//! - [`fetch`]: image bytes from the web (behind the SSRF guard in
+//!   [`fetch::guard`]) or the object store, spooled to disk.
+//! - [`imaging`]: the pure image pipeline — probe, decode, resize, orient, encode.
+//! - [`zipper`]: the zip spooled to a temporary file, and the manifest.
+//! - [`budget`]: the memory budget images reserve from, and the CPU slots.
+//! - [`app`]: building a worker from configuration.
+
+pub mod app;
+pub mod budget;
+pub mod consumer;
+pub mod fetch;
+pub mod imaging;
+pub mod job;
+pub mod zipper;

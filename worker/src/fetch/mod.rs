@@ -1,0 +1,290 @@
+//! Getting an image's bytes onto local disk: from the web (http/https behind
+//! the SSRF guard, with size and time limits) or from the object store.
+//!
+//! Downloads are spooled to a temporary file rather than held in memory, so
+//! the number of downloads in flight costs disk, not the memory budget; the
+//! budget is charged when the bytes are read back for decoding. Objects of a
+//! local-directory store are used in place.
+
+pub mod guard;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use guard::{AddressPolicy, GuardedResolver, ResolveError};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWriteExt};
+use url::{Host, Url};
+use zipfleet_shared::config::{Limits, SourcePolicy};
+use zipfleet_shared::spec::{ImageSource, ObjectSource};
+use zipfleet_shared::store::{ObjectStore, StoreError};
+use zipfleet_shared::ImageErrorCode;
+
+/// Sent with every request, so site owners can tell who is asking.
+pub const USER_AGENT: &str = concat!("zipfleet/", env!("CARGO_PKG_VERSION"), " (classroom image dataset builder)");
+
+/// Why an image's bytes could not be had. `Display` is a message a teacher can read.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{0}")]
+    Blocked(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error("{host} took too long to send the image")]
+    Timeout { host: String },
+    #[error("{}", http_status_message(.host, *.status))]
+    HttpStatus { host: String, status: u16 },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the image is larger than the {limit_mib} MiB limit")]
+    TooLarge { limit_mib: u64 },
+    /// The object store is unreachable: not the image's fault, the job is retried.
+    #[error("the object store is unavailable: {0}")]
+    StoreUnavailable(String),
+}
+
+impl FetchError {
+    pub fn code(&self) -> ImageErrorCode {
+        match self {
+            Self::Blocked(_) => ImageErrorCode::BlockedAddress,
+            Self::Failed(_) | Self::StoreUnavailable(_) => ImageErrorCode::FetchFailed,
+            Self::Timeout { .. } => ImageErrorCode::FetchTimeout,
+            Self::HttpStatus { .. } => ImageErrorCode::HttpStatus,
+            Self::NotFound(_) => ImageErrorCode::NotFound,
+            Self::TooLarge { .. } => ImageErrorCode::TooLarge,
+        }
+    }
+
+    /// Worth one more try: a reset connection, a 5xx, a timeout.
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Timeout { .. } | Self::StoreUnavailable(_) => true,
+            Self::HttpStatus { status, .. } => *status >= 500 || *status == 429,
+            Self::Failed(message) => !message.starts_with("could not find"),
+            _ => false,
+        }
+    }
+}
+
+fn http_status_message(host: &str, status: u16) -> String {
+    match status {
+        401 | 403 => format!("{host} would not let us use that image ({status})"),
+        404 | 410 => format!("{host} says that image is not there ({status})"),
+        429 => format!("{host} asked us to slow down ({status})"),
+        500..=599 => format!("{host} had a problem sending that image ({status})"),
+        _ => format!("{host} answered with an error ({status})"),
+    }
+}
+
+/// An image's bytes on local disk.
+#[derive(Debug)]
+pub enum Fetched {
+    /// A file of a local-directory store, used in place.
+    InPlace { path: PathBuf, size: u64 },
+    /// A download spooled to a temporary file, deleted on drop.
+    Spooled { file: tempfile::TempPath, size: u64 },
+}
+
+impl Fetched {
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::InPlace { path, .. } => path,
+            Self::Spooled { file, .. } => file,
+        }
+    }
+
+    pub fn size(&self) -> u64 {
+        match self {
+            Self::InPlace { size, .. } | Self::Spooled { size, .. } => *size,
+        }
+    }
+}
+
+/// Fetches images for every job of a worker.
+pub struct Fetcher {
+    client: reqwest::Client,
+    policy: Arc<AddressPolicy>,
+    limits: Limits,
+    store: Arc<dyn ObjectStore>,
+    spool_dir: PathBuf,
+}
+
+impl Fetcher {
+    pub fn new(policy: &SourcePolicy, limits: &Limits, store: Arc<dyn ObjectStore>, spool_dir: PathBuf) -> Result<Self, reqwest::Error> {
+        let policy = Arc::new(AddressPolicy::new(policy));
+        let client = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .dns_resolver(Arc::new(GuardedResolver::new(policy.clone())))
+            // A proxy would resolve names itself, out of the guard's sight.
+            .no_proxy()
+            // Redirects are followed by hand, so each hop is checked.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(limits.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Self { client, policy, limits: limits.clone(), store, spool_dir })
+    }
+
+    /// Fetch one image's bytes, retrying a transient failure once.
+    pub async fn fetch(&self, source: ImageSource<'_>) -> Result<Fetched, FetchError> {
+        let mut result = self.fetch_once(&source).await;
+        if matches!(&result, Err(err) if err.is_transient()) {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            result = self.fetch_once(&source).await;
+        }
+        result
+    }
+
+    async fn fetch_once(&self, source: &ImageSource<'_>) -> Result<Fetched, FetchError> {
+        match source {
+            ImageSource::Url(url) => {
+                let host = host_of(url);
+                tokio::time::timeout(self.limits.download_timeout, self.download(url))
+                    .await
+                    .unwrap_or(Err(FetchError::Timeout { host }))
+            }
+            ImageSource::Object(object) => tokio::time::timeout(self.limits.download_timeout, self.read_object(object))
+                .await
+                .unwrap_or_else(|_| Err(FetchError::StoreUnavailable(format!("reading {} timed out", object.key)))),
+        }
+    }
+
+    async fn download(&self, raw_url: &str) -> Result<Fetched, FetchError> {
+        let mut url = Url::parse(raw_url).map_err(|err| FetchError::Failed(format!("not a valid URL ({err})")))?;
+        for _hop in 0..=self.limits.max_redirects {
+            self.check_target(&url)?;
+            let host = url.host_str().unwrap_or_default().to_string();
+            let response = self.client.get(url.clone()).send().await.map_err(|err| classify(&host, &err))?;
+            let status = response.status();
+            if status.is_redirection() {
+                let location = response
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|value| value.to_str().ok())
+                    .ok_or_else(|| FetchError::Failed(format!("{host} redirected without saying where")))?;
+                url = url.join(location).map_err(|_| FetchError::Failed(format!("{host} redirected to an invalid address")))?;
+                continue;
+            }
+            if !status.is_success() {
+                return Err(FetchError::HttpStatus { host, status: status.as_u16() });
+            }
+            if response.content_length().is_some_and(|len| len > self.limits.max_download_bytes) {
+                return Err(self.too_large());
+            }
+            let body = response.bytes_stream().map(|chunk| chunk.map_err(|err| classify(&host, &err)));
+            return self.spool(body, &host).await;
+        }
+        Err(FetchError::Failed(format!("{} redirected too many times", host_of(raw_url))))
+    }
+
+    /// Scheme, credentials and (for IP-literal hosts) the address, before any connection.
+    fn check_target(&self, url: &Url) -> Result<(), FetchError> {
+        let host = url.host_str().unwrap_or_default().to_string();
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(FetchError::Blocked(format!("{host} sent us to a {} address, which zipfleet does not follow", url.scheme())));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(FetchError::Blocked(format!("{host}: addresses with passwords in them are not used")));
+        }
+        let literal = match url.host() {
+            Some(Host::Ipv4(v4)) => Some(std::net::IpAddr::V4(v4)),
+            Some(Host::Ipv6(v6)) => Some(std::net::IpAddr::V6(v6)),
+            Some(Host::Domain(_)) => None,
+            None => return Err(FetchError::Failed("the address has no host".into())),
+        };
+        if let Some(ip) = literal {
+            if !self.policy.permits(ip) {
+                return Err(FetchError::Blocked(ResolveError::Blocked { host, address: ip }.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_object(&self, object: &ObjectSource) -> Result<Fetched, FetchError> {
+        let bucket = object.bucket.as_deref();
+        if let Some(path) = self.store.local_path(bucket, &object.key).map_err(|err| store_error(&object.key, err))? {
+            let size = tokio::fs::metadata(&path).await.map_err(|err| store_error(&object.key, err.into()))?.len();
+            if size > self.limits.max_download_bytes {
+                return Err(self.too_large());
+            }
+            return Ok(Fetched::InPlace { path, size });
+        }
+        let reader = self.store.get(bucket, &object.key).await.map_err(|err| store_error(&object.key, err))?;
+        if reader.size.is_some_and(|len| len > self.limits.max_download_bytes) {
+            return Err(self.too_large());
+        }
+        self.spool(read_chunks(reader.body), "the object store").await
+    }
+
+    /// Write a byte stream to a temporary file, enforcing the size cap and the
+    /// idle timeout whatever the sender claimed.
+    async fn spool<S>(&self, body: S, host: &str) -> Result<Fetched, FetchError>
+    where
+        S: futures::Stream<Item = Result<Bytes, FetchError>>,
+    {
+        let spool_error = |err: std::io::Error| FetchError::Failed(format!("could not write the download to disk: {err}"));
+        let temp = tempfile::NamedTempFile::new_in(&self.spool_dir).map_err(spool_error)?;
+        let (file, path) = temp.into_parts();
+        let mut file = tokio::fs::File::from_std(file);
+        let mut size = 0u64;
+        futures::pin_mut!(body);
+        loop {
+            let next = tokio::time::timeout(self.limits.idle_timeout, body.next())
+                .await
+                .map_err(|_| FetchError::Timeout { host: host.to_string() })?;
+            let Some(chunk) = next else { break };
+            let chunk = chunk?;
+            size += chunk.len() as u64;
+            if size > self.limits.max_download_bytes {
+                return Err(self.too_large());
+            }
+            file.write_all(&chunk).await.map_err(spool_error)?;
+        }
+        file.flush().await.map_err(spool_error)?;
+        Ok(Fetched::Spooled { file: path, size })
+    }
+
+    fn too_large(&self) -> FetchError {
+        FetchError::TooLarge { limit_mib: self.limits.max_download_bytes.div_ceil(1 << 20) }
+    }
+}
+
+/// An object's body as a stream of chunks.
+fn read_chunks(reader: std::pin::Pin<Box<dyn AsyncRead + Send>>) -> impl futures::Stream<Item = Result<Bytes, FetchError>> {
+    tokio_util::io::ReaderStream::with_capacity(reader, 64 * 1024).map(|chunk| chunk.map_err(|err| FetchError::StoreUnavailable(err.to_string())))
+}
+
+fn store_error(key: &str, err: StoreError) -> FetchError {
+    match err {
+        StoreError::NotFound(_) => FetchError::NotFound(format!("there is no stored image called {key}")),
+        StoreError::InvalidKey(_) => FetchError::NotFound(format!("{key} is not a valid image key")),
+        StoreError::Refused(reason) => FetchError::Failed(format!("the object store would not give us {key}: {reason}")),
+        StoreError::Unavailable(reason) => FetchError::StoreUnavailable(reason),
+    }
+}
+
+fn host_of(raw_url: &str) -> String {
+    Url::parse(raw_url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_else(|| "the website".into())
+}
+
+/// Turn a reqwest error into the image's error, looking for the guard's verdict.
+fn classify(host: &str, err: &reqwest::Error) -> FetchError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(cause) = source {
+        if let Some(resolve) = cause.downcast_ref::<ResolveError>() {
+            return match resolve {
+                ResolveError::Blocked { .. } => FetchError::Blocked(resolve.to_string()),
+                ResolveError::NotFound { .. } => FetchError::Failed(resolve.to_string()),
+            };
+        }
+        source = cause.source();
+    }
+    if err.is_timeout() {
+        FetchError::Timeout { host: host.to_string() }
+    } else if err.is_connect() {
+        FetchError::Failed(format!("could not connect to {host}"))
+    } else {
+        FetchError::Failed(format!("the download from {host} broke off"))
+    }
+}

@@ -1,0 +1,235 @@
+//! Unit tests of the pipeline on images made in memory.
+
+use super::probe::{jpeg_scale, sniff};
+use super::*;
+use image::metadata::Orientation;
+use image::{ImageEncoder, Rgb as Px, RgbImage, Rgba, RgbaImage};
+use std::io::Cursor;
+use zipfleet_shared::spec::{Fit, OutputFormat};
+
+const RED: [u8; 3] = [255, 0, 0];
+const GREEN: [u8; 3] = [0, 255, 0];
+const BLUE: [u8; 3] = [0, 0, 255];
+
+fn output(width: u32, height: u32, fit: Fit, format: OutputFormat) -> OutputSpec {
+    OutputSpec { width, height, fit, format, quality: 95 }
+}
+
+fn png_bytes(image: &image::DynamicImage) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    image.write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png).unwrap();
+    bytes
+}
+
+fn jpeg_bytes(image: &RgbImage) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95)
+        .write_image(image.as_raw(), image.width(), image.height(), image::ExtendedColorType::Rgb8)
+        .unwrap();
+    bytes
+}
+
+/// Insert an EXIF APP1 segment (orientation, plus a fake GPS tag) after SOI.
+fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    let mut tiff = b"II*\0\x08\0\0\0".to_vec();
+    tiff.extend_from_slice(&2u16.to_le_bytes());
+    tiff.extend_from_slice(&0x0112u16.to_le_bytes());
+    tiff.extend_from_slice(&3u16.to_le_bytes());
+    tiff.extend_from_slice(&1u32.to_le_bytes());
+    tiff.extend_from_slice(&orientation.to_le_bytes());
+    tiff.extend_from_slice(&[0, 0]);
+    tiff.extend_from_slice(&0x8825u16.to_le_bytes()); // GPS IFD pointer
+    tiff.extend_from_slice(&4u16.to_le_bytes());
+    tiff.extend_from_slice(&1u32.to_le_bytes());
+    tiff.extend_from_slice(&0u32.to_le_bytes());
+    tiff.extend_from_slice(&0u32.to_le_bytes());
+    let mut segment = b"Exif\0\0".to_vec();
+    segment.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((segment.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&segment);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+fn run(bytes: &[u8], out: &OutputSpec) -> Result<(Rendered, RgbImage), ImageError> {
+    let probe = probe(Cursor::new(bytes), out, 100_000_000)?;
+    let rendered = render(bytes, &probe, out)?;
+    let decoded = image::load_from_memory(&rendered.bytes).unwrap().into_rgb8();
+    Ok((rendered, decoded))
+}
+
+fn close(actual: &Px<u8>, expected: [u8; 3], tolerance: i32) -> bool {
+    actual.0.iter().zip(expected).all(|(a, e)| (i32::from(*a) - i32::from(e)).abs() <= tolerance)
+}
+
+/// 400×100: red quarter, green half, blue quarter.
+fn three_bands() -> RgbImage {
+    RgbImage::from_fn(400, 100, |x, _| Px(if x < 100 { RED } else if x < 300 { GREEN } else { BLUE }))
+}
+
+#[test]
+fn fill_stretches_to_exact_size() {
+    let bytes = png_bytes(&three_bands().into());
+    let (rendered, out) = run(&bytes, &output(224, 224, Fit::Fill, OutputFormat::Png)).unwrap();
+    assert_eq!(out.dimensions(), (224, 224));
+    assert!(close(out.get_pixel(5, 112), RED, 2));
+    assert!(close(out.get_pixel(112, 5), GREEN, 2));
+    assert!(close(out.get_pixel(218, 218), BLUE, 2));
+    assert_eq!((rendered.source_width, rendered.source_height), (400, 100));
+}
+
+#[test]
+fn cover_crops_the_centre() {
+    let bytes = png_bytes(&three_bands().into());
+    let (_, out) = run(&bytes, &output(100, 100, Fit::Cover, OutputFormat::Png)).unwrap();
+    assert_eq!(out.dimensions(), (100, 100));
+    for (x, y) in [(0, 0), (99, 0), (0, 99), (99, 99), (50, 50)] {
+        assert!(close(out.get_pixel(x, y), GREEN, 3), "({x},{y}) = {:?}", out.get_pixel(x, y));
+    }
+}
+
+#[test]
+fn contain_pads_and_keeps_everything() {
+    let bytes = png_bytes(&three_bands().into());
+    let (_, out) = run(&bytes, &output(100, 100, Fit::Contain, OutputFormat::Png)).unwrap();
+    assert_eq!(out.dimensions(), (100, 100));
+    // 400×100 scaled into 100×100 is 100×25, centred: rows 37..62.
+    assert!(close(out.get_pixel(50, 10), [0, 0, 0], 0), "padding is black");
+    assert!(close(out.get_pixel(50, 90), [0, 0, 0], 0));
+    assert!(close(out.get_pixel(2, 50), RED, 10));
+    assert!(close(out.get_pixel(50, 50), GREEN, 10));
+    assert!(close(out.get_pixel(97, 50), BLUE, 10));
+}
+
+#[test]
+fn exif_orientation_makes_the_photo_upright() {
+    // Stored 200×100, red left half, blue right half; orientation 6 means
+    // "rotate 90° clockwise to display", so upright it is 100×200, red on top.
+    let stored = RgbImage::from_fn(200, 100, |x, _| Px(if x < 100 { RED } else { BLUE }));
+    let bytes = with_exif_orientation(&jpeg_bytes(&stored), 6);
+    let probe = probe(Cursor::new(&bytes), &OutputSpec::default(), u64::MAX).unwrap();
+    assert_eq!(probe.orientation, Orientation::Rotate90);
+    let (rendered, out) = run(&bytes, &output(50, 100, Fit::Fill, OutputFormat::Png)).unwrap();
+    assert_eq!((rendered.source_width, rendered.source_height), (100, 200));
+    assert_eq!(out.dimensions(), (50, 100));
+    assert!(close(out.get_pixel(25, 10), RED, 40), "top is {:?}", out.get_pixel(25, 10));
+    assert!(close(out.get_pixel(25, 90), BLUE, 40), "bottom is {:?}", out.get_pixel(25, 90));
+}
+
+#[test]
+fn output_carries_no_metadata() {
+    let stored = RgbImage::from_pixel(64, 64, Px(GREEN));
+    let bytes = with_exif_orientation(&jpeg_bytes(&stored), 1);
+    assert!(bytes.windows(4).any(|w| w == b"Exif"));
+    let (rendered, _) = run(&bytes, &output(32, 32, Fit::Fill, OutputFormat::Jpeg)).unwrap();
+    assert!(!rendered.bytes.windows(4).any(|w| w == b"Exif"), "EXIF must be stripped");
+    assert!(!rendered.bytes.windows(4).any(|w| w == b"GPS\0"));
+}
+
+#[test]
+fn transparency_becomes_white() {
+    let image = RgbaImage::from_fn(64, 64, |x, _| if x < 32 { Rgba([0, 0, 0, 0]) } else { Rgba([0, 0, 0, 128]) });
+    let (_, out) = run(&png_bytes(&image.into()), &output(64, 64, Fit::Fill, OutputFormat::Png)).unwrap();
+    assert!(close(out.get_pixel(5, 5), [255, 255, 255], 0), "fully transparent is white");
+    assert!(close(out.get_pixel(60, 5), [127, 127, 127], 1), "half-transparent black is grey: {:?}", out.get_pixel(60, 5));
+}
+
+#[test]
+fn sixteen_bit_and_grey_inputs_become_rgb() {
+    let sixteen = image::ImageBuffer::<image::Rgb<u16>, _>::from_pixel(40, 40, image::Rgb([65535, 32768, 0]));
+    let (_, out) = run(&png_bytes(&image::DynamicImage::ImageRgb16(sixteen)), &output(20, 20, Fit::Fill, OutputFormat::Png)).unwrap();
+    assert!(close(out.get_pixel(10, 10), [255, 128, 0], 1), "{:?}", out.get_pixel(10, 10));
+
+    let grey = image::GrayImage::from_pixel(40, 40, image::Luma([77]));
+    let (_, out) = run(&png_bytes(&grey.clone().into()), &output(20, 20, Fit::Fill, OutputFormat::Png)).unwrap();
+    assert!(close(out.get_pixel(3, 3), [77, 77, 77], 0));
+
+    let mut grey_jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut grey_jpeg, 100)
+        .write_image(grey.as_raw(), 40, 40, image::ExtendedColorType::L8)
+        .unwrap();
+    let (_, out) = run(&grey_jpeg, &output(20, 20, Fit::Fill, OutputFormat::Png)).unwrap();
+    assert!(close(out.get_pixel(3, 3), [77, 77, 77], 2));
+}
+
+#[test]
+fn gif_webp_and_bmp_decode() {
+    let source: image::DynamicImage = RgbImage::from_pixel(30, 20, Px(BLUE)).into();
+    for format in [image::ImageFormat::Gif, image::ImageFormat::WebP, image::ImageFormat::Bmp] {
+        let mut bytes = Vec::new();
+        let encodable = if format == image::ImageFormat::WebP { image::DynamicImage::ImageRgba8(source.to_rgba8()) } else { source.clone() };
+        encodable.write_to(&mut Cursor::new(&mut bytes), format).unwrap();
+        let (_, out) = run(&bytes, &output(10, 10, Fit::Fill, OutputFormat::Jpeg)).unwrap_or_else(|e| panic!("{format:?}: {e}"));
+        assert_eq!(out.dimensions(), (10, 10));
+        assert!(close(out.get_pixel(5, 5), BLUE, 12), "{format:?}: {:?}", out.get_pixel(5, 5));
+    }
+}
+
+#[test]
+fn large_jpegs_shrink_on_load_but_never_below_the_target() {
+    let fill = output(224, 224, Fit::Fill, OutputFormat::Jpeg);
+    assert_eq!(jpeg_scale(4000, 3000, &fill, Orientation::NoTransforms), 8);
+    assert_eq!(jpeg_scale(1000, 1000, &fill, Orientation::NoTransforms), 4);
+    assert_eq!(jpeg_scale(300, 300, &fill, Orientation::NoTransforms), 1);
+    // A panorama still needs its full height for a square fill.
+    assert_eq!(jpeg_scale(8000, 500, &fill, Orientation::NoTransforms), 2);
+    // Cover of a panorama needs the height: 500 / 2 = 250 ≥ 224.
+    assert_eq!(jpeg_scale(8000, 500, &output(224, 224, Fit::Cover, OutputFormat::Jpeg), Orientation::NoTransforms), 2);
+
+    let big = RgbImage::from_fn(2000, 1600, |x, y| Px([(x % 256) as u8, (y % 256) as u8, 90]));
+    let (_, out) = run(&jpeg_bytes(&big), &fill).unwrap();
+    assert_eq!(out.dimensions(), (224, 224));
+}
+
+#[test]
+fn non_images_are_unsupported() {
+    for (bytes, hint) in [
+        (&b"<!DOCTYPE html><html><body>Please log in</body></html>"[..], "web page"),
+        (b"<?xml version=\"1.0\"?><svg xmlns=\"http://www.w3.org/2000/svg\"></svg>", "SVG"),
+        (b"%PDF-1.7\n...", "PDF"),
+        (b"\0\0\0\x18ftypheic\0\0\0\0", "HEIC"),
+        (b"", "empty"),
+    ] {
+        let err = sniff(bytes).unwrap_err();
+        assert_eq!(err.code(), zipfleet_shared::ImageErrorCode::UnsupportedFormat);
+        assert!(err.to_string().contains(hint), "{err}");
+    }
+}
+
+#[test]
+fn damaged_images_fail_to_decode_without_panicking() {
+    let big = RgbImage::from_fn(300, 200, |x, y| Px([(x % 256) as u8, (y % 256) as u8, 0]));
+    let jpeg = jpeg_bytes(&big);
+    let truncated = &jpeg[..jpeg.len() / 3];
+    let out = output(64, 64, Fit::Fill, OutputFormat::Jpeg);
+    let result = probe(Cursor::new(truncated), &out, u64::MAX).and_then(|p| render(truncated, &p, &out));
+    assert_eq!(result.unwrap_err().code(), zipfleet_shared::ImageErrorCode::DecodeFailed);
+
+    let png = png_bytes(&big.into());
+    let truncated = &png[..png.len() / 2];
+    let result = probe(Cursor::new(truncated), &out, u64::MAX).and_then(|p| render(truncated, &p, &out));
+    assert_eq!(result.unwrap_err().code(), zipfleet_shared::ImageErrorCode::DecodeFailed);
+
+    let header_only = &png[..20];
+    assert_eq!(probe(Cursor::new(header_only), &out, u64::MAX).unwrap_err().code(), zipfleet_shared::ImageErrorCode::DecodeFailed);
+}
+
+#[test]
+fn too_many_pixels_is_refused_from_the_header() {
+    let image = RgbImage::from_pixel(100, 100, Px(RED));
+    let err = probe(Cursor::new(png_bytes(&image.into())), &OutputSpec::default(), 9_999).unwrap_err();
+    assert_eq!(err.code(), zipfleet_shared::ImageErrorCode::TooManyPixels);
+}
+
+#[test]
+fn fit_plans() {
+    let out = output(224, 224, Fit::Contain, OutputFormat::Jpeg);
+    let plan = plan_fit(400, 100, &out, Orientation::NoTransforms);
+    assert_eq!((plan.resize_width, plan.resize_height, plan.offset_x, plan.offset_y), (224, 56, 0, 84));
+    let rotated = plan_fit(400, 100, &out, Orientation::Rotate90);
+    assert_eq!((rotated.resize_width, rotated.resize_height, rotated.offset_x, rotated.offset_y), (224, 56, 84, 0));
+    let cover = plan_fit(400, 100, &output(100, 100, Fit::Cover, OutputFormat::Jpeg), Orientation::NoTransforms);
+    assert_eq!(cover.crop, Some((150.0, 0.0, 100.0, 100.0)));
+}
