@@ -1,0 +1,149 @@
+//! A tiny HTTP/1.1 server on 127.0.0.1 for tests, with full control over what
+//! goes on the wire (so it can also misbehave on purpose), and a count of the
+//! connections it accepted.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// What the server does for one path.
+#[derive(Debug, Clone)]
+pub enum Route {
+    /// A normal response with a correct Content-Length.
+    Body { status: u16, content_type: &'static str, body: Vec<u8> },
+    /// A redirect to `location`.
+    Redirect { status: u16, location: String },
+    /// Send the head, then the body one byte every `interval`.
+    Drip { body: Vec<u8>, interval: Duration },
+    /// Claim `claimed` bytes in Content-Length but send `body`, then hang.
+    LyingLength { claimed: u64, body: Vec<u8> },
+    /// No Content-Length: stream `total` bytes of `fill` and close.
+    Unbounded { total: usize },
+}
+
+#[derive(Debug)]
+pub struct TestServer {
+    pub addr: SocketAddr,
+    routes: Arc<Mutex<HashMap<String, Route>>>,
+    connections: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    /// Start on `ip:0` (e.g. 127.0.0.1 or 127.0.0.2).
+    pub async fn start_on(ip: &str) -> Self {
+        let listener = TcpListener::bind((ip, 0)).await.expect("bind test server");
+        let addr = listener.local_addr().unwrap();
+        let routes: Arc<Mutex<HashMap<String, Route>>> = Arc::default();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (routes_task, connections_task) = (routes.clone(), connections.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                connections_task.fetch_add(1, Ordering::SeqCst);
+                let routes = routes_task.clone();
+                tokio::spawn(async move {
+                    let _ = serve(stream, routes).await;
+                });
+            }
+        });
+        Self { addr, routes, connections, task }
+    }
+
+    pub async fn start() -> Self {
+        Self::start_on("127.0.0.1").await
+    }
+
+    pub fn route(&self, path: &str, route: Route) -> String {
+        self.routes.lock().unwrap().insert(path.to_string(), route);
+        self.url(path)
+    }
+
+    pub fn image(&self, path: &str, content_type: &'static str, body: Vec<u8>) -> String {
+        self.route(path, Route::Body { status: 200, content_type, body })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(mut stream: tokio::net::TcpStream, routes: Arc<Mutex<HashMap<String, Route>>>) -> std::io::Result<()> {
+    loop {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if stream.read(&mut byte).await? == 0 {
+                return Ok(());
+            }
+            head.push(byte[0]);
+        }
+        let text = String::from_utf8_lossy(&head);
+        let path = text.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let route = routes.lock().unwrap().get(&path).cloned();
+        match route {
+            None => write_body(&mut stream, 404, "text/plain", b"not here").await?,
+            Some(Route::Body { status, content_type, body }) => write_body(&mut stream, status, content_type, &body).await?,
+            Some(Route::Redirect { status, location }) => {
+                let head = format!("HTTP/1.1 {status} Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n");
+                stream.write_all(head.as_bytes()).await?;
+            }
+            Some(Route::Drip { body, interval }) => {
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n", body.len());
+                stream.write_all(head.as_bytes()).await?;
+                for b in body {
+                    stream.write_all(&[b]).await?;
+                    tokio::time::sleep(interval).await;
+                }
+                return Ok(());
+            }
+            Some(Route::LyingLength { claimed, body }) => {
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: {claimed}\r\n\r\n");
+                stream.write_all(head.as_bytes()).await?;
+                stream.write_all(&body).await?;
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                return Ok(());
+            }
+            Some(Route::Unbounded { total }) => {
+                stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nConnection: close\r\n\r\n").await?;
+                let chunk = vec![0xAB; 64 * 1024];
+                let mut sent = 0;
+                while sent < total {
+                    let n = chunk.len().min(total - sent);
+                    stream.write_all(&chunk[..n]).await?;
+                    sent += n;
+                }
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn write_body(stream: &mut tokio::net::TcpStream, status: u16, content_type: &str, body: &[u8]) -> std::io::Result<()> {
+    let head = format!("HTTP/1.1 {status} Status\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n", body.len());
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await
+}
+
+/// A loopback URL nothing listens on.
+pub async fn closed_port_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}/gone.jpg")
+}
