@@ -7,6 +7,9 @@
 //!   URLs to `Arc<dyn …>` backends, in one `match` each.
 //! - [`telemetry`]: logging set-up and the shutdown signal both binaries use.
 
+pub mod rabbitmq;
+pub mod redis_status;
+pub mod s3_store;
 pub mod telemetry;
 
 use std::path::PathBuf;
@@ -54,6 +57,12 @@ pub async fn connect_broker(config: &BackendConfig) -> Result<Arc<dyn Broker>, C
     let url = config.broker.as_str();
     match scheme(url) {
         "memory" => Ok(Arc::new(MemoryBroker::new(config.max_deliveries))),
+        "amqp" | "amqps" => {
+            let broker = rabbitmq::RabbitBroker::connect(url, config.queue_names(), config.max_deliveries, config.create_queues)
+                .await
+                .map_err(|err| ConnectError::Failed { setting: "ZIPFLEET_BROKER", reason: err.to_string() })?;
+            Ok(Arc::new(broker))
+        }
         _ => Err(ConnectError::Unsupported { setting: "ZIPFLEET_BROKER", url: url.into(), expected: "amqp://…, sqs:// or memory://" }),
     }
 }
@@ -65,6 +74,10 @@ pub async fn connect_store(config: &BackendConfig) -> Result<Arc<dyn ObjectStore
             let store = FileStore::new(file_url_path(url)).map_err(|err| ConnectError::Failed { setting: "ZIPFLEET_STORE", reason: err.to_string() })?;
             Ok(Arc::new(store))
         }
+        "s3" => {
+            let store = s3_store::S3Store::connect(url).await.map_err(|err| ConnectError::Failed { setting: "ZIPFLEET_STORE", reason: err.to_string() })?;
+            Ok(Arc::new(store))
+        }
         _ => Err(ConnectError::Unsupported { setting: "ZIPFLEET_STORE", url: url.into(), expected: "s3://BUCKET/PREFIX or file:///DIR" }),
     }
 }
@@ -73,6 +86,12 @@ pub async fn connect_status(config: &BackendConfig) -> Result<Arc<dyn StatusStor
     let url = config.status.as_str();
     match scheme(url) {
         "memory" => Ok(Arc::new(MemoryStatusStore::new())),
+        "redis" | "rediss" => {
+            let store = redis_status::RedisStatusStore::connect(url, config.status_ttl)
+                .await
+                .map_err(|err| ConnectError::Failed { setting: "ZIPFLEET_STATUS", reason: err.to_string() })?;
+            Ok(Arc::new(store))
+        }
         _ => Err(ConnectError::Unsupported { setting: "ZIPFLEET_STATUS", url: url.into(), expected: "redis://… or memory://" }),
     }
 }

@@ -1,1 +1,17 @@
-//! placeholder
+//! The zipfleet HTTP API (producer): validates job specs, enqueues them
+//! durably, serves status, cancels, and reports health and metrics.
+//!
+//! # Layout
+//!
+//! - [`startup`]: [`startup::Application`] — builds the router over connected
+//!   backends, binds (port 0 allowed), runs until a shutdown future completes.
+//! - [`jobs`]: the `/v1/jobs` routes.
+//! - [`errors`]: the one error type of every route and its JSON shape.
+//! - [`auth`]: the bearer-token check on `/v1`.
+//! - [`health`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
+
+pub mod auth;
+pub mod errors;
+pub mod health;
+pub mod jobs;
+pub mod startup;

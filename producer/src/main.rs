@@ -1,1 +1,53 @@
-fn main(){}
+//! `zipfleet-api`: the HTTP API in front of the job queue.
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use zipfleet_api::startup::{ApiSettings, Application};
+use zipfleet_shared::config::{parse_bytes, BackendConfig, Limits};
+use zipfleet_shared::spec::SpecLimits;
+
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// Accept image jobs over HTTP, enqueue them, serve their status.
+#[derive(Parser)]
+#[command(name = "zipfleet-api", version)]
+struct Cli {
+    #[command(flatten)]
+    backend: BackendConfig,
+    #[command(flatten)]
+    limits: Limits,
+    /// Address to listen on.
+    #[arg(long, env = "ZIPFLEET_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Bearer token every /v1 request must carry.
+    #[arg(long, env = "ZIPFLEET_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
+    /// Serve /v1 without authentication (development only).
+    #[arg(long)]
+    no_auth: bool,
+    /// Largest request body.
+    #[arg(long, env = "ZIPFLEET_MAX_BODY_BYTES", default_value = "16MiB", value_parser = parse_bytes)]
+    max_body_bytes: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    zipfleet_backends::telemetry::init_logging();
+    let cli = Cli::parse();
+    let token = cli.api_token.filter(|t| !t.is_empty());
+    if token.is_none() && !cli.no_auth {
+        bail!("refusing to start without ZIPFLEET_API_TOKEN (pass --no-auth to serve without authentication)");
+    }
+    let backends = zipfleet_backends::connect(&cli.backend).await.context("connecting to the backends")?;
+    let settings = ApiSettings {
+        token,
+        max_body_bytes: usize::try_from(cli.max_body_bytes).unwrap_or(usize::MAX),
+        spec_limits: SpecLimits { max_images: cli.limits.max_images },
+        claim_check_bytes: cli.backend.claim_check_bytes,
+        download_url_expiry: cli.backend.download_url_expiry,
+    };
+    let app = Application::build(&cli.listen, backends, settings).await.with_context(|| format!("listening on {}", cli.listen))?;
+    app.run_until_stopped(zipfleet_backends::telemetry::shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! S3-compatible object storage (`ZIPFLEET_STORE=s3://BUCKET/PREFIX`): AWS
+//! S3, SeaweedFS, MinIO, Ceph RGW. Endpoint, region and credentials come from
+//! the AWS SDK's usual sources (`AWS_ENDPOINT_URL_S3`, `AWS_REGION`, ...);
+//! path-style addressing is used whenever a custom endpoint is set.
+//!
+//! Zips are uploaded from their spool file in 8 MiB parts (one part in memory
+//! at a time); a failed multipart upload is aborted so no orphan parts remain.
+
+use async_trait::async_trait;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::Client;
+use bytes::Bytes;
+use std::path::Path;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use zipfleet_shared::store::{ObjectReader, ObjectStore, StoreError};
+
+/// Part size for multipart uploads (S3's minimum is 5 MiB).
+const PART_BYTES: usize = 8 * 1024 * 1024;
+
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl S3Store {
+    /// `url` is `s3://BUCKET/PREFIX` (prefix optional).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let rest = url.strip_prefix("s3://").ok_or_else(|| StoreError::Refused(format!("not an s3:// URL: {url}")))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(StoreError::Refused("the s3:// URL names no bucket".into()));
+        }
+        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL_S3").is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
+        let config = aws_sdk_s3::config::Builder::from(&shared).force_path_style(custom_endpoint).build();
+        Ok(Self { client: Client::from_conf(config), bucket: bucket.to_string(), prefix: prefix.trim_matches('/').to_string() })
+    }
+
+    async fn upload_parts(&self, key: &str, upload_id: &str, path: &Path) -> Result<Vec<CompletedPart>, StoreError> {
+        let mut file = tokio::fs::File::open(path).await?;
+        let mut parts = Vec::new();
+        for number in 1.. {
+            let mut buffer = Vec::with_capacity(PART_BYTES);
+            (&mut file).take(PART_BYTES as u64).read_to_end(&mut buffer).await?;
+            if buffer.is_empty() && number > 1 {
+                break;
+            }
+            let last = buffer.len() < PART_BYTES;
+            let uploaded = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(ByteStream::from(buffer))
+                .send()
+                .await
+                .map_err(store_error)?;
+            parts.push(CompletedPart::builder().part_number(number).set_e_tag(uploaded.e_tag).build());
+            if last {
+                break;
+            }
+        }
+        Ok(parts)
+    }
+}
+
+/// Sort the SDK's errors into not-found, refused (permanent) and unavailable (transient).
+fn store_error<E: ProvideErrorMetadata + std::fmt::Debug, R>(err: SdkError<E, R>) -> StoreError {
+    match &err {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("Unknown").to_string();
+            let message = service.err().message().unwrap_or("").to_string();
+            match code.as_str() {
+                "NoSuchKey" | "NotFound" | "NoSuchUpload" => StoreError::NotFound(format!("{code}: {message}")),
+                "NoSuchBucket" | "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "InvalidBucketName" | "EntityTooLarge" => {
+                    StoreError::Refused(format!("{code}: {message}"))
+                }
+                _ => StoreError::Unavailable(format!("{code}: {message}")),
+            }
+        }
+        _ => StoreError::Unavailable(format!("{err}")),
+    }
+}
+
+#[async_trait]
+impl ObjectStore for S3Store {
+    fn kind(&self) -> &'static str {
+        "s3"
+    }
+
+    fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn own_key(&self, relative: &str) -> String {
+        if self.prefix.is_empty() {
+            relative.to_string()
+        } else {
+            format!("{}/{relative}", self.prefix)
+        }
+    }
+
+    async fn get(&self, bucket: Option<&str>, key: &str) -> Result<ObjectReader, StoreError> {
+        let response = self.client.get_object().bucket(bucket.unwrap_or(&self.bucket)).key(key).send().await.map_err(|err| {
+            // S3 answers a missing key with NoSuchKey; some gateways with a bare 404.
+            if matches!(&err, SdkError::ServiceError(s) if s.raw().status().as_u16() == 404) {
+                StoreError::NotFound(key.to_string())
+            } else {
+                store_error(err)
+            }
+        })?;
+        let size = response.content_length().and_then(|len| u64::try_from(len).ok());
+        Ok(ObjectReader { size, body: Box::pin(response.body.into_async_read()) })
+    }
+
+    async fn put_file(&self, key: &str, path: &Path, content_type: &str) -> Result<u64, StoreError> {
+        let size = tokio::fs::metadata(path).await?.len();
+        if size <= PART_BYTES as u64 {
+            let body = ByteStream::from_path(path).await.map_err(|err| StoreError::Unavailable(err.to_string()))?;
+            self.client.put_object().bucket(&self.bucket).key(key).content_type(content_type).body(body).send().await.map_err(store_error)?;
+            return Ok(size);
+        }
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(store_error)?;
+        let upload_id = created.upload_id().ok_or_else(|| StoreError::Unavailable("no upload id".into()))?.to_string();
+        let completed = match self.upload_parts(key, &upload_id, path).await {
+            Ok(parts) => {
+                self.client
+                    .complete_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+                    .send()
+                    .await
+                    .map_err(store_error)
+            }
+            Err(err) => Err(err),
+        };
+        if let Err(err) = completed {
+            let aborted = self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(&upload_id).send().await;
+            if let Err(abort_err) = aborted {
+                tracing::warn!(%abort_err, key, "could not abort a failed multipart upload");
+            }
+            return Err(err);
+        }
+        Ok(size)
+    }
+
+    async fn put_bytes(&self, key: &str, bytes: Bytes, content_type: &str) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn download_url(&self, key: &str, expires: Duration) -> Result<String, StoreError> {
+        let config = PresigningConfig::expires_in(expires).map_err(|err| StoreError::Refused(err.to_string()))?;
+        let request = self.client.get_object().bucket(&self.bucket).key(key).presigned(config).await.map_err(store_error)?;
+        Ok(request.uri().to_string())
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        self.client.head_bucket().bucket(&self.bucket).send().await.map_err(store_error)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,126 @@
+//! `/v1/jobs`: create (validate → `queued` status → confirmed publish → 202),
+//! read (with a fresh download URL), cancel.
+
+use crate::errors::ApiError;
+use crate::startup::AppState;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use serde_json::json;
+use tracing::{info, warn};
+use zipfleet_shared::message::JobMessage;
+use zipfleet_shared::spec::{is_valid_job_id, new_job_id, FieldError, JobSpec};
+use zipfleet_shared::status::{JobState, JobStatus, Location};
+use zipfleet_shared::status_store::{CancelOutcome, CreateOutcome};
+
+fn accepted(status: &JobStatus) -> Response {
+    let body = json!({"job_id": status.job_id, "state": status.state, "status_url": format!("/v1/jobs/{}", status.job_id)});
+    (StatusCode::ACCEPTED, Json(body)).into_response()
+}
+
+fn status_store_down(err: impl std::fmt::Display) -> ApiError {
+    warn!(%err, "status store unavailable");
+    ApiError::Unavailable("the status store".into())
+}
+
+/// `POST /v1/jobs`
+pub async fn create_job(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(state.settings.max_body_bytes)
+        } else {
+            ApiError::InvalidSpec(vec![FieldError { field: "$".into(), message: rejection.body_text() }])
+        }
+    })?;
+    let mut spec = JobSpec::parse(&body, &state.settings.spec_limits)?;
+    let job_id = spec.job_id.clone().unwrap_or_else(new_job_id);
+    spec.job_id = Some(job_id.clone());
+    let fingerprint = spec.fingerprint();
+    let queued = JobStatus::queued(&job_id, spec.project_id.clone(), spec.images.len() as u32);
+
+    match state.backends.status.create(&queued, &fingerprint).await.map_err(status_store_down)? {
+        CreateOutcome::Created => {
+            enqueue(&state, &job_id, &spec).await?;
+            state.metrics.jobs_accepted.inc();
+            info!(job_id, images = spec.images.len(), "job accepted");
+            Ok(accepted(&queued))
+        }
+        CreateOutcome::Existing { status, fingerprint: existing, published } => {
+            if existing != fingerprint {
+                return Err(ApiError::Conflict(format!("job {job_id} already exists with a different spec")));
+            }
+            // A first post whose publish failed left the job unpublished: finish it now.
+            if !published && status.state == JobState::Queued {
+                enqueue(&state, &job_id, &spec).await?;
+            }
+            Ok(accepted(&status))
+        }
+    }
+}
+
+/// Publish the job message (claim-checked when large), then note it published.
+async fn enqueue(state: &AppState, job_id: &str, spec: &JobSpec) -> Result<(), ApiError> {
+    let backends = &state.backends;
+    let inline = JobMessage::inline(job_id, spec.clone()).to_bytes();
+    let message = if inline.len() as u64 > state.settings.claim_check_bytes {
+        let key = backends.store.own_key(&format!("specs/{job_id}.json"));
+        let spec_bytes = serde_json::to_vec(spec).expect("a spec always serializes");
+        backends.store.put_bytes(&key, spec_bytes.into(), "application/json").await.map_err(|err| {
+            warn!(%err, "could not store a large spec");
+            ApiError::Unavailable("the object store".into())
+        })?;
+        JobMessage::claim_check(job_id, Location { bucket: backends.store.bucket().to_string(), key }).to_bytes()
+    } else {
+        inline
+    };
+    backends.broker.publish_job(job_id, &message).await.map_err(|err| {
+        warn!(%err, job_id, "could not enqueue a job");
+        ApiError::Unavailable("the job queue".into())
+    })?;
+    if let Err(err) = backends.status.mark_published(job_id).await {
+        warn!(%err, job_id, "could not mark a job published");
+    }
+    Ok(())
+}
+
+fn check_id(job_id: &str) -> Result<(), ApiError> {
+    if is_valid_job_id(job_id) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(job_id.to_string()))
+    }
+}
+
+/// `GET /v1/jobs/{id}`
+pub async fn get_job(State(state): State<AppState>, Path(job_id): Path<String>) -> Result<Json<JobStatus>, ApiError> {
+    check_id(&job_id)?;
+    let mut status = state.backends.status.get(&job_id).await.map_err(status_store_down)?.ok_or_else(|| ApiError::NotFound(job_id.clone()))?;
+    if let Some(result) = status.result.as_mut() {
+        match state.backends.store.download_url(&result.location.key, state.settings.download_url_expiry).await {
+            Ok(url) => result.url = url,
+            Err(err) => warn!(%err, job_id, "could not refresh the download URL"),
+        }
+    }
+    Ok(Json(status))
+}
+
+/// `DELETE /v1/jobs/{id}`: a queued job is cancelled at once (200); a running
+/// one stops at its next image (202); an ended one cannot be cancelled (409).
+pub async fn cancel_job(State(state): State<AppState>, Path(job_id): Path<String>) -> Result<Response, ApiError> {
+    check_id(&job_id)?;
+    match state.backends.status.cancel(&job_id).await.map_err(status_store_down)? {
+        CancelOutcome::Cancelled(status) => {
+            info!(job_id, "queued job cancelled");
+            Ok((StatusCode::OK, Json(status)).into_response())
+        }
+        CancelOutcome::Requested(status) => {
+            info!(job_id, "running job asked to stop");
+            Ok((StatusCode::ACCEPTED, Json(status)).into_response())
+        }
+        CancelOutcome::AlreadyFinal(status) => Err(ApiError::Conflict(format!("job {job_id} already ended ({})", status.state.as_str()))),
+        CancelOutcome::NotFound => Err(ApiError::NotFound(job_id)),
+    }
+}

@@ -1,0 +1,75 @@
+//! Building and running the API: [`Application::build`] wires the router over
+//! connected backends and binds the listener (port 0 picks a free port, for
+//! tests); [`Application::run_until_stopped`] serves until shutdown.
+
+use crate::health::{self, Metrics};
+use crate::{auth, jobs};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::Router;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use zipfleet_backends::Backends;
+use zipfleet_shared::spec::SpecLimits;
+
+/// What the API needs besides its backends.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Bearer token for `/v1`; `None` only with `--no-auth`.
+    pub token: Option<String>,
+    pub max_body_bytes: usize,
+    pub spec_limits: SpecLimits,
+    pub claim_check_bytes: u64,
+    pub download_url_expiry: Duration,
+}
+
+/// Shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    pub backends: Backends,
+    pub settings: Arc<ApiSettings>,
+    pub token: Option<Arc<str>>,
+    pub metrics: Arc<Metrics>,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    pub async fn build(listen: &str, backends: Backends, settings: ApiSettings) -> std::io::Result<Self> {
+        let state = AppState {
+            backends,
+            token: settings.token.as_deref().map(Arc::from),
+            settings: Arc::new(settings.clone()),
+            metrics: Arc::new(Metrics::new()),
+        };
+        let v1 = Router::new()
+            .route("/jobs", axum::routing::post(jobs::create_job))
+            .route("/jobs/{id}", get(jobs::get_job).delete(jobs::cancel_job))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
+            .layer(DefaultBodyLimit::max(settings.max_body_bytes));
+        let router = Router::new()
+            .nest("/v1", v1)
+            .route("/healthz", get(health::healthz))
+            .route("/readyz", get(health::readyz))
+            .route("/metrics", get(health::metrics))
+            .route("/openapi.json", get(health::openapi))
+            .with_state(state)
+            .layer(tower_http::trace::TraceLayer::new_for_http());
+        let listener = TcpListener::bind(listen).await?;
+        Ok(Self { listener, router })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        tracing::info!(address = %self.listener.local_addr()?, "zipfleet API listening");
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+    }
+}
