@@ -1,0 +1,237 @@
+//! `spawn_fleet()`: the production shape on the real services — the API
+//! in-process on a free port, workers as real `zipfleet-worker` processes (so
+//! a test can kill one), RabbitMQ, SeaweedFS (S3) and Redis. Every fleet gets
+//! its own queue names and key prefix, so tests run in parallel.
+//!
+//! The services' addresses come from the environment `infra/test.sh` sets;
+//! a test that cannot reach them fails (it never skips).
+
+use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use zipfleet_api::startup::{ApiSettings, Application};
+use zipfleet_shared::config::BackendConfig;
+use zipfleet_shared::spec::SpecLimits;
+use zipfleet_shared::status::JobStatus;
+use zipfleet_shared::store::ObjectStore;
+
+pub const TOKEN: &str = "test-token-5f1c";
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+pub fn amqp_url() -> String {
+    env_or("ZIPFLEET_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/%2f")
+}
+
+/// The configuration one fleet shares: unique queues, a unique prefix.
+pub fn fleet_config(broker: &str) -> BackendConfig {
+    // The S3 client reads these; infra/test.sh exports the same values.
+    for (key, value) in [
+        ("AWS_ACCESS_KEY_ID", "zipfleet"),
+        ("AWS_SECRET_ACCESS_KEY", "zipfleet-secret"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:8333"),
+    ] {
+        if std::env::var_os(key).is_none() {
+            // Tests set their own process environment before any thread reads it.
+            std::env::set_var(key, value);
+        }
+    }
+    let unique = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    let bucket = env_or("ZIPFLEET_TEST_BUCKET", "zipfleet");
+    let mut config = BackendConfig::embedded(std::path::Path::new("/tmp"));
+    config.broker = broker.to_string();
+    let sep = if broker.starts_with("sqs") { "-" } else { "." };
+    config.jobs_queue = Some(format!("zipfleet{sep}jobs{sep}{unique}"));
+    config.completed_queue = Some(format!("zipfleet{sep}completed{sep}{unique}"));
+    config.dead_letter_queue = Some(format!("zipfleet{sep}jobs{sep}dlq{sep}{unique}"));
+    config.store = format!("s3://{bucket}/test-{unique}");
+    config.status = env_or("ZIPFLEET_TEST_REDIS", "redis://127.0.0.1:6379/0");
+    config.max_deliveries = 3;
+    config
+}
+
+/// The `zipfleet-worker` binary next to this test's executable.
+fn worker_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
+    let binary = dir.join("zipfleet-worker");
+    assert!(binary.exists(), "{} is missing: run `cargo build --workspace --bins` (infra/test.sh does)", binary.display());
+    binary
+}
+
+pub struct Fleet {
+    pub config: BackendConfig,
+    pub api_url: String,
+    pub client: reqwest::Client,
+    pub backends: zipfleet_backends::Backends,
+    workers: Vec<Child>,
+    stop_api: CancellationToken,
+}
+
+/// Start the API and `workers` worker processes.
+pub async fn spawn_fleet(workers: usize) -> Fleet {
+    spawn_fleet_with(fleet_config(&amqp_url()), workers).await
+}
+
+pub async fn spawn_fleet_with(config: BackendConfig, workers: usize) -> Fleet {
+    let backends = zipfleet_backends::connect(&config).await.expect("the fleet's services are reachable (run infra/test.sh)");
+    let settings = ApiSettings {
+        token: Some(TOKEN.into()),
+        max_body_bytes: 1024 * 1024,
+        spec_limits: SpecLimits { max_images: 500 },
+        claim_check_bytes: config.claim_check_bytes,
+        download_url_expiry: Duration::from_secs(600),
+    };
+    let app = Application::build("127.0.0.1:0", backends.clone(), settings).await.unwrap();
+    let api_url = format!("http://127.0.0.1:{}", app.port());
+    let stop_api = CancellationToken::new();
+    tokio::spawn(app.run_until_stopped(stop_api.clone().cancelled_owned()));
+    let mut fleet = Fleet { config, api_url, client: reqwest::Client::new(), backends, workers: Vec::new(), stop_api };
+    for _ in 0..workers {
+        fleet.add_worker();
+    }
+    fleet
+}
+
+impl Fleet {
+    /// Start one more worker process.
+    pub fn add_worker(&mut self) -> usize {
+        let c = &self.config;
+        let child = Command::new(worker_binary())
+            .env("ZIPFLEET_BROKER", &c.broker)
+            .env("ZIPFLEET_JOBS_QUEUE", c.jobs_queue.as_deref().unwrap())
+            .env("ZIPFLEET_COMPLETED_QUEUE", c.completed_queue.as_deref().unwrap())
+            .env("ZIPFLEET_DEAD_LETTER_QUEUE", c.dead_letter_queue.as_deref().unwrap())
+            .env("ZIPFLEET_MAX_DELIVERIES", c.max_deliveries.to_string())
+            .env("ZIPFLEET_STORE", &c.store)
+            .env("ZIPFLEET_STATUS", &c.status)
+            .env("ZIPFLEET_ALLOW_PRIVATE_SOURCES", "true")
+            .env("ZIPFLEET_SHUTDOWN_GRACE", "5s")
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("zipfleet-worker starts");
+        self.workers.push(child);
+        self.workers.len() - 1
+    }
+
+    /// SIGKILL a worker: no chance to settle anything.
+    pub fn kill_worker(&mut self, index: usize) {
+        let child = &mut self.workers[index];
+        child.kill().ok();
+        child.wait().ok();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.api_url)
+    }
+
+    pub async fn post_job(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.client.post(self.url("/v1/jobs")).bearer_auth(TOKEN).json(body).send().await.unwrap()
+    }
+
+    pub async fn get_status(&self, job_id: &str) -> JobStatus {
+        let response = self.client.get(self.url(&format!("/v1/jobs/{job_id}"))).bearer_auth(TOKEN).send().await.unwrap();
+        assert_eq!(response.status(), 200, "status of {job_id}");
+        response.json().await.unwrap()
+    }
+
+    /// Poll until the job is final (or `limit` passes, which fails the test).
+    pub async fn wait_final(&self, job_id: &str, limit: Duration) -> JobStatus {
+        self.wait_for(job_id, limit, |s| s.state.is_final()).await
+    }
+
+    pub async fn wait_for(&self, job_id: &str, limit: Duration, done: impl Fn(&JobStatus) -> bool) -> JobStatus {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let status = self.get_status(job_id).await;
+            if done(&status) {
+                return status;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "job {job_id} stuck at {status:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Put an image where `object` sources find it (the bucket root, not our prefix).
+    pub async fn put_object(&self, key: &str, bytes: Vec<u8>) {
+        self.backends.store.put_bytes(key, bytes.into(), "application/octet-stream").await.expect("object stored");
+    }
+
+    /// Drain the messages of a RabbitMQ queue.
+    pub async fn drain_queue(&self, queue: &str) -> Vec<Vec<u8>> {
+        let connection = Connection::connect(&self.config.broker, ConnectionProperties::default()).await.unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        let mut messages = Vec::new();
+        while let Some(message) = channel.basic_get(queue, BasicGetOptions::default()).await.unwrap() {
+            message.ack(BasicAckOptions::default()).await.unwrap();
+            messages.push(message.delivery.data.clone());
+        }
+        connection.close(200, "done").await.ok();
+        messages
+    }
+
+    /// Put raw bytes on the jobs queue, bypassing the API.
+    pub async fn publish_raw(&self, body: &[u8]) {
+        let connection = Connection::connect(&self.config.broker, ConnectionProperties::default()).await.unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        channel
+            .basic_publish("", self.config.jobs_queue.as_deref().unwrap(), BasicPublishOptions::default(), body, BasicProperties::default().with_delivery_mode(2))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        connection.close(200, "done").await.ok();
+    }
+
+    /// Download a zip through its (presigned) URL.
+    pub async fn download(&self, url: &str) -> Vec<u8> {
+        let response = reqwest::get(url).await.unwrap();
+        assert_eq!(response.status(), 200, "download {url}");
+        response.bytes().await.unwrap().to_vec()
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.stop_api.cancel();
+        for child in &mut self.workers {
+            // SIGTERM first: the graceful path, then make sure.
+            terminate(child);
+        }
+    }
+}
+
+/// Ask a worker process to stop (SIGTERM), then wait briefly, then kill it.
+fn terminate(child: &mut Child) {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    for _ in 0..50 {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().ok();
+    child.wait().ok();
+}
+
+impl Fleet {
+    /// How many zip objects exist for a job (expected: one, whatever the retries).
+    pub async fn zip_count(&self, job_id: &str) -> usize {
+        let key = self.backends.store.own_key(&format!("zips/{job_id}.zip"));
+        match self.backends.store.get(None, &key).await {
+            Ok(_) => 1,
+            Err(zipfleet_shared::store::StoreError::NotFound(_)) => 0,
+            Err(err) => panic!("reading {key}: {err}"),
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! The fleet on real services: API + worker processes, RabbitMQ, SeaweedFS
+//! (S3), Redis, images served over loopback HTTP.
+
+use serde_json::json;
+use std::time::Duration;
+use zipfleet_shared::status::{JobState, JobStatus};
+use zipfleet_tests::fleet::{spawn_fleet, Fleet, TOKEN};
+use zipfleet_tests::http::{Route, TestServer};
+use zipfleet_tests::{images, zipcheck};
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+}
+
+/// A job of `web` URL images and `stored` object images, 2 labels.
+async fn job_body(fleet: &Fleet, server: &TestServer, job_id: &str, web: usize, stored: usize) -> serde_json::Value {
+    let mut list = Vec::new();
+    for i in 0..web {
+        let url = server.image(&format!("/{job_id}/{i}.jpg"), "image/jpeg", images::jpeg(640 + i as u32, 480, i as u8));
+        list.push(json!({"id": format!("w{i}"), "label": if i % 2 == 0 { "cats" } else { "dogs" }, "url": url}));
+    }
+    for i in 0..stored {
+        let key = format!("uploads-{job_id}/{i}.png");
+        fleet.put_object(&key, images::png(500, 400 + i as u32, i as u8)).await;
+        list.push(json!({"id": format!("s{i}"), "label": if i % 2 == 0 { "cats" } else { "dogs" }, "object": {"key": key}}));
+    }
+    json!({"job_id": job_id, "project_id": "class-7b", "images": list})
+}
+
+fn parse_completions(raw: Vec<Vec<u8>>) -> Vec<JobStatus> {
+    raw.iter().map(|bytes| serde_json::from_slice(bytes).expect("a completion is a status document")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_goes_from_post_to_zip_with_a_completion_message() {
+    let fleet = spawn_fleet(2).await;
+    let server = TestServer::start().await;
+    let job_id = unique("e2e");
+    let body = job_body(&fleet, &server, &job_id, 6, 4).await;
+
+    let response = fleet.post_job(&body).await;
+    assert_eq!(response.status(), 202);
+    let accepted: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(accepted["job_id"], job_id.as_str());
+    assert_eq!(accepted["state"], "queued");
+    assert_eq!(accepted["status_url"], format!("/v1/jobs/{job_id}"));
+
+    let status = fleet.wait_final(&job_id, LIMIT).await;
+    assert_eq!(status.state, JobState::Succeeded, "{status:?}");
+    assert_eq!((status.progress.total, status.progress.done, status.progress.failed), (10, 10, 0));
+    assert_eq!(status.project_id.as_deref(), Some("class-7b"));
+    let result = status.result.clone().unwrap();
+    assert_eq!(result.location.bucket, "zipfleet");
+    assert!(result.location.key.ends_with(&format!("/zips/{job_id}.zip")), "{}", result.location.key);
+    assert!(result.url.contains("X-Amz-Signature"), "a presigned URL: {}", result.url);
+
+    let zip = fleet.download(&result.url).await;
+    assert_eq!(zip.len() as u64, result.size_bytes);
+    let entries = zipcheck::entries_from_bytes(zip);
+    assert_eq!(entries.len(), 11);
+    for (name, bytes) in &entries {
+        if name != "manifest.json" {
+            assert!(name.starts_with("cats/") || name.starts_with("dogs/"), "{name}");
+            assert_eq!(zipcheck::rgb_size(bytes), (224, 224), "{name}");
+        }
+    }
+    let manifest = zipcheck::manifest(&entries);
+    assert_eq!(manifest["images"].as_array().unwrap().len(), 10);
+
+    let completions = parse_completions(fleet.drain_queue(fleet.config.completed_queue.as_deref().unwrap()).await);
+    assert_eq!(completions.len(), 1, "exactly one completion message");
+    let mut completion = completions[0].clone();
+    let mut expected = status.clone();
+    // The URL is presigned afresh on each read; everything else is the same document.
+    completion.result.as_mut().unwrap().url.clear();
+    expected.result.as_mut().unwrap().url.clear();
+    assert_eq!(completion, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_refuses_what_it_must() {
+    let fleet = spawn_fleet(0).await;
+    let job_id = unique("api");
+    let body = json!({"job_id": job_id, "images": [{"id": "1", "label": "a", "url": "https://example.org/a.jpg"}]});
+
+    // 401 without or with a wrong token
+    let response = fleet.client.post(fleet.url("/v1/jobs")).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    let error: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "unauthorized");
+    let response = fleet.client.get(fleet.url("/v1/jobs/x")).bearer_auth("nope").send().await.unwrap();
+    assert_eq!(response.status(), 401);
+
+    // 400 naming every bad field
+    let bad = json!({"images": [{"id": "1", "label": "a", "url": "ftp://x/a"}, {"id": "1", "label": "b"}], "output": {"fit": "squash"}});
+    let response = fleet.post_job(&bad).await;
+    assert_eq!(response.status(), 400);
+    let error: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "invalid_spec");
+    assert!(error["error"]["details"][0]["field"].as_str().unwrap().starts_with("output.fit"), "{error}");
+    let bad = json!({"images": [{"id": "1", "label": "a", "url": "ftp://x/a"}, {"id": "1", "label": "b"}]});
+    let error: serde_json::Value = fleet.post_job(&bad).await.json().await.unwrap();
+    let fields: Vec<&str> = error["error"]["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, vec!["images[0].url", "images[1].id", "images[1]"]);
+
+    // 202 and the same job on an identical re-post; 409 on a different spec
+    let first = fleet.post_job(&body).await;
+    assert_eq!(first.status(), 202);
+    let again = fleet.post_job(&body).await;
+    assert_eq!(again.status(), 202);
+    let again: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(again["job_id"], job_id.as_str());
+    let mut different = body.clone();
+    different["images"][0]["label"] = json!("b");
+    let conflict = fleet.post_job(&different).await;
+    assert_eq!(conflict.status(), 409);
+    assert_eq!(conflict.json::<serde_json::Value>().await.unwrap()["error"]["code"], "conflict");
+    let queued = fleet.drain_queue(fleet.config.jobs_queue.as_deref().unwrap()).await;
+    assert_eq!(queued.len(), 1, "the re-post did not enqueue the job twice");
+
+    // 404 for an unknown job
+    let response = fleet.client.get(fleet.url("/v1/jobs/no-such-job")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.json::<serde_json::Value>().await.unwrap()["error"]["code"], "not_found");
+
+    // 413 for a body over the limit
+    let huge = json!({"images": [{"id": "1", "label": "x".repeat(2 * 1024 * 1024), "url": "https://example.org/a.jpg"}]});
+    let response = fleet.post_job(&huge).await;
+    assert_eq!(response.status(), 413);
+    assert_eq!(response.json::<serde_json::Value>().await.unwrap()["error"]["code"], "payload_too_large");
+
+    // health, readiness, metrics, OpenAPI
+    assert_eq!(fleet.client.get(fleet.url("/healthz")).send().await.unwrap().status(), 200);
+    let ready = fleet.client.get(fleet.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "{:?}", ready.text().await);
+    let metrics = fleet.client.get(fleet.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("zipfleet_queue_depth"), "{metrics}");
+    assert!(metrics.contains("zipfleet_jobs_accepted_total 1"), "{metrics}");
+    let openapi: serde_json::Value = fleet.client.get(fleet.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(openapi["paths"]["/v1/jobs/{id}"]["delete"].is_object());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_and_running_jobs_can_be_cancelled() {
+    let mut fleet = spawn_fleet(0).await;
+    let server = TestServer::start().await;
+
+    // Queued: no worker yet.
+    let queued_id = unique("cancel-q");
+    let body = job_body(&fleet, &server, &queued_id, 2, 0).await;
+    assert_eq!(fleet.post_job(&body).await.status(), 202);
+    let response = fleet.client.delete(fleet.url(&format!("/v1/jobs/{queued_id}"))).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<JobStatus>().await.unwrap().state, JobState::Cancelled);
+
+    // Running: an image that trickles in keeps the job busy.
+    let running_id = unique("cancel-r");
+    let slow = server.route("/slow.jpg", Route::Drip { body: images::jpeg(64, 64, 1), interval: Duration::from_millis(5) });
+    let body = json!({"job_id": running_id, "images": [
+        {"id": "slow", "label": "a", "url": slow},
+        {"id": "fast", "label": "a", "url": server.image("/fast.jpg", "image/jpeg", images::jpeg(64, 64, 2))}
+    ]});
+    assert_eq!(fleet.post_job(&body).await.status(), 202);
+    fleet.add_worker();
+    fleet.wait_for(&running_id, LIMIT, |s| s.state == JobState::Running).await;
+    let response = fleet.client.delete(fleet.url(&format!("/v1/jobs/{running_id}"))).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(response.status(), 202);
+    let status = fleet.wait_final(&running_id, LIMIT).await;
+    assert_eq!(status.state, JobState::Cancelled);
+    assert_eq!(status.error.unwrap().code, "cancelled");
+
+    // The queued one was skipped by the worker and its completion published.
+    let status = fleet.get_status(&queued_id).await;
+    assert_eq!(status.state, JobState::Cancelled);
+    let again = fleet.client.delete(fleet.url(&format!("/v1/jobs/{queued_id}"))).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(again.status(), 409, "an ended job cannot be cancelled");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let completions = parse_completions(fleet.drain_queue(fleet.config.completed_queue.as_deref().unwrap()).await);
+    let mut ids: Vec<&str> = completions.iter().map(|c| c.job_id.as_str()).collect();
+    ids.sort();
+    let mut expected = vec![queued_id.as_str(), running_id.as_str()];
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert!(completions.iter().all(|c| c.state == JobState::Cancelled));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_s_job_is_finished_by_another_exactly_once() {
+    let mut fleet = spawn_fleet(0).await;
+    let server = TestServer::start().await;
+    let job_id = unique("kill");
+    // The slow image holds the job for a few seconds.
+    let slow = server.route("/slow-kill.jpg", Route::Drip { body: images::jpeg(48, 48, 3), interval: Duration::from_millis(3) });
+    let mut body = job_body(&fleet, &server, &job_id, 3, 2).await;
+    body["images"].as_array_mut().unwrap().push(json!({"id": "slow", "label": "cats", "url": slow}));
+    let first = fleet.add_worker();
+    assert_eq!(fleet.post_job(&body).await.status(), 202);
+    fleet.wait_for(&job_id, LIMIT, |s| s.state == JobState::Running).await;
+    fleet.kill_worker(first);
+    fleet.add_worker();
+
+    let status = fleet.wait_final(&job_id, LIMIT).await;
+    assert_eq!(status.state, JobState::Succeeded, "{status:?}");
+    assert_eq!(status.attempt, 2, "the job was redelivered once");
+    assert_eq!(status.result.as_ref().unwrap().images, 6);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let completions = parse_completions(fleet.drain_queue(fleet.config.completed_queue.as_deref().unwrap()).await);
+    assert_eq!(completions.len(), 1, "one completion message");
+    let zips = fleet.zip_count(&job_id).await;
+    assert_eq!(zips, 1, "one zip object");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_is_dead_lettered_and_the_next_job_succeeds() {
+    let fleet = spawn_fleet(1).await;
+    let server = TestServer::start().await;
+    fleet.publish_raw(b"\x00\x01 definitely not json").await;
+    fleet.publish_raw(br#"{"hello": "world"}"#).await;
+    let job_id = unique("after-poison");
+    let body = job_body(&fleet, &server, &job_id, 1, 1).await;
+    assert_eq!(fleet.post_job(&body).await.status(), 202);
+    let status = fleet.wait_final(&job_id, LIMIT).await;
+    assert_eq!(status.state, JobState::Succeeded);
+    let dead = fleet.drain_queue(fleet.config.dead_letter_queue.as_deref().unwrap()).await;
+    assert_eq!(dead.len(), 2, "both poison messages are in the dead-letter queue");
+    assert_eq!(dead[0], b"\x00\x01 definitely not json");
+}
