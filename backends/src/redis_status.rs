@@ -14,9 +14,14 @@ use std::collections::HashMap;
 use std::time::Duration;
 use zipfleet_shared::status::{now, JobState, JobStatus, Progress};
 use zipfleet_shared::status_store::memory::cancelled_error;
-use zipfleet_shared::status_store::{BeginOutcome, CancelOutcome, CreateOutcome, StatusError, StatusStore};
+use zipfleet_shared::status_store::{
+    job_seconds, BeginOutcome, CancelOutcome, CreateOutcome, Histogram, Stats, StatusError, StatusStore, IMAGE_SECONDS_BOUNDS, JOB_SECONDS_BOUNDS,
+};
 
 const FINAL: &str = "state == 'succeeded' or state == 'failed' or state == 'cancelled'";
+/// The fleet-wide counters behind `/metrics`: `entered:STATE`, and for the
+/// `job` and `image` histograms `PREFIX:bN` (bucket N), `PREFIX:sum_ms`, `PREFIX:count`.
+const STATS_KEY: &str = "zipfleet:stats";
 
 pub struct RedisStatusStore {
     connection: ConnectionManager,
@@ -55,6 +60,7 @@ impl RedisStatusStore {
                   end
                   redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'state', 'queued', 'fp', ARGV[2], 'published', '0', 'done', 0, 'failed', 0)
                   redis.call('EXPIRE', KEYS[1], ARGV[3])
+                  redis.call('HINCRBY', KEYS[2], 'entered:queued', 1)
                   return false",
             ),
             // ARGV: running doc, ttl. Returns the final doc if already final, else false.
@@ -64,23 +70,31 @@ impl RedisStatusStore {
                   redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'state', 'running', 'done', 0, 'failed', 0)
                   if not state then redis.call('HSET', KEYS[1], 'published', '1', 'fp', '') end
                   redis.call('EXPIRE', KEYS[1], ARGV[2])
+                  redis.call('HINCRBY', KEYS[2], 'entered:running', 1)
                   return false"
             )),
-            // ARGV: done, failed
+            // ARGV: done, failed, image bucket field, image milliseconds
             progress: Script::new(
                 r"if redis.call('HGET', KEYS[1], 'state') == 'running' then
                     redis.call('HINCRBY', KEYS[1], 'done', ARGV[1])
                     redis.call('HINCRBY', KEYS[1], 'failed', ARGV[2])
                   end
+                  redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+                  redis.call('HINCRBY', KEYS[2], 'image:sum_ms', ARGV[4])
+                  redis.call('HINCRBY', KEYS[2], 'image:count', 1)
                   return true",
             ),
-            // ARGV: final doc, final state, ttl. Returns the stored final doc.
+            // ARGV: final doc, final state, ttl, job bucket field, job milliseconds. Returns the stored final doc.
             finish: Script::new(&format!(
                 r"local state = redis.call('HGET', KEYS[1], 'state')
                   if {FINAL} then return redis.call('HGET', KEYS[1], 'doc') end
                   redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'state', ARGV[2])
                   if not state then redis.call('HSET', KEYS[1], 'published', '1', 'fp', '') end
                   redis.call('EXPIRE', KEYS[1], ARGV[3])
+                  redis.call('HINCRBY', KEYS[2], 'entered:' .. ARGV[2], 1)
+                  redis.call('HINCRBY', KEYS[2], ARGV[4], 1)
+                  redis.call('HINCRBY', KEYS[2], 'job:sum_ms', ARGV[5])
+                  redis.call('HINCRBY', KEYS[2], 'job:count', 1)
                   return ARGV[1]"
             )),
             // ARGV: cancelled doc (built from the queued one), ttl.
@@ -90,6 +104,7 @@ impl RedisStatusStore {
                   if state == 'queued' then
                     redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'state', 'cancelled')
                     redis.call('EXPIRE', KEYS[1], ARGV[2])
+                    redis.call('HINCRBY', KEYS[2], 'entered:cancelled', 1)
                     return 'cancelled'
                   end
                   if state == 'running' then
@@ -121,6 +136,7 @@ impl StatusStore for RedisStatusStore {
         let existing: Option<(String, String, String, u32, u32)> = self
             .create
             .key(key(&status.job_id))
+            .key(STATS_KEY)
             .arg(Self::encode(status))
             .arg(fingerprint)
             .arg(self.ttl_seconds)
@@ -173,6 +189,7 @@ impl StatusStore for RedisStatusStore {
         let final_doc: Option<String> = self
             .begin
             .key(key(job_id))
+            .key(STATS_KEY)
             .arg(Self::encode(&status))
             .arg(self.ttl_seconds)
             .invoke_async(&mut connection)
@@ -184,9 +201,20 @@ impl StatusStore for RedisStatusStore {
         }
     }
 
-    async fn add_progress(&self, job_id: &str, done: u32, failed: u32) -> Result<(), StatusError> {
+    async fn add_progress(&self, job_id: &str, done: u32, failed: u32, took: Duration) -> Result<(), StatusError> {
         let mut connection = self.connection.clone();
-        let _: bool = self.progress.key(key(job_id)).arg(done).arg(failed).invoke_async(&mut connection).await.map_err(unavailable)?;
+        let bucket = format!("image:b{}", Histogram::bucket(&IMAGE_SECONDS_BOUNDS, took.as_secs_f64()));
+        let _: bool = self
+            .progress
+            .key(key(job_id))
+            .key(STATS_KEY)
+            .arg(done)
+            .arg(failed)
+            .arg(bucket)
+            .arg(took.as_millis() as u64)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -195,9 +223,12 @@ impl StatusStore for RedisStatusStore {
         let stored: String = self
             .finish
             .key(key(&status.job_id))
+            .key(STATS_KEY)
             .arg(Self::encode(status))
             .arg(status.state.as_str())
             .arg(self.ttl_seconds)
+            .arg(format!("job:b{}", Histogram::bucket(&JOB_SECONDS_BOUNDS, job_seconds(status))))
+            .arg((job_seconds(status) * 1000.0) as u64)
             .invoke_async(&mut connection)
             .await
             .map_err(unavailable)?;
@@ -214,6 +245,7 @@ impl StatusStore for RedisStatusStore {
         let outcome: String = self
             .cancel
             .key(key(job_id))
+            .key(STATS_KEY)
             .arg(Self::encode(&cancelled))
             .arg(self.ttl_seconds)
             .invoke_async(&mut connection)
@@ -235,6 +267,22 @@ impl StatusStore for RedisStatusStore {
         let (cancel, state): (Option<String>, Option<String>) =
             redis::cmd("HMGET").arg(key(job_id)).arg("cancel").arg("state").query_async(&mut connection).await.map_err(unavailable)?;
         Ok(cancel.as_deref() == Some("1") || state.as_deref() == Some("cancelled"))
+    }
+
+    async fn stats(&self) -> Result<Stats, StatusError> {
+        let mut connection = self.connection.clone();
+        let fields: HashMap<String, u64> = connection.hgetall(STATS_KEY).await.map_err(unavailable)?;
+        let field = |name: String| fields.get(&name).copied().unwrap_or(0);
+        let histogram = |prefix: &str, bounds: &[f64]| Histogram {
+            counts: (0..=bounds.len()).map(|i| field(format!("{prefix}:b{i}"))).collect(),
+            sum_seconds: field(format!("{prefix}:sum_ms")) as f64 / 1000.0,
+            count: field(format!("{prefix}:count")),
+        };
+        Ok(Stats {
+            entered: JobState::ALL.iter().map(|state| (*state, field(format!("entered:{}", state.as_str())))).collect(),
+            job_seconds: histogram("job", &JOB_SECONDS_BOUNDS),
+            image_seconds: histogram("image", &IMAGE_SECONDS_BOUNDS),
+        })
     }
 
     async fn check(&self) -> Result<(), StatusError> {

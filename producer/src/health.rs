@@ -5,38 +5,17 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
 use serde_json::json;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use zipfleet_shared::status_store::{Histogram, IMAGE_SECONDS_BOUNDS, JOB_SECONDS_BOUNDS};
 
-/// The API's Prometheus metrics.
+/// Counters of this API process; the fleet-wide figures come from the
+/// status store and the broker at scrape time.
+#[derive(Debug, Default)]
 pub struct Metrics {
-    registry: Registry,
-    pub jobs_accepted: Counter,
-    queue_ready: Gauge,
-    queue_in_flight: Gauge,
-}
-
-impl Metrics {
-    pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("zipfleet");
-        let jobs_accepted = Counter::default();
-        registry.register("jobs_accepted", "Jobs accepted by this API process", jobs_accepted.clone());
-        let queue_ready = Gauge::default();
-        registry.register("queue_depth", "Jobs waiting on the jobs queue (scale workers on this)", queue_ready.clone());
-        let queue_in_flight = Gauge::default();
-        registry.register("queue_in_flight", "Jobs delivered and not yet acknowledged, where the broker reports it", queue_in_flight.clone());
-        Self { registry, jobs_accepted, queue_ready, queue_in_flight }
-    }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
+    pub jobs_accepted: AtomicU64,
 }
 
 /// `GET /healthz`: the process is alive.
@@ -72,17 +51,51 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     (code, Json(body)).into_response()
 }
 
-/// `GET /metrics`: Prometheus text format.
+/// `GET /metrics`: Prometheus text format — jobs by state, queue depth, job
+/// and image latency histograms (fleet-wide, from the status store).
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    if let Ok(Ok(depth)) = tokio::time::timeout(Duration::from_secs(3), state.backends.broker.queue_depth()).await {
-        state.metrics.queue_ready.set(i64::try_from(depth.ready).unwrap_or(i64::MAX));
-        state.metrics.queue_in_flight.set(depth.in_flight.and_then(|n| i64::try_from(n).ok()).unwrap_or(0));
-    }
+    let limit = Duration::from_secs(3);
+    let (depth, stats) = tokio::join!(
+        tokio::time::timeout(limit, state.backends.broker.queue_depth()),
+        tokio::time::timeout(limit, state.backends.status.stats()),
+    );
     let mut text = String::new();
-    if encode(&mut text, &state.metrics.registry).is_err() {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    let out = &mut text;
+    metric(out, "zipfleet_api_jobs_accepted_total", "counter", "Jobs accepted by this API process.");
+    let _ = writeln!(out, "zipfleet_api_jobs_accepted_total {}", state.metrics.jobs_accepted.load(Ordering::Relaxed));
+    if let Ok(Ok(depth)) = depth {
+        metric(out, "zipfleet_queue_depth", "gauge", "Jobs waiting on the jobs queue (scale workers on this).");
+        let _ = writeln!(out, "zipfleet_queue_depth {}", depth.ready);
+        if let Some(in_flight) = depth.in_flight {
+            metric(out, "zipfleet_queue_in_flight", "gauge", "Jobs delivered and not yet acknowledged.");
+            let _ = writeln!(out, "zipfleet_queue_in_flight {in_flight}");
+        }
     }
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
+    if let Ok(Ok(stats)) = stats {
+        metric(out, "zipfleet_jobs_total", "counter", "Jobs that entered each state (a retried job enters running again).");
+        for (job_state, count) in &stats.entered {
+            let _ = writeln!(out, "zipfleet_jobs_total{{state=\"{}\"}} {count}", job_state.as_str());
+        }
+        histogram(out, "zipfleet_job_duration_seconds", "Time from acceptance to the end of a job.", &JOB_SECONDS_BOUNDS, &stats.job_seconds);
+        histogram(out, "zipfleet_image_duration_seconds", "Time to fetch and process one image.", &IMAGE_SECONDS_BOUNDS, &stats.image_seconds);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
+
+fn metric(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn histogram(out: &mut String, name: &str, help: &str, bounds: &[f64], values: &Histogram) {
+    metric(out, name, "histogram", help);
+    let mut cumulative = 0;
+    for (i, bound) in bounds.iter().enumerate() {
+        cumulative += values.counts.get(i).copied().unwrap_or(0);
+        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", values.count);
+    let _ = writeln!(out, "{name}_sum {}", values.sum_seconds);
+    let _ = writeln!(out, "{name}_count {}", values.count);
 }
 
 /// `GET /openapi.json`

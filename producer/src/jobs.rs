@@ -44,7 +44,7 @@ pub async fn create_job(State(state): State<AppState>, body: Result<Bytes, Bytes
     match state.backends.status.create(&queued, &fingerprint).await.map_err(status_store_down)? {
         CreateOutcome::Created => {
             enqueue(&state, &job_id, &spec).await?;
-            state.metrics.jobs_accepted.inc();
+            state.metrics.jobs_accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             info!(job_id, images = spec.images.len(), "job accepted");
             Ok(accepted(&queued))
         }

@@ -45,7 +45,7 @@ impl Application {
             backends,
             token: settings.token.as_deref().map(Arc::from),
             settings: Arc::new(settings.clone()),
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(Metrics::default()),
         };
         let v1 = Router::new()
             .route("/jobs", axum::routing::post(jobs::create_job))

@@ -77,6 +77,15 @@ async fn a_job_goes_from_post_to_zip_with_a_completion_message() {
     completion.result.as_mut().unwrap().url.clear();
     expected.result.as_mut().unwrap().url.clear();
     assert_eq!(completion, expected);
+
+    // Fleet-wide metrics saw the job and its images (other tests share the counters: at least).
+    let metrics = fleet.client.get(fleet.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let value = |prefix: &str| -> u64 {
+        metrics.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    assert!(value("zipfleet_jobs_total{state=\"succeeded\"}") >= 1, "{metrics}");
+    assert!(value("zipfleet_image_duration_seconds_count") >= 10, "{metrics}");
+    assert!(value("zipfleet_job_duration_seconds_count") >= 1, "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,7 +146,10 @@ async fn the_api_refuses_what_it_must() {
     assert_eq!(ready.status(), 200, "{:?}", ready.text().await);
     let metrics = fleet.client.get(fleet.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("zipfleet_queue_depth"), "{metrics}");
-    assert!(metrics.contains("zipfleet_jobs_accepted_total 1"), "{metrics}");
+    assert!(metrics.contains("zipfleet_api_jobs_accepted_total 1"), "{metrics}");
+    assert!(metrics.contains("zipfleet_jobs_total{state=\"queued\"}"), "{metrics}");
+    assert!(metrics.contains("zipfleet_image_duration_seconds_bucket{le=\"+Inf\"}"), "{metrics}");
+    assert!(metrics.contains("zipfleet_job_duration_seconds_count"), "{metrics}");
     let openapi: serde_json::Value = fleet.client.get(fleet.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(openapi["paths"]["/v1/jobs/{id}"]["delete"].is_object());
 }

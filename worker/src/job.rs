@@ -86,7 +86,12 @@ pub async fn run_job(env: &JobEnv, job_id: &str, spec: &JobSpec, stop: &Cancella
         .map(|index| {
             let image = &spec.images[index];
             let span = info_span!("image", id = %image.id, index);
-            async move { (index, process_image(env, image, &output).await) }.instrument(span)
+            async move {
+                let started = std::time::Instant::now();
+                let outcome = process_image(env, image, &output).await;
+                (index, outcome, started.elapsed())
+            }
+            .instrument(span)
         })
         .buffer_unordered(env.fetch_concurrency.max(1));
 
@@ -105,7 +110,7 @@ pub async fn run_job(env: &JobEnv, job_id: &str, spec: &JobSpec, stop: &Cancella
             }
             () = stop.cancelled() => return Err(Interrupted::Shutdown),
         };
-        let Some((index, outcome)) = next else { break };
+        let Some((index, outcome, took)) = next else { break };
         let outcome = outcome?;
         let line = &mut manifest_images[index];
         match outcome {
@@ -123,14 +128,14 @@ pub async fn run_job(env: &JobEnv, job_id: &str, spec: &JobSpec, stop: &Cancella
                 line.height = Some(rendered.source_height);
                 line.status = "ok";
                 progress.done += 1;
-                report_progress(env, job_id, 1, 0).await;
+                report_progress(env, job_id, 1, 0, took).await;
             }
             ImageOutcome::Skipped { code, message } => {
                 warn!(image = %spec.images[index].id, %code, %message, "image skipped");
                 line.code = Some(code);
                 line.message = Some(message.clone());
                 progress.failed += 1;
-                report_progress(env, job_id, 0, 1).await;
+                report_progress(env, job_id, 0, 1, took).await;
                 if spec.on_image_error == OnImageError::Fail {
                     first_failure = Some((index, code, message));
                     break;
@@ -187,8 +192,8 @@ fn failed(code: JobErrorCode, message: String) -> JobOutcome {
     JobOutcome::Failed(JobError { code: code.as_str().into(), message })
 }
 
-async fn report_progress(env: &JobEnv, job_id: &str, done: u32, failed: u32) {
-    if let Err(err) = env.status.add_progress(job_id, done, failed).await {
+async fn report_progress(env: &JobEnv, job_id: &str, done: u32, failed: u32, took: Duration) {
+    if let Err(err) = env.status.add_progress(job_id, done, failed, took).await {
         // Progress is advisory; the final status is what counts.
         warn!(%err, "could not record progress");
     }

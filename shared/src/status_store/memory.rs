@@ -1,10 +1,11 @@
 //! The in-memory status store (`memory://`): the embedded default.
 
-use super::{BeginOutcome, CancelOutcome, CreateOutcome, StatusError, StatusStore};
+use super::{job_seconds, BeginOutcome, CancelOutcome, CreateOutcome, Histogram, Stats, StatusError, StatusStore, IMAGE_SECONDS_BOUNDS, JOB_SECONDS_BOUNDS};
 use crate::status::{now, JobState, JobStatus, Progress};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 #[derive(Debug)]
 struct Record {
@@ -17,11 +18,16 @@ struct Record {
 #[derive(Debug, Default)]
 pub struct MemoryStatusStore {
     records: Mutex<HashMap<String, Record>>,
+    stats: Mutex<(HashMap<JobState, u64>, Histogram, Histogram)>,
 }
 
 impl MemoryStatusStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    fn entered(&self, state: JobState) {
+        *self.stats.lock().unwrap().0.entry(state).or_default() += 1;
     }
 }
 
@@ -42,6 +48,7 @@ impl StatusStore for MemoryStatusStore {
         }
         let record = Record { status: status.clone(), fingerprint: fingerprint.to_string(), published: false, cancel_requested: false };
         records.insert(status.job_id.clone(), record);
+        self.entered(JobState::Queued);
         Ok(CreateOutcome::Created)
     }
 
@@ -72,10 +79,12 @@ impl StatusStore for MemoryStatusStore {
         status.attempt = attempt;
         status.progress = Progress { total, done: 0, failed: 0 };
         status.started_at = Some(now());
+        self.entered(JobState::Running);
         Ok(BeginOutcome::Started(status.clone()))
     }
 
-    async fn add_progress(&self, job_id: &str, done: u32, failed: u32) -> Result<(), StatusError> {
+    async fn add_progress(&self, job_id: &str, done: u32, failed: u32, took: Duration) -> Result<(), StatusError> {
+        self.stats.lock().unwrap().2.observe(&IMAGE_SECONDS_BOUNDS, took.as_secs_f64());
         if let Some(record) = self.records.lock().unwrap().get_mut(job_id) {
             if record.status.state == JobState::Running {
                 record.status.progress.done += done;
@@ -96,6 +105,9 @@ impl StatusStore for MemoryStatusStore {
         });
         if !record.status.state.is_final() {
             record.status = status.clone();
+            let mut stats = self.stats.lock().unwrap();
+            *stats.0.entry(status.state).or_default() += 1;
+            stats.1.observe(&JOB_SECONDS_BOUNDS, job_seconds(status));
         }
         Ok(record.status.clone())
     }
@@ -110,6 +122,7 @@ impl StatusStore for MemoryStatusStore {
                 record.status.state = JobState::Cancelled;
                 record.status.finished_at = Some(now());
                 record.status.error = Some(cancelled_error());
+                self.entered(JobState::Cancelled);
                 CancelOutcome::Cancelled(record.status.clone())
             }
             JobState::Running => {
@@ -122,6 +135,15 @@ impl StatusStore for MemoryStatusStore {
 
     async fn cancel_requested(&self, job_id: &str) -> Result<bool, StatusError> {
         Ok(self.records.lock().unwrap().get(job_id).is_some_and(|r| r.cancel_requested || r.status.state == JobState::Cancelled))
+    }
+
+    async fn stats(&self) -> Result<Stats, StatusError> {
+        let stats = self.stats.lock().unwrap();
+        Ok(Stats {
+            entered: JobState::ALL.iter().map(|state| (*state, stats.0.get(state).copied().unwrap_or(0))).collect(),
+            job_seconds: stats.1.clone(),
+            image_seconds: stats.2.clone(),
+        })
     }
 
     async fn check(&self) -> Result<(), StatusError> {
@@ -146,8 +168,8 @@ mod tests {
         assert!(matches!(store.create(&queued, "g").await.unwrap(), CreateOutcome::Existing { fingerprint, .. } if fingerprint == "f"));
         let BeginOutcome::Started(running) = store.begin("j", None, 1, 2).await.unwrap() else { panic!() };
         assert_eq!(running.state, JobState::Running);
-        store.add_progress("j", 1, 0).await.unwrap();
-        store.add_progress("j", 0, 1).await.unwrap();
+        store.add_progress("j", 1, 0, Duration::from_millis(30)).await.unwrap();
+        store.add_progress("j", 0, 1, Duration::from_millis(70)).await.unwrap();
         assert_eq!(store.get("j").await.unwrap().unwrap().progress, Progress { total: 2, done: 1, failed: 1 });
 
         let mut done = running.clone();
@@ -157,6 +179,13 @@ mod tests {
         late.state = JobState::Failed;
         assert_eq!(store.finish(&late).await.unwrap().state, JobState::Succeeded, "first final state wins");
         assert!(matches!(store.begin("j", None, 2, 2).await.unwrap(), BeginOutcome::AlreadyFinal(_)));
+
+        let stats = store.stats().await.unwrap();
+        let entered: HashMap<JobState, u64> = stats.entered.into_iter().collect();
+        assert_eq!((entered[&JobState::Queued], entered[&JobState::Running], entered[&JobState::Succeeded], entered[&JobState::Failed]), (1, 1, 1, 0));
+        assert_eq!(stats.image_seconds.count, 2);
+        assert_eq!(stats.image_seconds.counts[Histogram::bucket(&IMAGE_SECONDS_BOUNDS, 0.03)], 1);
+        assert_eq!(stats.job_seconds.count, 1);
     }
 
     #[tokio::test]
