@@ -184,7 +184,7 @@ impl Broker for RabbitBroker {
             .basic_consume(&self.inner.names.jobs, "", BasicConsumeOptions::default(), FieldTable::default())
             .await
             .map_err(unavailable)?;
-        Ok(Box::new(RabbitConsumer { inner: self.inner.clone(), consumer, _channel: channel }))
+        Ok(Box::new(RabbitConsumer { inner: self.inner.clone(), consumer, channel }))
     }
 
     async fn queue_depth(&self) -> Result<QueueDepth, BrokerError> {
@@ -205,7 +205,7 @@ struct RabbitConsumer {
     inner: Arc<Inner>,
     consumer: lapin::Consumer,
     /// Deliveries are settled on this channel; it lives as long as the consumer.
-    _channel: Channel,
+    channel: Channel,
 }
 
 #[async_trait]
@@ -226,6 +226,13 @@ impl Consumer for RabbitConsumer {
             .unwrap_or_default();
         let settle = RabbitSettle { inner: self.inner.clone(), acker: delivery.acker, body: body.clone(), job_id };
         Ok(Delivery::new(body, attempt, Box::new(settle)))
+    }
+
+    async fn stop(&mut self) {
+        let tag = self.consumer.tag();
+        if let Err(err) = self.channel.basic_cancel(tag.as_str(), lapin::options::BasicCancelOptions::default()).await {
+            tracing::warn!(%err, "could not cancel the consumer");
+        }
     }
 }
 

@@ -66,6 +66,9 @@ pub trait Consumer: Send {
     /// The next delivery; waits until one arrives. An error means the
     /// consumer is broken; the caller makes a new one (with backoff).
     async fn next(&mut self) -> Result<Delivery, BrokerError>;
+    /// Stop receiving new deliveries while those already received can still
+    /// be settled (graceful shutdown).
+    async fn stop(&mut self) {}
 }
 
 /// How a broker settles one delivery.

@@ -121,6 +121,11 @@ impl Fleet {
         self.workers.len() - 1
     }
 
+    /// SIGTERM a worker and wait for it to exit (graceful shutdown).
+    pub fn terminate_worker(&mut self, index: usize) {
+        terminate(&mut self.workers[index]);
+    }
+
     /// SIGKILL a worker: no chance to settle anything.
     pub fn kill_worker(&mut self, index: usize) {
         let child = &mut self.workers[index];
@@ -214,7 +219,7 @@ fn terminate(child: &mut Child) {
         return;
     }
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-    for _ in 0..50 {
+    for _ in 0..150 {
         if matches!(child.try_wait(), Ok(Some(_))) {
             return;
         }

@@ -134,12 +134,6 @@ async fn the_api_refuses_what_it_must() {
     assert_eq!(response.status(), 404);
     assert_eq!(response.json::<serde_json::Value>().await.unwrap()["error"]["code"], "not_found");
 
-    // 413 for a body over the limit
-    let huge = json!({"images": [{"id": "1", "label": "x".repeat(2 * 1024 * 1024), "url": "https://example.org/a.jpg"}]});
-    let response = fleet.post_job(&huge).await;
-    assert_eq!(response.status(), 413);
-    assert_eq!(response.json::<serde_json::Value>().await.unwrap()["error"]["code"], "payload_too_large");
-
     // health, readiness, metrics, OpenAPI
     assert_eq!(fleet.client.get(fleet.url("/healthz")).send().await.unwrap().status(), 200);
     let ready = fleet.client.get(fleet.url("/readyz")).send().await.unwrap();
@@ -152,6 +146,13 @@ async fn the_api_refuses_what_it_must() {
     assert!(metrics.contains("zipfleet_job_duration_seconds_count"), "{metrics}");
     let openapi: serde_json::Value = fleet.client.get(fleet.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(openapi["paths"]["/v1/jobs/{id}"]["delete"].is_object());
+
+    // 413 for a body over the limit. Its own client: the server answers before
+    // reading the body and closes the connection, which must not be reused.
+    let huge = json!({"images": [{"id": "1", "label": "x".repeat(2 * 1024 * 1024), "url": "https://example.org/a.jpg"}]});
+    let response = reqwest::Client::new().post(fleet.url("/v1/jobs")).bearer_auth(TOKEN).json(&huge).send().await.unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(response.json::<serde_json::Value>().await.unwrap()["error"]["code"], "payload_too_large");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,4 +239,27 @@ async fn a_poison_message_is_dead_lettered_and_the_next_job_succeeds() {
     let dead = fleet.drain_queue(fleet.config.dead_letter_queue.as_deref().unwrap()).await;
     assert_eq!(dead.len(), 2, "both poison messages are in the dead-letter queue");
     assert_eq!(dead[0], b"\x00\x01 definitely not json");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_back_a_job_that_cannot_finish_in_the_grace_period() {
+    let mut fleet = spawn_fleet(0).await;
+    let server = TestServer::start().await;
+    let job_id = unique("sigterm");
+    // About 12 s of trickle: longer than the workers' 5 s grace period.
+    let slow = server.route("/slow-term.jpg", Route::Drip { body: images::jpeg(64, 64, 5), interval: Duration::from_millis(12) });
+    let body = json!({"job_id": job_id, "images": [{"id": "slow", "label": "a", "url": slow}]});
+    let first = fleet.add_worker();
+    assert_eq!(fleet.post_job(&body).await.status(), 202);
+    fleet.wait_for(&job_id, LIMIT, |s| s.state == JobState::Running).await;
+    let started = std::time::Instant::now();
+    fleet.terminate_worker(first);
+    let grace_used = started.elapsed();
+    assert!(grace_used < Duration::from_secs(9), "the worker exits after its grace period, took {grace_used:?}");
+    assert_eq!(fleet.get_status(&job_id).await.state, JobState::Running, "not finished by the stopped worker");
+
+    fleet.add_worker();
+    let status = fleet.wait_final(&job_id, LIMIT).await;
+    assert_eq!(status.state, JobState::Succeeded, "{status:?}");
+    assert_eq!(status.attempt, 2, "the handed-back job was delivered again");
 }

@@ -41,15 +41,18 @@ impl Worker {
         let mut jobs = JoinSet::new();
         tokio::pin!(shutdown);
         let mut backoff = Duration::from_millis(200);
+        // Kept outside the loop so that, at shutdown, running jobs can still
+        // settle their deliveries on its channel.
+        let mut current: Option<Box<dyn zipfleet_shared::broker::Consumer>> = None;
         'serving: loop {
             let consumer = tokio::select! {
                 () = &mut shutdown => break 'serving,
                 consumer = self.broker.consumer(self.concurrency) => consumer,
             };
-            let mut consumer = match consumer {
+            let consumer = match consumer {
                 Ok(consumer) => {
                     backoff = Duration::from_millis(200);
-                    consumer
+                    current.insert(consumer)
                 }
                 Err(err) => {
                     warn!(%err, retry_in = ?backoff, "cannot consume the jobs queue");
@@ -85,6 +88,9 @@ impl Worker {
             }
         }
 
+        if let Some(consumer) = current.as_mut() {
+            consumer.stop().await;
+        }
         info!(running = jobs.len(), grace = ?self.shutdown_grace, "shutting down: taking no more jobs");
         let drained = tokio::time::timeout(self.shutdown_grace, async {
             while jobs.join_next().await.is_some() {}
