@@ -263,3 +263,20 @@ async fn sigterm_hands_back_a_job_that_cannot_finish_in_the_grace_period() {
     assert_eq!(status.state, JobState::Succeeded, "{status:?}");
     assert_eq!(status.attempt, 2, "the handed-back job was delivered again");
 }
+
+#[tokio::test]
+async fn the_api_refuses_to_start_without_a_token() {
+    let exe = std::env::current_exe().unwrap();
+    let api = exe.parent().and_then(|d| d.parent()).unwrap().join("zipfleet-api");
+    let output = tokio::process::Command::new(api)
+        .env_remove("ZIPFLEET_API_TOKEN")
+        .env("ZIPFLEET_BROKER", "memory://")
+        .env("ZIPFLEET_STATUS", "memory://")
+        .env("ZIPFLEET_STORE", "file:///tmp/zipfleet-no-token")
+        .env("ZIPFLEET_LISTEN", "127.0.0.1:0")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("ZIPFLEET_API_TOKEN"));
+}
