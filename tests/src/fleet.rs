@@ -16,7 +16,6 @@ use zipfleet_api::startup::{ApiSettings, Application};
 use zipfleet_shared::config::BackendConfig;
 use zipfleet_shared::spec::SpecLimits;
 use zipfleet_shared::status::JobStatus;
-use zipfleet_shared::store::ObjectStore;
 
 pub const TOKEN: &str = "test-token-5f1c";
 
