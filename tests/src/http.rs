@@ -30,6 +30,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     routes: Arc<Mutex<HashMap<String, Route>>>,
     connections: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -40,18 +41,19 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let routes: Arc<Mutex<HashMap<String, Route>>> = Arc::default();
         let connections = Arc::new(AtomicUsize::new(0));
-        let (routes_task, connections_task) = (routes.clone(), connections.clone());
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (routes_task, connections_task, requests_task) = (routes.clone(), connections.clone(), requests.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { return };
                 connections_task.fetch_add(1, Ordering::SeqCst);
-                let routes = routes_task.clone();
+                let (routes, requests) = (routes_task.clone(), requests_task.clone());
                 tokio::spawn(async move {
-                    let _ = serve(stream, routes).await;
+                    let _ = serve(stream, routes, requests).await;
                 });
             }
         });
-        Self { addr, routes, connections, task }
+        Self { addr, routes, connections, requests, task }
     }
 
     pub async fn start() -> Self {
@@ -75,6 +77,11 @@ impl TestServer {
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
     }
+
+    /// Requests received so far (several may share a keep-alive connection).
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for TestServer {
@@ -83,7 +90,7 @@ impl Drop for TestServer {
     }
 }
 
-async fn serve(mut stream: tokio::net::TcpStream, routes: Arc<Mutex<HashMap<String, Route>>>) -> std::io::Result<()> {
+async fn serve(mut stream: tokio::net::TcpStream, routes: Arc<Mutex<HashMap<String, Route>>>, requests: Arc<AtomicUsize>) -> std::io::Result<()> {
     loop {
         let mut head = Vec::new();
         let mut byte = [0u8; 1];
@@ -93,6 +100,7 @@ async fn serve(mut stream: tokio::net::TcpStream, routes: Arc<Mutex<HashMap<Stri
             }
             head.push(byte[0]);
         }
+        requests.fetch_add(1, Ordering::SeqCst);
         let text = String::from_utf8_lossy(&head);
         let path = text.split_whitespace().nth(1).unwrap_or("/").to_string();
         let route = routes.lock().unwrap().get(&path).cloned();

@@ -176,3 +176,22 @@ async fn hostile_and_unusual_images_are_handled() {
     drop(dir);
     fleet.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_are_retried_once_and_client_errors_never() {
+    let server = TestServer::start().await;
+    let gone = server.route("/gone.jpg", Route::Body { status: 404, content_type: "text/plain", body: b"gone".to_vec() });
+    let broken = server.route("/broken.jpg", Route::Body { status: 503, content_type: "text/plain", body: b"busy".to_vec() });
+    let before = server.requests();
+    let (status, _, fleet, _dir) = run(loopback_only(), json!([{"id": "gone", "label": "x", "url": gone}])).await;
+    assert_eq!(codes(&status)["gone"], "http_status");
+    assert_eq!(server.requests() - before, 1, "a 404 is asked once");
+    fleet.stop().await;
+
+    let before = server.requests();
+    let (status, _, fleet, _dir) = run(loopback_only(), json!([{"id": "broken", "label": "x", "url": broken}])).await;
+    assert_eq!(codes(&status)["broken"], "http_status");
+    assert!(status.result.unwrap().skipped[0].message.contains("(503)"));
+    assert_eq!(server.requests() - before, 2, "a 503 is retried once");
+    fleet.stop().await;
+}

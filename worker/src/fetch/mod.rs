@@ -60,7 +60,8 @@ impl FetchError {
     fn is_transient(&self) -> bool {
         match self {
             Self::Timeout { .. } | Self::StoreUnavailable(_) => true,
-            Self::HttpStatus { status, .. } => *status >= 500 || *status == 429,
+            // Never a 4xx (not even 429): the site said no; asking again at once is rude.
+            Self::HttpStatus { status, .. } => *status >= 500,
             Self::Failed(message) => !message.starts_with("could not find"),
             _ => false,
         }
