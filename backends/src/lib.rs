@@ -42,7 +42,8 @@ impl std::fmt::Debug for Backends {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error("{setting}: unsupported URL {url:?} ({expected})")]
+    /// `url` holds only the scheme: the rest may carry credentials.
+    #[error("{setting}: unsupported URL scheme {url:?} ({expected})")]
     Unsupported { setting: &'static str, url: String, expected: &'static str },
     #[error("{setting}: {reason}")]
     Failed { setting: &'static str, reason: String },
@@ -63,7 +64,7 @@ pub async fn connect_broker(config: &BackendConfig) -> Result<Arc<dyn Broker>, C
                 .map_err(|err| ConnectError::Failed { setting: "ZIPFLEET_BROKER", reason: err.to_string() })?;
             Ok(Arc::new(broker))
         }
-        _ => Err(ConnectError::Unsupported { setting: "ZIPFLEET_BROKER", url: url.into(), expected: "amqp://…, sqs:// or memory://" }),
+        _ => Err(ConnectError::Unsupported { setting: "ZIPFLEET_BROKER", url: format!("{}://…", scheme(url)), expected: "amqp://…, sqs:// or memory://" }),
     }
 }
 
@@ -78,7 +79,7 @@ pub async fn connect_store(config: &BackendConfig) -> Result<Arc<dyn ObjectStore
             let store = s3_store::S3Store::connect(url).await.map_err(|err| ConnectError::Failed { setting: "ZIPFLEET_STORE", reason: err.to_string() })?;
             Ok(Arc::new(store))
         }
-        _ => Err(ConnectError::Unsupported { setting: "ZIPFLEET_STORE", url: url.into(), expected: "s3://BUCKET/PREFIX or file:///DIR" }),
+        _ => Err(ConnectError::Unsupported { setting: "ZIPFLEET_STORE", url: format!("{}://…", scheme(url)), expected: "s3://BUCKET/PREFIX or file:///DIR" }),
     }
 }
 
@@ -92,7 +93,7 @@ pub async fn connect_status(config: &BackendConfig) -> Result<Arc<dyn StatusStor
                 .map_err(|err| ConnectError::Failed { setting: "ZIPFLEET_STATUS", reason: err.to_string() })?;
             Ok(Arc::new(store))
         }
-        _ => Err(ConnectError::Unsupported { setting: "ZIPFLEET_STATUS", url: url.into(), expected: "redis://… or memory://" }),
+        _ => Err(ConnectError::Unsupported { setting: "ZIPFLEET_STATUS", url: format!("{}://…", scheme(url)), expected: "redis://… or memory://" }),
     }
 }
 
@@ -110,6 +111,15 @@ pub fn file_url_path(url: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn errors_never_echo_credentials() {
+        let mut config = BackendConfig::embedded(std::path::Path::new("/tmp"));
+        config.status = "postgres://admin:hunter2@db/zipfleet".into();
+        let err = connect_status(&config).await.err().expect("unsupported");
+        let text = err.to_string();
+        assert!(text.contains("postgres://") && !text.contains("hunter2"), "{text}");
+    }
 
     #[test]
     fn file_urls() {

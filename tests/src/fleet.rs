@@ -101,7 +101,17 @@ pub async fn spawn_fleet_with(config: BackendConfig, workers: usize) -> Fleet {
 impl Fleet {
     /// Start one more worker process.
     pub fn add_worker(&mut self) -> usize {
+        self.add_worker_logging(None, None)
+    }
+
+    /// Start a worker whose log (stderr) goes to `log`, at `level`.
+    pub fn add_worker_logging(&mut self, log: Option<&std::path::Path>, level: Option<&str>) -> usize {
         let c = &self.config;
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
+            None => Stdio::inherit(),
+        };
+        let level = level.map(str::to_string).unwrap_or_else(|| std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
         let child = Command::new(worker_binary())
             .env("ZIPFLEET_BROKER", &c.broker)
             .env("ZIPFLEET_JOBS_QUEUE", c.jobs_queue.as_deref().unwrap())
@@ -112,8 +122,9 @@ impl Fleet {
             .env("ZIPFLEET_STATUS", &c.status)
             .env("ZIPFLEET_ALLOW_PRIVATE_SOURCES", "true")
             .env("ZIPFLEET_SHUTDOWN_GRACE", "5s")
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env("RUST_LOG", level)
             .stdin(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("zipfleet-worker starts");
         self.workers.push(child);

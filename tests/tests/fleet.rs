@@ -280,3 +280,24 @@ async fn the_api_refuses_to_start_without_a_token() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("ZIPFLEET_API_TOKEN"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_the_logs() {
+    let mut fleet = spawn_fleet(0).await;
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("worker.log");
+    fleet.add_worker_logging(Some(&log), Some("debug"));
+    let job_id = unique("secrets");
+    let body = job_body(&fleet, &server, &job_id, 2, 1).await;
+    assert_eq!(fleet.post_job(&body).await.status(), 202);
+    let status = fleet.wait_final(&job_id, LIMIT).await;
+    assert_eq!(status.state, JobState::Succeeded);
+    let signature = status.result.unwrap().url.split("X-Amz-Signature=").nth(1).unwrap().to_string();
+    drop(fleet); // stops the worker, flushing its log
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(&job_id), "the log is really there ({} bytes)", text.len());
+    for secret in ["zipfleet-secret", TOKEN, signature.as_str(), "X-Amz-Signature"] {
+        assert!(!text.contains(secret), "{secret:?} appears in the worker's debug log");
+    }
+}
