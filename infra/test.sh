@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # zipfleet's test command. Starts the services the tests need if they are not
-# running (RabbitMQ, Redis, SeaweedFS for S3 — installing them on a fresh
-# Debian/Ubuntu machine), runs every test of the workspace against them, and
+# running (RabbitMQ, Redis, SeaweedFS for S3, moto's server for SQS —
+# installing them on a fresh Debian/Ubuntu machine), runs every test of the workspace against them, and
 # stops what it started.
 #   infra/test.sh [extra cargo test arguments]
 set -euo pipefail
@@ -15,7 +15,7 @@ log() { echo "== $*"; }
 cleanup() {
   for item in "${started[@]:-}"; do
     case "$item" in
-      weed:*) kill "${item#weed:}" 2>/dev/null || true ;;
+      weed:*|moto:*) kill "${item#*:}" 2>/dev/null || true ;;
       redis) redis-cli -p 6379 shutdown nosave >/dev/null 2>&1 || true ;;
       rabbitmq) rabbitmqctl stop >/dev/null 2>&1 || true ;;
     esac
@@ -68,6 +68,16 @@ if ! curl -s -o /dev/null http://127.0.0.1:8333/; then
   wait_for SeaweedFS curl -s -o /dev/null http://127.0.0.1:8333/
   # The bucket is created a moment after the gateway answers.
   sleep 2
+fi
+
+# SQS: moto's server on 127.0.0.1:5055 (any credentials)
+export AWS_ENDPOINT_URL_SQS=http://127.0.0.1:5055
+if ! curl -s -o /dev/null http://127.0.0.1:5055/; then
+  python3 -c "import moto.server, flask" 2>/dev/null || { log "installing moto's SQS server"; python3 -m pip install -q "moto[server]"; }
+  log "starting moto (SQS)"
+  python3 -m moto.server -H 127.0.0.1 -p 5055 >"$run_dir/moto.log" 2>&1 &
+  started+=("moto:$!")
+  wait_for moto curl -s -o /dev/null http://127.0.0.1:5055/
 fi
 
 export ZIPFLEET_TEST_AMQP="amqp://guest:guest@127.0.0.1:5672/%2f"

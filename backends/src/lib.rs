@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //!
+//! - [`rabbitmq`], [`sqs`]: the brokers; [`s3_store`]: the object store;
+//!   [`redis_status`]: the status store.
 //! - [`connect`]: `ZIPFLEET_BROKER`, `ZIPFLEET_STORE` and `ZIPFLEET_STATUS`
 //!   URLs to `Arc<dyn …>` backends, in one `match` each.
 //! - [`telemetry`]: logging set-up and the shutdown signal both binaries use.
@@ -10,6 +12,7 @@
 pub mod rabbitmq;
 pub mod redis_status;
 pub mod s3_store;
+pub mod sqs;
 pub mod telemetry;
 
 use std::path::PathBuf;
@@ -60,6 +63,17 @@ pub async fn connect_broker(config: &BackendConfig) -> Result<Arc<dyn Broker>, C
         "memory" => Ok(Arc::new(MemoryBroker::new(config.max_deliveries))),
         "amqp" | "amqps" => {
             let broker = rabbitmq::RabbitBroker::connect(url, config.queue_names(), config.max_deliveries, config.create_queues)
+                .await
+                .map_err(|err| ConnectError::Failed { setting: "ZIPFLEET_BROKER", reason: err.to_string() })?;
+            Ok(Arc::new(broker))
+        }
+        "sqs" => {
+            let options = sqs::SqsOptions {
+                max_deliveries: config.max_deliveries,
+                create_queues: config.create_queues,
+                visibility_timeout: config.sqs_visibility_timeout,
+            };
+            let broker = sqs::SqsBroker::connect(config.queue_names(), options)
                 .await
                 .map_err(|err| ConnectError::Failed { setting: "ZIPFLEET_BROKER", reason: err.to_string() })?;
             Ok(Arc::new(broker))

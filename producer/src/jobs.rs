@@ -13,7 +13,7 @@ use serde_json::json;
 use tracing::{info, warn};
 use zipfleet_shared::message::JobMessage;
 use zipfleet_shared::spec::{is_valid_job_id, new_job_id, FieldError, JobSpec};
-use zipfleet_shared::status::{JobState, JobStatus, Location};
+use zipfleet_shared::status::{JobState, JobStatus};
 use zipfleet_shared::status_store::{CancelOutcome, CreateOutcome};
 
 fn accepted(status: &JobStatus) -> Response {
@@ -64,18 +64,10 @@ pub async fn create_job(State(state): State<AppState>, body: Result<Bytes, Bytes
 /// Publish the job message (claim-checked when large), then note it published.
 async fn enqueue(state: &AppState, job_id: &str, spec: &JobSpec) -> Result<(), ApiError> {
     let backends = &state.backends;
-    let inline = JobMessage::inline(job_id, spec.clone()).to_bytes();
-    let message = if inline.len() as u64 > state.settings.claim_check_bytes {
-        let key = backends.store.own_key(&format!("specs/{job_id}.json"));
-        let spec_bytes = serde_json::to_vec(spec).expect("a spec always serializes");
-        backends.store.put_bytes(&key, spec_bytes.into(), "application/json").await.map_err(|err| {
-            warn!(%err, "could not store a large spec");
-            ApiError::Unavailable("the object store".into())
-        })?;
-        JobMessage::claim_check(job_id, Location { bucket: backends.store.bucket().to_string(), key }).to_bytes()
-    } else {
-        inline
-    };
+    let message = JobMessage::pack(backends.store.as_ref(), job_id, spec, state.settings.claim_check_bytes).await.map_err(|err| {
+        warn!(%err, "could not store a large spec");
+        ApiError::Unavailable("the object store".into())
+    })?;
     backends.broker.publish_job(job_id, &message).await.map_err(|err| {
         warn!(%err, job_id, "could not enqueue a job");
         ApiError::Unavailable("the job queue".into())

@@ -31,6 +31,10 @@ pub struct BackendConfig {
     /// Deliveries of one job before it is dead-lettered.
     #[arg(long, env = "ZIPFLEET_MAX_DELIVERIES", default_value_t = 5)]
     pub max_deliveries: u32,
+    /// SQS: how long a received job stays invisible to other workers between
+    /// heartbeats (the worker renews it every third of this while the job runs).
+    #[arg(long, env = "ZIPFLEET_SQS_VISIBILITY_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub sqs_visibility_timeout: Duration,
     /// Object store: `s3://BUCKET/PREFIX` or `file:///DIR`.
     #[arg(long, env = "ZIPFLEET_STORE", default_value = "file:///var/lib/zipfleet")]
     pub store: String,
@@ -58,6 +62,7 @@ impl BackendConfig {
             dead_letter_queue: None,
             create_queues: true,
             max_deliveries: 5,
+            sqs_visibility_timeout: Duration::from_secs(60),
             store: format!("file://{}", store_dir.display()),
             status: "memory://".into(),
             status_ttl: Duration::from_secs(3 * 86_400),

@@ -7,6 +7,7 @@
 
 use crate::spec::{is_valid_job_id, JobSpec};
 use crate::status::Location;
+use crate::store::{ObjectStore, StoreError};
 use serde::{Deserialize, Serialize};
 
 /// Body of a message on the jobs queue.
@@ -45,6 +46,20 @@ impl JobMessage {
 
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a job message always serializes")
+    }
+
+    /// The message body for a job: the spec inline, or — when that would be
+    /// larger than `threshold` bytes — the spec written to
+    /// `PREFIX/specs/JOB_ID.json` and only its location in the message.
+    pub async fn pack(store: &dyn ObjectStore, job_id: &str, spec: &JobSpec, threshold: u64) -> Result<Vec<u8>, StoreError> {
+        let inline = Self::inline(job_id, spec.clone()).to_bytes();
+        if inline.len() as u64 <= threshold {
+            return Ok(inline);
+        }
+        let key = store.own_key(&format!("specs/{job_id}.json"));
+        let spec_bytes = serde_json::to_vec(spec).expect("a spec always serializes");
+        store.put_bytes(&key, spec_bytes.into(), "application/json").await?;
+        Ok(Self::claim_check(job_id, Location { bucket: store.bucket().to_string(), key }).to_bytes())
     }
 
     /// Parse a message body, checking its envelope (not yet the spec's rules).

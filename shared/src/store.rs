@@ -9,7 +9,7 @@ use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::Duration;
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -77,4 +77,16 @@ pub trait ObjectStore: Send + Sync {
     async fn download_url(&self, key: &str, expires: Duration) -> Result<String, StoreError>;
     /// Cheap reachability check for `/readyz`.
     async fn check(&self) -> Result<(), StoreError>;
+}
+
+/// Read a small object of the store's own bucket whole, refusing one larger
+/// than `max_bytes` (claim-checked specs, object images probed in memory).
+pub async fn read_small(store: &dyn ObjectStore, key: &str, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
+    let reader = store.get(None, key).await?;
+    let mut bytes = Vec::new();
+    reader.body.take(max_bytes + 1).read_to_end(&mut bytes).await.map_err(StoreError::from)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(StoreError::Refused(format!("{key} is larger than {max_bytes} bytes")));
+    }
+    Ok(bytes)
 }

@@ -6,8 +6,8 @@
 //! The services' addresses come from the environment `infra/test.sh` sets;
 //! a test that cannot reach them fails (it never skips).
 
-use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions};
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::options::{BasicAckOptions, BasicGetOptions};
+use lapin::{Connection, ConnectionProperties};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -27,20 +27,31 @@ pub fn amqp_url() -> String {
     env_or("ZIPFLEET_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/%2f")
 }
 
-/// The configuration one fleet shares: unique queues, a unique prefix.
-pub fn fleet_config(broker: &str) -> BackendConfig {
-    // The S3 client reads these; infra/test.sh exports the same values.
+/// The AWS SDK's settings for the test services (SeaweedFS for S3, moto for
+/// SQS), unless the environment already has them (`infra/test.sh` exports
+/// the same values).
+pub fn aws_test_environment() {
     for (key, value) in [
         ("AWS_ACCESS_KEY_ID", "zipfleet"),
         ("AWS_SECRET_ACCESS_KEY", "zipfleet-secret"),
         ("AWS_REGION", "us-east-1"),
         ("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:8333"),
+        ("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:5055"),
     ] {
         if std::env::var_os(key).is_none() {
             // Tests set their own process environment before any thread reads it.
             std::env::set_var(key, value);
         }
     }
+}
+
+/// The SQS visibility timeout of test fleets: short, so that a killed
+/// worker's job comes back quickly and long jobs need heartbeats.
+pub const SQS_VISIBILITY: Duration = Duration::from_secs(4);
+
+/// The configuration one fleet shares: unique queues, a unique prefix.
+pub fn fleet_config(broker: &str) -> BackendConfig {
+    aws_test_environment();
     let unique = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     let bucket = env_or("ZIPFLEET_TEST_BUCKET", "zipfleet");
     let mut config = BackendConfig::embedded(std::path::Path::new("/tmp"));
@@ -52,6 +63,7 @@ pub fn fleet_config(broker: &str) -> BackendConfig {
     config.store = format!("s3://{bucket}/test-{unique}");
     config.status = env_or("ZIPFLEET_TEST_REDIS", "redis://127.0.0.1:6379/0");
     config.max_deliveries = 3;
+    config.sqs_visibility_timeout = SQS_VISIBILITY;
     config
 }
 
@@ -75,7 +87,13 @@ pub struct Fleet {
 
 /// Start the API and `workers` worker processes.
 pub async fn spawn_fleet(workers: usize) -> Fleet {
-    spawn_fleet_with(fleet_config(&amqp_url()), workers).await
+    spawn_fleet_on(&amqp_url(), workers).await
+}
+
+/// Start the API and `workers` worker processes on the broker at `broker_url`
+/// (`amqp://…` or `sqs://`).
+pub async fn spawn_fleet_on(broker_url: &str, workers: usize) -> Fleet {
+    spawn_fleet_with(fleet_config(broker_url), workers).await
 }
 
 pub async fn spawn_fleet_with(config: BackendConfig, workers: usize) -> Fleet {
@@ -118,6 +136,7 @@ impl Fleet {
             .env("ZIPFLEET_COMPLETED_QUEUE", c.completed_queue.as_deref().unwrap())
             .env("ZIPFLEET_DEAD_LETTER_QUEUE", c.dead_letter_queue.as_deref().unwrap())
             .env("ZIPFLEET_MAX_DELIVERIES", c.max_deliveries.to_string())
+            .env("ZIPFLEET_SQS_VISIBILITY_TIMEOUT", format!("{}s", c.sqs_visibility_timeout.as_secs()))
             .env("ZIPFLEET_STORE", &c.store)
             .env("ZIPFLEET_STATUS", &c.status)
             .env("ZIPFLEET_ALLOW_PRIVATE_SOURCES", "true")
@@ -179,30 +198,18 @@ impl Fleet {
         self.backends.store.put_bytes(key, bytes.into(), "application/octet-stream").await.expect("object stored");
     }
 
-    /// Drain the messages of a RabbitMQ queue.
+    /// Take every message off one of the fleet's queues (by name).
     pub async fn drain_queue(&self, queue: &str) -> Vec<Vec<u8>> {
-        let connection = Connection::connect(&self.config.broker, ConnectionProperties::default()).await.unwrap();
-        let channel = connection.create_channel().await.unwrap();
-        let mut messages = Vec::new();
-        while let Some(message) = channel.basic_get(queue, BasicGetOptions::default()).await.unwrap() {
-            message.ack(BasicAckOptions::default()).await.unwrap();
-            messages.push(message.delivery.data.clone());
+        if self.config.broker.starts_with("sqs") {
+            drain_sqs_queue(queue).await
+        } else {
+            drain_rabbit_queue(&self.config.broker, queue).await
         }
-        connection.close(200, "done").await.ok();
-        messages
     }
 
     /// Put raw bytes on the jobs queue, bypassing the API.
     pub async fn publish_raw(&self, body: &[u8]) {
-        let connection = Connection::connect(&self.config.broker, ConnectionProperties::default()).await.unwrap();
-        let channel = connection.create_channel().await.unwrap();
-        channel
-            .basic_publish("", self.config.jobs_queue.as_deref().unwrap(), BasicPublishOptions::default(), body, BasicProperties::default().with_delivery_mode(2))
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-        connection.close(200, "done").await.ok();
+        self.backends.broker.publish_job("", body).await.expect("published");
     }
 
     /// Download a zip through its (presigned) URL.
@@ -210,6 +217,37 @@ impl Fleet {
         let response = reqwest::get(url).await.unwrap();
         assert_eq!(response.status(), 200, "download {url}");
         response.bytes().await.unwrap().to_vec()
+    }
+}
+
+async fn drain_rabbit_queue(url: &str, queue: &str) -> Vec<Vec<u8>> {
+    let connection = Connection::connect(url, ConnectionProperties::default()).await.unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let mut messages = Vec::new();
+    while let Some(message) = channel.basic_get(queue, BasicGetOptions::default()).await.unwrap() {
+        message.ack(BasicAckOptions::default()).await.unwrap();
+        messages.push(message.delivery.data.clone());
+    }
+    connection.close(200, "done").await.ok();
+    messages
+}
+
+/// Short polls until SQS has nothing more to give.
+async fn drain_sqs_queue(queue: &str) -> Vec<Vec<u8>> {
+    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let client = aws_sdk_sqs::Client::new(&shared);
+    let url = client.get_queue_url().queue_name(queue).send().await.expect("queue exists").queue_url.unwrap();
+    let mut messages = Vec::new();
+    loop {
+        let received = client.receive_message().queue_url(&url).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
+        let batch = received.messages.unwrap_or_default();
+        if batch.is_empty() {
+            return messages;
+        }
+        for message in batch {
+            client.delete_message().queue_url(&url).receipt_handle(message.receipt_handle().unwrap()).send().await.unwrap();
+            messages.push(message.body.unwrap_or_default().into_bytes());
+        }
     }
 }
 

@@ -103,7 +103,7 @@ async fn large_files_round_trip_and_missing_objects_are_not_found() {
         let kind = store.kind();
         let key = store.own_key(&format!("zips/{}.zip", unique("big")));
         assert_eq!(store.put_file(&key, &source, "application/zip").await.unwrap(), bytes.len() as u64, "{kind}");
-        let read = zipfleet_worker::app::read_object(store.as_ref(), &key, 64 * 1024 * 1024).await.unwrap();
+        let read = zipfleet_shared::store::read_small(store.as_ref(), &key, 64 * 1024 * 1024).await.unwrap();
         assert!(read == bytes, "{kind}: the object reads back identical");
         let url = store.download_url(&key, Duration::from_secs(60)).await.unwrap();
         if kind == "s3" {

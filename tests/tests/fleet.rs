@@ -4,7 +4,7 @@
 use serde_json::json;
 use std::time::Duration;
 use zipfleet_shared::status::{JobState, JobStatus};
-use zipfleet_tests::fleet::{spawn_fleet, Fleet, TOKEN};
+use zipfleet_tests::fleet::{amqp_url, spawn_fleet_on, Fleet, TOKEN};
 use zipfleet_tests::http::{Route, TestServer};
 use zipfleet_tests::{images, zipcheck};
 
@@ -33,9 +33,8 @@ fn parse_completions(raw: Vec<Vec<u8>>) -> Vec<JobStatus> {
     raw.iter().map(|bytes| serde_json::from_slice(bytes).expect("a completion is a status document")).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_goes_from_post_to_zip_with_a_completion_message() {
-    let fleet = spawn_fleet(2).await;
+async fn a_job_goes_from_post_to_zip_with_a_completion_message(broker: &str) {
+    let fleet = spawn_fleet_on(broker, 2).await;
     let server = TestServer::start().await;
     let job_id = unique("e2e");
     let body = job_body(&fleet, &server, &job_id, 6, 4).await;
@@ -88,9 +87,8 @@ async fn a_job_goes_from_post_to_zip_with_a_completion_message() {
     assert!(value("zipfleet_job_duration_seconds_count") >= 1, "{metrics}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_api_refuses_what_it_must() {
-    let fleet = spawn_fleet(0).await;
+async fn the_api_refuses_what_it_must(broker: &str) {
+    let fleet = spawn_fleet_on(broker, 0).await;
     let job_id = unique("api");
     let body = json!({"job_id": job_id, "images": [{"id": "1", "label": "a", "url": "https://example.org/a.jpg"}]});
 
@@ -155,9 +153,8 @@ async fn the_api_refuses_what_it_must() {
     assert_eq!(response.json::<serde_json::Value>().await.unwrap()["error"]["code"], "payload_too_large");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queued_and_running_jobs_can_be_cancelled() {
-    let mut fleet = spawn_fleet(0).await;
+async fn queued_and_running_jobs_can_be_cancelled(broker: &str) {
+    let mut fleet = spawn_fleet_on(broker, 0).await;
     let server = TestServer::start().await;
 
     // Queued: no worker yet.
@@ -199,9 +196,8 @@ async fn queued_and_running_jobs_can_be_cancelled() {
     assert!(completions.iter().all(|c| c.state == JobState::Cancelled));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_worker_s_job_is_finished_by_another_exactly_once() {
-    let mut fleet = spawn_fleet(0).await;
+async fn a_killed_worker_s_job_is_finished_by_another_exactly_once(broker: &str) {
+    let mut fleet = spawn_fleet_on(broker, 0).await;
     let server = TestServer::start().await;
     let job_id = unique("kill");
     // The slow image holds the job for a few seconds.
@@ -225,11 +221,10 @@ async fn a_killed_worker_s_job_is_finished_by_another_exactly_once() {
     assert_eq!(zips, 1, "one zip object");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_poison_message_is_dead_lettered_and_the_next_job_succeeds() {
-    let fleet = spawn_fleet(1).await;
+async fn a_poison_message_is_dead_lettered_and_the_next_job_succeeds(broker: &str) {
+    let fleet = spawn_fleet_on(broker, 1).await;
     let server = TestServer::start().await;
-    fleet.publish_raw(b"\x00\x01 definitely not json").await;
+    fleet.publish_raw("definitely not json \u{1F4A5}".as_bytes()).await;
     fleet.publish_raw(br#"{"hello": "world"}"#).await;
     let job_id = unique("after-poison");
     let body = job_body(&fleet, &server, &job_id, 1, 1).await;
@@ -238,12 +233,11 @@ async fn a_poison_message_is_dead_lettered_and_the_next_job_succeeds() {
     assert_eq!(status.state, JobState::Succeeded);
     let dead = fleet.drain_queue(fleet.config.dead_letter_queue.as_deref().unwrap()).await;
     assert_eq!(dead.len(), 2, "both poison messages are in the dead-letter queue");
-    assert_eq!(dead[0], b"\x00\x01 definitely not json");
+    assert!(dead.contains(&"definitely not json \u{1F4A5}".as_bytes().to_vec()), "{dead:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_hands_back_a_job_that_cannot_finish_in_the_grace_period() {
-    let mut fleet = spawn_fleet(0).await;
+async fn sigterm_hands_back_a_job_that_cannot_finish_in_the_grace_period(broker: &str) {
+    let mut fleet = spawn_fleet_on(broker, 0).await;
     let server = TestServer::start().await;
     let job_id = unique("sigterm");
     // About 12 s of trickle: longer than the workers' 5 s grace period.
@@ -281,9 +275,8 @@ async fn the_api_refuses_to_start_without_a_token() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("ZIPFLEET_API_TOKEN"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn secrets_never_reach_the_logs() {
-    let mut fleet = spawn_fleet(0).await;
+async fn secrets_never_reach_the_logs(broker: &str) {
+    let mut fleet = spawn_fleet_on(broker, 0).await;
     let server = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("worker.log");
@@ -301,3 +294,35 @@ async fn secrets_never_reach_the_logs() {
         assert!(!text.contains(secret), "{secret:?} appears in the worker's debug log");
     }
 }
+
+/// Every fleet test above, on both real brokers.
+macro_rules! on_every_broker {
+    ($($test:ident),* $(,)?) => {
+        mod rabbitmq {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(&super::amqp_url()).await;
+                }
+            )*
+        }
+        mod sqs {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test("sqs://").await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_broker!(
+    a_job_goes_from_post_to_zip_with_a_completion_message,
+    the_api_refuses_what_it_must,
+    queued_and_running_jobs_can_be_cancelled,
+    a_killed_worker_s_job_is_finished_by_another_exactly_once,
+    a_poison_message_is_dead_lettered_and_the_next_job_succeeds,
+    sigterm_hands_back_a_job_that_cannot_finish_in_the_grace_period,
+    secrets_never_reach_the_logs,
+);

@@ -6,11 +6,9 @@ use crate::consumer::Worker;
 use crate::fetch::Fetcher;
 use crate::job::JobEnv;
 use std::sync::Arc;
-use tokio::io::AsyncReadExt;
 use zipfleet_backends::Backends;
 use zipfleet_shared::config::{BackendConfig, Limits, SourcePolicy, WorkerTuning, MIB};
 use zipfleet_shared::spec::SpecLimits;
-use zipfleet_shared::store::{ObjectStore, StoreError};
 
 /// Memory the worker process needs besides image buffers: runtime, HTTP and
 /// broker clients, zip writer, allocator slack. Measured peak RSS with no
@@ -66,13 +64,3 @@ pub fn build_worker(backends: &Backends, settings: &WorkerSettings) -> Result<Ar
     }))
 }
 
-/// Read a small object of the store's own bucket into memory, refusing more than `max_bytes`.
-pub async fn read_object(store: &dyn ObjectStore, key: &str, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
-    let reader = store.get(None, key).await?;
-    let mut bytes = Vec::new();
-    reader.body.take(max_bytes + 1).read_to_end(&mut bytes).await.map_err(StoreError::from)?;
-    if bytes.len() as u64 > max_bytes {
-        return Err(StoreError::Refused(format!("{key} is larger than {max_bytes} bytes")));
-    }
-    Ok(bytes)
-}

@@ -173,7 +173,7 @@ impl Worker {
         let spec = match (&message.spec, &message.spec_ref) {
             (Some(spec), _) => spec.clone(),
             (None, Some(location)) => {
-                let bytes = crate::app::read_object(self.env.store.as_ref(), &location.key, MAX_SPEC_BYTES).await.map_err(|err| {
+                let bytes = zipfleet_shared::store::read_small(self.env.store.as_ref(), &location.key, MAX_SPEC_BYTES).await.map_err(|err| {
                     if err.is_transient() {
                         SpecProblem::Transient(err.to_string())
                     } else {

@@ -1,0 +1,421 @@
+//! `zipfleet bench --corpus DIR`: zipfleet's speed and memory measured side
+//! by side with libvips (`vipsthumbnail`) and GraphicsMagick (`gm`) in one
+//! run, on the same files, pinned to the same core.
+//!
+//! - **P1 per-core throughput**: for each format subset of the corpus (JPEG,
+//!   PNG, WebP, all), a whole `zipfleet run` of one job holding the subset
+//!   (objects in a `file://` store, zip written) against `vipsthumbnail` and
+//!   `gm mogrify` over the same files, each pinned with `taskset -c CORE`,
+//!   several rounds interleaved; min/median/max wall time, ratios of medians,
+//!   and zipfleet's peak RSS (from `wait4`).
+//! - **P2 scaling**: the whole corpus on one core against all cores.
+//! - **Accuracy**: zipfleet's and libvips' results as PNG (lossless), decoded
+//!   and compared: mean absolute difference per channel.
+//!
+//! It fetches nothing: take the corpus from `../shared/corpus/fetch.sh DIR`.
+
+use anyhow::{bail, Context};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Directory of images (e.g. from `../shared/corpus/fetch.sh DIR`).
+    #[arg(long)]
+    corpus: PathBuf,
+    /// Rounds per measurement; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// The core every single-core run is pinned to (`taskset -c`).
+    #[arg(long, default_value = "1")]
+    core: String,
+    /// Output width and height.
+    #[arg(long, default_value_t = 224)]
+    size: u32,
+    /// Where to put the copies and outputs (default: a temporary directory).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Format {
+    Jpeg,
+    Png,
+    Webp,
+}
+
+impl Format {
+    fn sniff(path: &Path) -> Option<Self> {
+        let mut head = [0u8; 12];
+        std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
+        match head {
+            [0xFF, 0xD8, ..] => Some(Self::Jpeg),
+            [0x89, b'P', b'N', b'G', ..] => Some(Self::Png),
+            [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P'] => Some(Self::Webp),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Jpeg => "JPEG",
+            Self::Png => "PNG",
+            Self::Webp => "WebP",
+        }
+    }
+}
+
+/// One image of the corpus, copied into the bench's store directory.
+struct Image {
+    id: String,
+    format: Format,
+    /// Key in the store (= file name).
+    key: String,
+}
+
+/// Wall time and peak RSS of one child process.
+#[derive(Debug, Clone, Copy)]
+struct Measured {
+    wall: Duration,
+    max_rss_kib: u64,
+}
+
+/// min / median / max of a few rounds.
+#[derive(Debug, Clone, Copy)]
+struct Spread {
+    min: f64,
+    median: f64,
+    max: f64,
+}
+
+impl Spread {
+    fn of(samples: &[f64]) -> Self {
+        let mut sorted = samples.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        Self { min: sorted[0], median: sorted[sorted.len() / 2], max: sorted[sorted.len() - 1] }
+    }
+}
+
+impl std::fmt::Display for Spread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.2} / **{:.2}** / {:.2}", self.min, self.median, self.max)
+    }
+}
+
+struct Bench {
+    args: BenchArgs,
+    exe: PathBuf,
+    work: PathBuf,
+    store: PathBuf,
+    images: Vec<Image>,
+    has_vips: bool,
+    has_gm: bool,
+    has_taskset: bool,
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let _temp;
+    let work = match &args.work_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            let temp = std::env::temp_dir().join(format!("zipfleet-bench-{}", std::process::id()));
+            _temp = TempDirGuard(temp.clone());
+            temp
+        }
+    };
+    let store = work.join("store");
+    std::fs::create_dir_all(&store)?;
+    let images = copy_corpus(&args.corpus, &store)?;
+    if images.is_empty() {
+        bail!("no JPEG, PNG or WebP images in {} (fetch them with ../shared/corpus/fetch.sh DIR)", args.corpus.display());
+    }
+    let bench = Bench {
+        exe: std::env::current_exe().context("locating the zipfleet binary")?,
+        work,
+        store,
+        images,
+        has_vips: installed("vipsthumbnail", "--version"),
+        has_gm: installed("gm", "version"),
+        has_taskset: installed("taskset", "--version"),
+        args,
+    };
+    bench.report()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+struct TempDirGuard(PathBuf);
+
+impl Drop for TempDirGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn installed(program: &str, version_flag: &str) -> bool {
+    Command::new(program).arg(version_flag).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|status| status.success())
+}
+
+fn copy_corpus(corpus: &Path, store: &Path) -> anyhow::Result<Vec<Image>> {
+    let mut files = Vec::new();
+    collect_files(corpus, &mut files)?;
+    files.sort();
+    let mut images = Vec::new();
+    for (index, path) in files.iter().enumerate() {
+        let Some(format) = Format::sniff(path) else { continue };
+        let extension = match format {
+            Format::Jpeg => "jpg",
+            Format::Png => "png",
+            Format::Webp => "webp",
+        };
+        let id = format!("img{index:04}");
+        let key = format!("{id}.{extension}");
+        let target = store.join(&key);
+        if !target.exists() {
+            std::fs::copy(path, &target).with_context(|| format!("copying {}", path.display()))?;
+        }
+        images.push(Image { id, format, key });
+    }
+    Ok(images)
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            collect_files(&entry.path(), out)?;
+        } else if kind.is_file() {
+            out.push(entry.path());
+        }
+    }
+    Ok(())
+}
+
+/// Run a command to completion, measuring wall time and the child's peak RSS
+/// (its `VmHWM` high-water mark, sampled every 10 ms until it exits; `taskset`
+/// execs its program, so the PID stays the same).
+fn measure(command: &mut Command) -> anyhow::Result<Measured> {
+    let started = Instant::now();
+    let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().with_context(|| format!("starting {command:?}"))?;
+    let mut stderr = child.stderr.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut max_rss_kib = 0;
+    let status = loop {
+        if let Some(hwm) = std::fs::read_to_string(&status_file).ok().as_deref().and_then(high_water_mark_kib) {
+            max_rss_kib = max_rss_kib.max(hwm);
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let wall = started.elapsed();
+    let errors = reader.join().unwrap_or_default();
+    if !status.success() {
+        bail!("{command:?} failed: {}", errors.trim());
+    }
+    Ok(Measured { wall, max_rss_kib })
+}
+
+fn high_water_mark_kib(status: &str) -> Option<u64> {
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+impl Bench {
+    fn pinned(&self, program: impl AsRef<std::ffi::OsStr>, pin: bool) -> Command {
+        if pin && self.has_taskset {
+            let mut command = Command::new("taskset");
+            command.arg("-c").arg(&self.args.core).arg(program);
+            command
+        } else {
+            Command::new(program)
+        }
+    }
+
+    fn subset(&self, format: Option<Format>) -> Vec<&Image> {
+        self.images.iter().filter(|image| format.is_none_or(|wanted| image.format == wanted)).collect()
+    }
+
+    /// Write the job spec for `images` and return its path.
+    fn job_file(&self, name: &str, images: &[&Image], format: &str) -> anyhow::Result<PathBuf> {
+        let list: Vec<_> = images.iter().map(|image| serde_json::json!({"id": image.id, "label": "corpus", "object": {"key": image.key}})).collect();
+        let spec = serde_json::json!({
+            "job_id": format!("bench-{name}"),
+            "images": list,
+            "output": {"width": self.args.size, "height": self.args.size, "fit": "fill", "format": format, "quality": 90},
+            "on_image_error": "fail",
+        });
+        let path = self.work.join(format!("job-{name}.json"));
+        std::fs::write(&path, serde_json::to_vec_pretty(&spec)?)?;
+        Ok(path)
+    }
+
+    fn zipfleet(&self, job: &Path, out: &Path, pin: bool) -> anyhow::Result<Measured> {
+        let mut command = self.pinned(&self.exe, pin);
+        command.arg("run").arg(job).arg("--store").arg(&self.store).arg("--out").arg(out);
+        measure(&mut command)
+    }
+
+    fn vips(&self, images: &[&Image], extension: &str) -> anyhow::Result<Measured> {
+        let out = self.work.join(format!("vips-{extension}"));
+        std::fs::create_dir_all(&out)?;
+        let mut command = self.pinned("vipsthumbnail", true);
+        command.env("VIPS_CONCURRENCY", "1").arg("-s").arg(format!("{0}x{0}!", self.args.size));
+        let pattern = if extension == "jpg" { "%s.jpg[Q=90]".to_string() } else { format!("%s.{extension}") };
+        command.arg("-o").arg(out.join(pattern));
+        command.args(images.iter().map(|image| self.store.join(&image.key)));
+        measure(&mut command)
+    }
+
+    fn gm(&self, images: &[&Image]) -> anyhow::Result<Measured> {
+        let out = self.work.join("gm");
+        std::fs::create_dir_all(&out)?;
+        let mut command = self.pinned("gm", true);
+        command.env("OMP_NUM_THREADS", "1").arg("mogrify").arg("-output-directory").arg(&out);
+        command.arg("-resize").arg(format!("{0}x{0}!", self.args.size)).arg("-quality").arg("90").arg("-format").arg("jpg");
+        command.args(images.iter().map(|image| self.store.join(&image.key)));
+        measure(&mut command)
+    }
+
+    fn report(&self) -> anyhow::Result<()> {
+        let rounds = self.args.rounds.max(1);
+        println!("# zipfleet bench");
+        println!();
+        println!(
+            "{} images from {} ({} JPEG, {} PNG, {} WebP) to {}×{} JPEG (q90, fill); {} rounds, single-core runs pinned with `taskset -c {}`{}.",
+            self.images.len(),
+            self.args.corpus.display(),
+            self.subset(Some(Format::Jpeg)).len(),
+            self.subset(Some(Format::Png)).len(),
+            self.subset(Some(Format::Webp)).len(),
+            self.args.size,
+            self.args.size,
+            rounds,
+            self.args.core,
+            if self.has_taskset { "" } else { " (taskset missing: NOT pinned)" }
+        );
+        if !self.has_vips {
+            println!("\nvipsthumbnail is not installed (`apt-get install -y libvips-tools`): no libvips column.");
+        }
+        if !self.has_gm {
+            println!("\ngm is not installed (`apt-get install -y graphicsmagick`): no GraphicsMagick column.");
+        }
+        println!();
+        println!("## P1 — one core, seconds (min / **median** / max)");
+        println!();
+        println!("| subset | images | zipfleet | vipsthumbnail | gm | zipfleet ÷ vips | gm ÷ zipfleet | zipfleet peak RSS |");
+        println!("|---|---|---|---|---|---|---|---|");
+        let subsets = [Some(Format::Jpeg), Some(Format::Png), Some(Format::Webp), None];
+        for format in subsets {
+            let images = self.subset(format);
+            if images.is_empty() {
+                continue;
+            }
+            let name = format.map_or("all", Format::name);
+            let job = self.job_file(&name.to_lowercase(), &images, "jpeg")?;
+            let out = self.work.join(format!("{}.zip", name.to_lowercase()));
+            let mut times: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+            let mut peak_rss = 0;
+            for _ in 0..rounds {
+                let ours = self.zipfleet(&job, &out, true)?;
+                peak_rss = peak_rss.max(ours.max_rss_kib);
+                times.entry("zipfleet").or_default().push(ours.wall.as_secs_f64());
+                if self.has_vips {
+                    times.entry("vips").or_default().push(self.vips(&images, "jpg")?.wall.as_secs_f64());
+                }
+                if self.has_gm {
+                    times.entry("gm").or_default().push(self.gm(&images)?.wall.as_secs_f64());
+                }
+            }
+            let ours = Spread::of(&times["zipfleet"]);
+            let vips = times.get("vips").map(|t| Spread::of(t));
+            let gm = times.get("gm").map(|t| Spread::of(t));
+            println!(
+                "| {name} | {} | {ours} | {} | {} | {} | {} | {:.0} MiB |",
+                images.len(),
+                vips.map_or("–".into(), |s| s.to_string()),
+                gm.map_or("–".into(), |s| s.to_string()),
+                vips.map_or("–".into(), |s| format!("**{:.2}×**", ours.median / s.median)),
+                gm.map_or("–".into(), |s| format!("**{:.1}×**", s.median / ours.median)),
+                peak_rss as f64 / 1024.0
+            );
+        }
+        println!();
+        println!("Targets: zipfleet ÷ vips ≤ 0.62 (every format below 1.0), gm ÷ zipfleet ≥ 4.");
+
+        let all = self.subset(None);
+        let job = self.job_file("all", &all, "jpeg")?;
+        let out = self.work.join("scaling.zip");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut one = Vec::new();
+        let mut many = Vec::new();
+        let mut peak_many = 0;
+        for _ in 0..rounds {
+            one.push(self.zipfleet(&job, &out, true)?.wall.as_secs_f64());
+            let run = self.zipfleet(&job, &out, false)?;
+            peak_many = peak_many.max(run.max_rss_kib);
+            many.push(run.wall.as_secs_f64());
+        }
+        let (one, many) = (Spread::of(&one), Spread::of(&many));
+        println!();
+        println!("## P2 — scaling, whole corpus, seconds (min / **median** / max)");
+        println!();
+        println!("| 1 core | {cores} cores | speed-up | ideal | peak RSS ({cores} cores) |");
+        println!("|---|---|---|---|---|");
+        println!("| {one} | {many} | **{:.2}×** | {cores}× | {:.0} MiB |", one.median / many.median, peak_many as f64 / 1024.0);
+
+        if self.has_vips {
+            self.accuracy(&all)?;
+        }
+        Ok(())
+    }
+
+    /// zipfleet's and libvips' outputs as PNG, compared pixel by pixel.
+    fn accuracy(&self, images: &[&Image]) -> anyhow::Result<()> {
+        let job = self.job_file("accuracy", images, "png")?;
+        let zip_path = self.work.join("accuracy.zip");
+        self.zipfleet(&job, &zip_path, false)?;
+        self.vips(images, "png")?;
+        let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip_path)?)?;
+        let mut per_format: BTreeMap<Format, Vec<f64>> = BTreeMap::new();
+        for image in images {
+            let mut ours = Vec::new();
+            archive.by_name(&format!("corpus/{}.png", image.id))?.read_to_end(&mut ours)?;
+            let ours = image::load_from_memory(&ours)?.to_rgb8();
+            let stem = image.key.rsplit_once('.').map_or(image.key.as_str(), |(stem, _)| stem);
+            let theirs = image::open(self.work.join("vips-png").join(format!("{stem}.png")))?.to_rgb8();
+            if ours.dimensions() != theirs.dimensions() {
+                bail!("{}: zipfleet made {:?}, libvips {:?}", image.key, ours.dimensions(), theirs.dimensions());
+            }
+            let total: u64 = ours.as_raw().iter().zip(theirs.as_raw()).map(|(a, b)| u64::from(a.abs_diff(*b))).sum();
+            per_format.entry(image.format).or_default().push(total as f64 / ours.as_raw().len() as f64);
+        }
+        println!();
+        println!("## Accuracy — mean absolute difference per channel against libvips (0–255, PNG output)");
+        println!();
+        println!("| subset | images | mean | worst image |");
+        println!("|---|---|---|---|");
+        let mut everything = Vec::new();
+        for (format, values) in &per_format {
+            everything.extend_from_slice(values);
+            let mean = values.iter().sum::<f64>() / values.len() as f64;
+            let worst = values.iter().copied().fold(0.0, f64::max);
+            println!("| {} | {} | {mean:.2} | {worst:.2} |", format.name(), values.len());
+        }
+        let mean = everything.iter().sum::<f64>() / everything.len().max(1) as f64;
+        let worst = everything.iter().copied().fold(0.0, f64::max);
+        println!("| all | {} | **{mean:.2}** | {worst:.2} |", everything.len());
+        println!();
+        println!("Target: mean ≤ 1.0.");
+        Ok(())
+    }
+}
