@@ -15,6 +15,8 @@ visibility="${2:-60}"
 jobs="${ZIPFLEET_JOBS_QUEUE:-zipfleet-jobs}"
 completed="${ZIPFLEET_COMPLETED_QUEUE:-zipfleet-completed}"
 dlq="${ZIPFLEET_DEAD_LETTER_QUEUE:-zipfleet-jobs-dlq}"
+# The AWS CLI v1 reads AWS_DEFAULT_REGION; the SDKs (and zipfleet) read AWS_REGION.
+[ -n "${AWS_REGION:-}" ] && export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-$AWS_REGION}"
 endpoint=()
 [ -n "${AWS_ENDPOINT_URL_SQS:-}" ] && endpoint=(--endpoint-url "$AWS_ENDPOINT_URL_SQS")
 
