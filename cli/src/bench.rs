@@ -282,7 +282,9 @@ impl Bench {
         let mut command = self.pinned("gm", true);
         command.env("OMP_NUM_THREADS", "1").arg("mogrify").arg("-output-directory").arg(&out);
         command.arg("-resize").arg(format!("{0}x{0}!", self.args.size)).arg("-quality").arg("90").arg("-format").arg("jpg");
-        command.args(images.iter().map(|image| self.store.join(&image.key)));
+        // mogrify joins -output-directory with each input path as given, so the
+        // inputs are named relative to the store.
+        command.current_dir(&self.store).args(images.iter().map(|image| &image.key));
         measure(&mut command)
     }
 

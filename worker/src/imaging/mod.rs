@@ -12,8 +12,11 @@
 
 mod decode;
 mod encode;
+mod jpeg;
+mod png;
 mod probe;
 mod resize;
+mod webp;
 
 pub use probe::{probe, Probe, SourceFormat};
 pub use resize::{plan_fit, FitPlan};

@@ -113,10 +113,18 @@ pub fn probe<R: Read + Seek>(reader: R, output: &OutputSpec, max_pixels: u64) ->
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     let head = reader.fill_buf().map_err(|err| ImageError::Decode(err.to_string()))?;
     let format = sniff(head)?;
-    let probe = match format {
+    let webp = (format == SourceFormat::WebP).then(|| WebpLayout::read(head));
+    let png_interlaced = format == SourceFormat::Png && head.get(28).is_some_and(|&method| method != 0);
+    let mut probe = match format {
         SourceFormat::Jpeg => probe_jpeg(reader, output)?,
         other => probe_with_image(reader, other, output)?,
     };
+    if let Some(layout) = webp.filter(|layout| !layout.animated) {
+        probe.working_bytes = layout.working_bytes(&probe, output);
+    }
+    if format == SourceFormat::Png {
+        probe.working_bytes = png_working_bytes(&probe, png_interlaced, output);
+    }
     let pixels = u64::from(probe.width) * u64::from(probe.height);
     if pixels > max_pixels {
         return Err(ImageError::TooManyPixels {
@@ -149,6 +157,57 @@ fn probe_with_image<R: BufRead + Seek>(reader: R, format: SourceFormat, output: 
     };
     let working_bytes = decoded + extra + pixels * 7 + resize_scratch(height, output);
     Ok(Probe { format, width, height, orientation, working_bytes })
+}
+
+/// What the RIFF chunks at the start of a WebP say about how libwebp will
+/// decode it.
+#[derive(Debug, Clone, Copy)]
+struct WebpLayout {
+    animated: bool,
+    /// Lossless pixels (VP8L) or a separate alpha plane: libwebp then holds a
+    /// full-size plane while decoding. Assumed when the header doesn't tell.
+    full_size_plane: bool,
+}
+
+impl WebpLayout {
+    fn read(head: &[u8]) -> Self {
+        let animated = head.len() > 20 && &head[12..16] == b"VP8X" && head[20] & 0x02 != 0;
+        let mut offset = 12;
+        while offset + 8 <= head.len() {
+            let fourcc = &head[offset..offset + 4];
+            match fourcc {
+                b"VP8 " => return Self { animated, full_size_plane: false },
+                b"VP8L" | b"ALPH" => return Self { animated, full_size_plane: true },
+                _ => {}
+            }
+            let size = u32::from_le_bytes([head[offset + 4], head[offset + 5], head[offset + 6], head[offset + 7]]) as usize;
+            offset = offset.saturating_add(8).saturating_add(size + (size & 1));
+        }
+        Self { animated, full_size_plane: true }
+    }
+
+    /// libwebp's scaled decode: a lossy image needs a few macroblock rows
+    /// and the rescaler's rows; lossless or alpha adds full-size planes (ARGB
+    /// words and alpha bytes); then the scaled RGBA output and its RGB copy.
+    fn working_bytes(self, probe: &Probe, output: &OutputSpec) -> u64 {
+        let (fx, fy) = super::resize::shrink_on_load_factors(probe.width, probe.height, output, probe.orientation);
+        let scaled = u64::from(probe.width.div_ceil(fx)) * u64::from(probe.height.div_ceil(fy));
+        let pixels = u64::from(probe.width) * u64::from(probe.height);
+        let planes = if self.full_size_plane { pixels * 5 } else { 0 };
+        u64::from(probe.width) * 1024 + planes + scaled * 7 + resize_scratch(probe.height.div_ceil(fy), output)
+    }
+}
+
+/// PNG rows stream into a box shrink: the decoder's two raw rows (at most 8
+/// bytes a pixel), the RGB row and the shrunk image, plus a whole 8-bit RGBA
+/// frame when the file is interlaced.
+fn png_working_bytes(probe: &Probe, interlaced: bool, output: &OutputSpec) -> u64 {
+    let (fx, fy) = super::resize::shrink_on_load_factors(probe.width, probe.height, output, probe.orientation);
+    let shrunk_height = probe.height.div_ceil(fy);
+    let shrunk = u64::from(probe.width.div_ceil(fx)) * u64::from(shrunk_height);
+    let width = u64::from(probe.width);
+    let frame = if interlaced { width * u64::from(probe.height) * 4 } else { 0 };
+    width * 24 + 256 * 1024 + frame + shrunk * 3 + resize_scratch(shrunk_height, output)
 }
 
 /// The frame header of a JPEG: enough to size the decode.

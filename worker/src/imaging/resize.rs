@@ -92,6 +92,15 @@ pub(crate) fn needed_source_size(width: u32, height: u32, output: &OutputSpec, o
     (((w * scale).ceil() as u32).min(width), ((h * scale).ceil() as u32).min(height))
 }
 
+/// The integer box shrink [`resize`] would apply first, per axis: what a
+/// decoder that scales while decoding (libwebp) may reduce the source by
+/// without changing the result's geometry.
+pub(crate) fn shrink_on_load_factors(width: u32, height: u32, output: &OutputSpec, orientation: Orientation) -> (u32, u32) {
+    let (need_w, need_h) = needed_source_size(width, height, output, orientation);
+    let factor = |side: u32, need: u32| ((f64::from(side) / f64::from(need.max(1))) / 2.0).floor().max(1.0) as u32;
+    (factor(width, need_w), factor(height, need_h))
+}
+
 /// Resize per the plan: box pre-shrink for large factors, then Lanczos3.
 pub(super) fn resize(source: Rgb, plan: &FitPlan) -> Result<Rgb, ImageError> {
     let (crop_w, crop_h) = plan.crop.map_or((f64::from(source.width), f64::from(source.height)), |c| (c.2, c.3));
@@ -117,34 +126,75 @@ pub(super) fn resize(source: Rgb, plan: &FitPlan) -> Result<Rgb, ImageError> {
 
 /// Average each `fx`×`fy` block into one pixel (edge blocks average what they have).
 fn box_shrink(source: &Rgb, fx: u32, fy: u32) -> Rgb {
-    let (sw, sh) = (source.width as usize, source.height as usize);
-    let (fx, fy) = (fx as usize, fy as usize);
-    let (dw, dh) = (sw.div_ceil(fx), sh.div_ceil(fy));
-    let mut pixels = vec![0u8; dw * dh * 3];
-    let mut sums = vec![0u32; dw * 3];
-    for dy in 0..dh {
-        sums.iter_mut().for_each(|s| *s = 0);
-        let rows = (dy * fy)..((dy + 1) * fy).min(sh);
-        let row_count = rows.len();
-        for sy in rows {
-            let row = &source.pixels[sy * sw * 3..(sy + 1) * sw * 3];
-            for (sx, px) in row.chunks_exact(3).enumerate() {
-                let d = (sx / fx) * 3;
-                sums[d] += u32::from(px[0]);
-                sums[d + 1] += u32::from(px[1]);
-                sums[d + 2] += u32::from(px[2]);
+    let mut shrinker = BoxShrinker::new(source.width, source.height, fx, fy);
+    for row in source.pixels.chunks_exact(source.width as usize * 3) {
+        shrinker.push_row(row);
+    }
+    shrinker.finish()
+}
+
+/// An integer box shrink fed one RGB row at a time, so a decoder that
+/// produces rows (PNG) never needs the full-size image in memory.
+#[derive(Debug)]
+pub(crate) struct BoxShrinker {
+    source_width: usize,
+    fx: usize,
+    fy: usize,
+    width: usize,
+    /// Per output column and channel: the sum over the rows gathered so far.
+    sums: Vec<u32>,
+    rows_gathered: usize,
+    pixels: Vec<u8>,
+}
+
+impl BoxShrinker {
+    pub(crate) fn new(source_width: u32, source_height: u32, fx: u32, fy: u32) -> Self {
+        let (source_width, fx, fy) = (source_width as usize, fx.max(1) as usize, fy.max(1) as usize);
+        let width = source_width.div_ceil(fx);
+        let height = (source_height as usize).div_ceil(fy);
+        Self { source_width, fx, fy, width, sums: vec![0; width * 3], rows_gathered: 0, pixels: Vec::with_capacity(width * height * 3) }
+    }
+
+    /// One source row of `source_width` RGB pixels.
+    pub(crate) fn push_row(&mut self, row: &[u8]) {
+        let row = &row[..self.source_width * 3];
+        if self.fx == 1 && self.fy == 1 {
+            self.pixels.extend_from_slice(row);
+            return;
+        }
+        for (block, sum) in row.chunks(self.fx * 3).zip(self.sums.chunks_exact_mut(3)) {
+            for pixel in block.chunks_exact(3) {
+                sum[0] += u32::from(pixel[0]);
+                sum[1] += u32::from(pixel[1]);
+                sum[2] += u32::from(pixel[2]);
             }
         }
-        let out = &mut pixels[dy * dw * 3..(dy + 1) * dw * 3];
-        for dx in 0..dw {
-            let cols = ((dx + 1) * fx).min(sw) - dx * fx;
-            let count = (cols * row_count) as u32;
-            for c in 0..3 {
-                out[dx * 3 + c] = ((sums[dx * 3 + c] + count / 2) / count) as u8;
-            }
+        self.rows_gathered += 1;
+        if self.rows_gathered == self.fy {
+            self.emit();
         }
     }
-    Rgb { width: dw as u32, height: dh as u32, pixels }
+
+    fn emit(&mut self) {
+        for (dx, sum) in self.sums.chunks_exact_mut(3).enumerate() {
+            let columns = ((dx + 1) * self.fx).min(self.source_width) - dx * self.fx;
+            let count = (columns * self.rows_gathered) as u32;
+            for channel in sum.iter_mut() {
+                self.pixels.push(((*channel + count / 2) / count) as u8);
+                *channel = 0;
+            }
+        }
+        self.rows_gathered = 0;
+    }
+
+    /// The shrunk image, with as many rows as were pushed (÷ `fy`, rounded up).
+    pub(crate) fn finish(mut self) -> Rgb {
+        if self.rows_gathered > 0 {
+            self.emit();
+        }
+        let height = self.pixels.len() / (self.width * 3).max(1);
+        Rgb { width: self.width as u32, height: height as u32, pixels: self.pixels }
+    }
 }
 
 /// Apply the EXIF orientation, making the image upright.

@@ -233,3 +233,73 @@ fn fit_plans() {
     let cover = plan_fit(400, 100, &output(100, 100, Fit::Cover, OutputFormat::Jpeg), Orientation::NoTransforms);
     assert_eq!(cover.crop, Some((150.0, 0.0, 100.0, 100.0)));
 }
+
+#[test]
+fn streaming_box_shrink_averages_every_block_including_the_edges() {
+    // 7×5 source, 3×2 blocks: edge blocks are 1 column wide and 1 row high.
+    let source = RgbImage::from_fn(7, 5, |x, y| Px([(x * 30) as u8, (y * 50) as u8, (x * y) as u8]));
+    let mut shrinker = resize::BoxShrinker::new(7, 5, 3, 2);
+    for row in source.as_raw().chunks_exact(7 * 3) {
+        shrinker.push_row(row);
+    }
+    let shrunk = shrinker.finish();
+    assert_eq!((shrunk.width, shrunk.height), (3, 3));
+    for (dy, dx) in (0..3u32).flat_map(|dy| (0..3u32).map(move |dx| (dy, dx))) {
+        let xs = (dx * 3)..((dx + 1) * 3).min(7);
+        let ys = (dy * 2)..((dy + 1) * 2).min(5);
+        let count = (xs.len() * ys.len()) as u32;
+        for channel in 0..3 {
+            let sum: u32 = ys.clone().flat_map(|y| xs.clone().map(move |x| (x, y))).map(|(x, y)| u32::from(source.get_pixel(x, y)[channel])).sum();
+            let expected = ((sum + count / 2) / count) as u8;
+            let actual = shrunk.pixels[((dy * 3 + dx) * 3) as usize + channel];
+            assert_eq!(actual, expected, "block ({dx}, {dy}) channel {channel}");
+        }
+    }
+}
+
+#[test]
+fn large_pngs_stream_through_the_shrink_and_keep_their_picture() {
+    // Left half red, right half blue, with a transparent bottom band: the
+    // streamed shrink must keep where things are and composite over white.
+    let big = RgbaImage::from_fn(1800, 1200, |x, y| {
+        if y >= 900 {
+            Rgba([0, 0, 0, 0])
+        } else if x < 900 {
+            Rgba([255, 0, 0, 255])
+        } else {
+            Rgba([0, 0, 255, 255])
+        }
+    });
+    let (_, out) = run(&png_bytes(&big.into()), &output(120, 80, Fit::Fill, OutputFormat::Png)).unwrap();
+    assert_eq!(out.dimensions(), (120, 80));
+    assert!(close(out.get_pixel(20, 20), RED, 2), "{:?}", out.get_pixel(20, 20));
+    assert!(close(out.get_pixel(100, 20), BLUE, 2), "{:?}", out.get_pixel(100, 20));
+    assert!(close(out.get_pixel(60, 75), [255, 255, 255], 2), "{:?}", out.get_pixel(60, 75));
+}
+
+#[test]
+fn a_png_costs_one_row_not_the_whole_image() {
+    let big = RgbImage::from_pixel(4000, 3000, Px(GREEN));
+    let probed = probe(Cursor::new(png_bytes(&big.into())), &OutputSpec::default(), u64::MAX).unwrap();
+    assert!(probed.working_bytes < 4 * 1024 * 1024, "{} bytes for a 12 MP PNG", probed.working_bytes);
+}
+
+#[test]
+fn damaged_webp_fails_to_decode_without_panicking() {
+    let webp = include_bytes!("../../../examples/images/circle-3.webp");
+    let out = output(64, 64, Fit::Fill, OutputFormat::Jpeg);
+    let whole = probe(Cursor::new(&webp[..]), &out, u64::MAX).and_then(|p| render(webp, &p, &out));
+    assert!(whole.is_ok(), "{whole:?}");
+    let truncated = &webp[..webp.len() * 2 / 3];
+    let result = probe(Cursor::new(truncated), &out, u64::MAX).and_then(|p| render(truncated, &p, &out));
+    assert_eq!(result.unwrap_err().code(), zipfleet_shared::ImageErrorCode::DecodeFailed);
+    let mut scrambled = webp.to_vec();
+    let middle = scrambled.len() / 2;
+    scrambled[40..middle].iter_mut().for_each(|b| *b = b.wrapping_mul(7).wrapping_add(13));
+    let result = probe(Cursor::new(&scrambled[..]), &out, u64::MAX).and_then(|p| render(&scrambled, &p, &out));
+    // Reaching this line means no panic; what comes back is a clean error or a whole image.
+    match result {
+        Ok(rendered) => assert_eq!(image::load_from_memory(&rendered.bytes).unwrap().width(), 64),
+        Err(err) => assert!(matches!(err.code(), zipfleet_shared::ImageErrorCode::DecodeFailed | zipfleet_shared::ImageErrorCode::UnsupportedFormat), "{err}"),
+    }
+}
