@@ -37,8 +37,12 @@ pub(super) fn decode(bytes: &[u8], fx: u32, fy: u32, max_bytes: u64) -> Result<R
         }
     } else {
         while let Some(row) = reader.next_row().map_err(png_error)? {
-            to_rgb(row.data(), color, &mut rgb_row);
-            shrinker.push_row(&rgb_row);
+            if color == ColorType::Rgb {
+                shrinker.push_row(row.data());
+            } else {
+                to_rgb(row.data(), color, &mut rgb_row);
+                shrinker.push_row(&rgb_row);
+            }
             rows += 1;
         }
     }
