@@ -38,6 +38,20 @@ pub struct BenchArgs {
     /// Where to put the copies and outputs (default: a temporary directory).
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// Run the classroom burst on the real fleet (API and worker processes,
+    /// RabbitMQ or SQS, Redis, S3) instead of the one-core comparison;
+    /// `infra/bench-burst.sh` starts the services.
+    #[arg(long)]
+    burst: bool,
+    /// Burst: jobs posted at once.
+    #[arg(long, default_value_t = 30)]
+    jobs: usize,
+    /// Burst: images in each job.
+    #[arg(long, default_value_t = 40)]
+    images: usize,
+    /// Burst: worker processes.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -142,7 +156,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         has_taskset: installed("taskset", "--version"),
         args,
     };
-    bench.report()?;
+    if bench.args.burst {
+        bench.burst()?;
+    } else {
+        bench.report()?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -225,7 +243,7 @@ fn measure(command: &mut Command) -> anyhow::Result<Measured> {
     Ok(Measured { wall, max_rss_kib })
 }
 
-fn high_water_mark_kib(status: &str) -> Option<u64> {
+pub(crate) fn high_water_mark_kib(status: &str) -> Option<u64> {
     let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
@@ -286,6 +304,26 @@ impl Bench {
         // inputs are named relative to the store.
         command.current_dir(&self.store).args(images.iter().map(|image| &image.key));
         measure(&mut command)
+    }
+
+    fn burst(&self) -> anyhow::Result<()> {
+        println!("# zipfleet bench --burst");
+        crate::burst::run(crate::burst::BurstInput {
+            store_dir: &self.store,
+            keys: self.images.iter().map(|image| image.key.clone()).collect(),
+            jobs: self.args.jobs,
+            images_per_job: self.args.images,
+            workers: self.args.workers,
+            work: &self.work,
+            size: self.args.size,
+            one_job_one_core: Box::new(|job| {
+                let out = self.work.join("burst-floor.zip");
+                let rounds = (0..self.args.rounds.max(1)).map(|_| self.zipfleet(job, &out, true).map(|m| m.wall)).collect::<anyhow::Result<Vec<_>>>()?;
+                let mut sorted = rounds;
+                sorted.sort();
+                Ok(sorted[sorted.len() / 2])
+            }),
+        })
     }
 
     fn report(&self) -> anyhow::Result<()> {

@@ -2,6 +2,7 @@
 //! the API (`submit`, `status`), or measure speed against libvips (`bench`).
 
 mod bench;
+mod burst;
 mod embedded;
 mod remote;
 mod report;

@@ -13,7 +13,9 @@
 //! - [`zipper`]: the zip spooled to a temporary file, and the manifest.
 //! - [`budget`]: the memory budget images reserve from, and the CPU slots.
 //! - [`app`]: building a worker from configuration.
+//! - [`allocator`]: jemalloc's settings for every decoding process.
 
+pub mod allocator;
 pub mod app;
 pub mod budget;
 pub mod consumer;
