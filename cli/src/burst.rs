@@ -77,11 +77,10 @@ pub fn run(input: BurstInput<'_>) -> anyhow::Result<()> {
         .iter()
         .enumerate()
         .map(|(i, key)| {
-            let label = if i % 2 == 0 { "stored" } else { "web" };
             if i % 2 == 0 {
-                serde_json::json!({"id": format!("i{i}"), "label": label, "object": {"key": format!("bench/{key}")}})
+                serde_json::json!({"id": format!("i{i}"), "label": "stored", "object": {"key": format!("bench/{key}")}})
             } else {
-                serde_json::json!({"id": format!("i{i}"), "label": label, "url": format!("http://127.0.0.1:{http_port}/{key}")})
+                serde_json::json!({"id": format!("i{i}"), "label": "web", "url": format!("http://127.0.0.1:{http_port}/{key}")})
             }
         })
         .collect();
