@@ -25,7 +25,7 @@ pub(super) fn decode(bytes: &[u8], probe: &Probe, output: &OutputSpec) -> Result
                 return decode_with_image(bytes, probe);
             }
             let (fx, fy) = shrink_on_load_factors(probe.width, probe.height, output, probe.orientation);
-            webp::decode_scaled(bytes, probe.width.div_ceil(fx), probe.height.div_ceil(fy), features.has_alpha)
+            webp::decode_shrunk(bytes, &features, probe.width, probe.height, fx, fy)
         }
         SourceFormat::Png => {
             let (fx, fy) = shrink_on_load_factors(probe.width, probe.height, output, probe.orientation);

@@ -39,6 +39,8 @@ pub(super) fn decode(bytes: &[u8], fx: u32, fy: u32, max_bytes: u64) -> Result<R
         while let Some(row) = reader.next_row().map_err(png_error)? {
             if color == ColorType::Rgb {
                 shrinker.push_row(row.data());
+            } else if color == ColorType::Rgba {
+                shrinker.push_rgba_row(row.data());
             } else {
                 to_rgb(row.data(), color, &mut rgb_row);
                 shrinker.push_row(&rgb_row);

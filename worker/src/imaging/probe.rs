@@ -186,14 +186,16 @@ impl WebpLayout {
         Self { animated, full_size_plane: true }
     }
 
-    /// libwebp's scaled decode: a lossy image needs a few macroblock rows
-    /// and the rescaler's rows; lossless or alpha adds full-size planes (ARGB
-    /// words and alpha bytes); then the scaled RGBA output and its RGB copy.
+    /// An opaque lossy image is decoded to full-size YUV 4:2:0 planes (1.5
+    /// bytes a pixel) and shrunk from them; lossless or alpha goes through
+    /// libwebp's scaled decode, which holds full-size planes of its own (ARGB
+    /// words and alpha bytes). Either way a few macroblock rows, then the
+    /// scaled RGBA output and its RGB copy.
     fn working_bytes(self, probe: &Probe, output: &OutputSpec) -> u64 {
         let (fx, fy) = super::resize::shrink_on_load_factors(probe.width, probe.height, output, probe.orientation);
         let scaled = u64::from(probe.width.div_ceil(fx)) * u64::from(probe.height.div_ceil(fy));
         let pixels = u64::from(probe.width) * u64::from(probe.height);
-        let planes = if self.full_size_plane { pixels * 5 } else { 0 };
+        let planes = if self.full_size_plane { pixels * 5 } else { pixels * 3 / 2 };
         u64::from(probe.width) * 1024 + planes + scaled * 7 + resize_scratch(probe.height.div_ceil(fy), output)
     }
 }

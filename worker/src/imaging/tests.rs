@@ -303,3 +303,110 @@ fn damaged_webp_fails_to_decode_without_panicking() {
         Err(err) => assert!(matches!(err.code(), zipfleet_shared::ImageErrorCode::DecodeFailed | zipfleet_shared::ImageErrorCode::UnsupportedFormat), "{err}"),
     }
 }
+
+/// A detailed picture (gradients plus a fine checker) so that the AC
+/// coefficients carry real information.
+fn detailed(width: u32, height: u32) -> RgbImage {
+    RgbImage::from_fn(width, height, |x, y| {
+        let checker = if (x / 3 + y / 2) % 2 == 0 { 40 } else { 0 };
+        Px([(x * 255 / width) as u8 / 2 + checker, (y * 255 / height) as u8 / 2 + checker, ((x ^ y) & 0x7F) as u8])
+    })
+}
+
+/// A progressive JPEG with libjpeg's standard scan script (DC first, then
+/// AC in spectral bands and bit planes), chroma subsampled by `sampling`.
+fn progressive_jpeg(image: &RgbImage, sampling: (u8, u8)) -> Vec<u8> {
+    let mut compress = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
+    compress.set_fastest_defaults();
+    compress.set_size(image.width() as usize, image.height() as usize);
+    compress.set_quality(90.0);
+    compress.set_chroma_sampling_pixel_sizes(sampling, sampling);
+    compress.set_progressive_mode();
+    let mut started = compress.start_compress(Vec::new()).unwrap();
+    started.write_scanlines(image.as_raw()).unwrap();
+    started.finish().unwrap()
+}
+
+#[test]
+fn progressive_jpegs_stopped_early_decode_to_exactly_the_full_pixels() {
+    let image = detailed(960, 720);
+    for sampling in [(1, 1), (2, 1), (2, 2)] {
+        let bytes = progressive_jpeg(&image, sampling);
+        for scale in [1, 2, 4, 8] {
+            let early = jpeg::decode_reading(&bytes, scale, u64::MAX, jpeg::Scans::UntilPixelsFinal).unwrap();
+            let full = jpeg::decode_reading(&bytes, scale, u64::MAX, jpeg::Scans::All).unwrap();
+            assert_eq!((early.width, early.height), (960 / scale, 720 / scale), "sampling {sampling:?} scale 1/{scale}");
+            assert!(early.pixels == full.pixels, "sampling {sampling:?} scale 1/{scale}: early stop changed pixels");
+        }
+    }
+}
+
+#[test]
+fn at_one_eighth_a_progressive_jpeg_is_read_only_until_its_dc_is_final() {
+    let image = detailed(960, 720);
+    let bytes = progressive_jpeg(&image, (1, 1));
+    // Cut the file inside its last scan (the luma AC bottom bit): the
+    // detail is lost, the DC coefficients are all there.
+    let last_scan = bytes.windows(2).rposition(|marker| marker == [0xFF, 0xDA]).unwrap();
+    let cut = &bytes[..last_scan + 200];
+    let intact = jpeg::decode_reading(&bytes, 8, u64::MAX, jpeg::Scans::All).unwrap();
+    let early = jpeg::decode_reading(cut, 8, u64::MAX, jpeg::Scans::UntilPixelsFinal).unwrap();
+    assert!(early.pixels == intact.pixels, "stopping at the final DC must give the full decode's pixels");
+    // Proof that the cut is real damage: reading every scan reports it,
+    // and so does a scale whose inverse DCT needs the AC coefficients.
+    assert!(matches!(jpeg::decode_reading(cut, 8, u64::MAX, jpeg::Scans::All), Err(ImageError::Decode(_))));
+    assert!(matches!(jpeg::decode_reading(cut, 4, u64::MAX, jpeg::Scans::UntilPixelsFinal), Err(ImageError::Decode(_))));
+}
+
+#[test]
+fn rgba_rows_shrink_as_if_composited_over_white_first() {
+    let source = RgbaImage::from_fn(11, 7, |x, y| Rgba([(x * 23) as u8, (y * 37) as u8, (x * y * 5) as u8, [255, 0, 128, 200][((x + y) % 4) as usize]]));
+    let mut direct = resize::BoxShrinker::new(11, 7, 3, 2);
+    let mut composited = resize::BoxShrinker::new(11, 7, 3, 2);
+    for row in source.as_raw().chunks_exact(11 * 4) {
+        direct.push_rgba_row(row);
+        let rgb: Vec<u8> = row.chunks_exact(4).flat_map(decode::over_white).collect();
+        composited.push_row(&rgb);
+    }
+    let (direct, composited) = (direct.finish(), composited.finish());
+    assert_eq!((direct.width, direct.height), (4, 4));
+    assert_eq!(direct, composited);
+}
+
+#[test]
+fn opaque_lossy_webps_shrunk_from_their_yuv_planes_match_libwebps_rescaler() {
+    let smooth = |width: u32, height: u32| {
+        RgbImage::from_fn(width, height, |x, y| {
+            let wave = ((f64::from(x) / 40.0).sin() * 60.0 + (f64::from(y) / 25.0).cos() * 60.0) as i32;
+            let channel = |base: u32| (base as i32 + wave).clamp(0, 255) as u8;
+            Px([channel(x * 200 / width + 20), channel(y * 200 / height + 20), channel(128)])
+        })
+    };
+    // Sizes that are multiples of the factor, so libwebp's rescaler samples
+    // the same 4×4 blocks (at other sizes it samples at fractional
+    // positions and differs in phase, not in correctness).
+    for (width, height) in [(900, 700), (640, 480)] {
+        let webp = webp::encode_lossy(smooth(width, height).as_raw(), width, height, 90.0);
+        let features = webp::features(&webp).unwrap();
+        assert!(features.lossy && !features.has_alpha);
+        let planes = webp::decode_shrunk(&webp, &features, width, height, 4, 4).unwrap();
+        let rescaler = webp::Features { lossy: false, ..features };
+        let rescaled = webp::decode_shrunk(&webp, &rescaler, width, height, 4, 4).unwrap();
+        assert_eq!((planes.width, planes.height), (width / 4, height / 4));
+        assert_eq!((planes.width, planes.height), (rescaled.width, rescaled.height));
+        let difference: u64 = planes.pixels.iter().zip(&rescaled.pixels).map(|(&a, &b)| u64::from(a.abs_diff(b))).sum();
+        let mean = difference as f64 / planes.pixels.len() as f64;
+        assert!(mean < 1.0, "{width}×{height}: mean difference {mean:.2} from libwebp's own scaled decode");
+    }
+    // Odd sizes: partial edge blocks, and a last chroma sample covering one
+    // luma column; odd factors are rounded down to even ones (the chroma grid).
+    let (width, height) = (901, 701);
+    let source = smooth(width, height);
+    let webp = webp::encode_lossy(source.as_raw(), width, height, 90.0);
+    let features = webp::features(&webp).unwrap();
+    let shrunk = webp::decode_shrunk(&webp, &features, width, height, 5, 3).unwrap();
+    assert_eq!((shrunk.width, shrunk.height), (226, 351));
+    let corner = &shrunk.pixels[shrunk.pixels.len() - 3..];
+    let expected = source.get_pixel(900, 700);
+    assert!(corner.iter().zip(expected.0).all(|(&got, want)| got.abs_diff(want) <= 12), "corner {corner:?}, source {expected:?}");
+}
