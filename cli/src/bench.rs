@@ -316,6 +316,7 @@ impl Bench {
             workers: self.args.workers,
             work: &self.work,
             size: self.args.size,
+            rounds: self.args.rounds,
             one_job_one_core: Box::new(|job| {
                 let out = self.work.join("burst-floor.zip");
                 let rounds = (0..self.args.rounds.max(1)).map(|_| self.zipfleet(job, &out, true).map(|m| m.wall)).collect::<anyhow::Result<Vec<_>>>()?;

@@ -32,6 +32,8 @@ pub struct BurstInput<'a> {
     pub workers: usize,
     pub work: &'a Path,
     pub size: u32,
+    /// Bursts to run on the same fleet (makespan reported as min / median / max).
+    pub rounds: usize,
     /// Wall time of one job's images run in-process, pinned to one core.
     pub one_job_one_core: Box<dyn Fn(&Path) -> anyhow::Result<Duration> + 'a>,
 }
@@ -111,18 +113,24 @@ pub fn run(input: BurstInput<'_>) -> anyhow::Result<()> {
     runtime.block_on(wait_until_ready(&client, &api_url))?;
 
     let run_id = std::process::id();
-    let started = Instant::now();
-    let latencies = runtime.block_on(async {
-        let posts = (0..input.jobs).map(|j| {
-            let body = serde_json::json!({"job_id": format!("burst-{run_id}-{j}"), "images": images, "output": output});
-            let (client, api_url) = (client.clone(), api_url.clone());
-            async move { follow_job(&client, &api_url, body, started).await }
+    let mut makespans = Vec::new();
+    let mut latencies = Vec::new();
+    for round in 0..input.rounds.max(1) {
+        let started = Instant::now();
+        let round_latencies = runtime.block_on(async {
+            let posts = (0..input.jobs).map(|j| {
+                let body = serde_json::json!({"job_id": format!("burst-{run_id}-{round}-{j}"), "images": images, "output": output});
+                let (client, api_url) = (client.clone(), api_url.clone());
+                async move { follow_job(&client, &api_url, body, started).await }
+            });
+            futures::future::join_all(posts).await
         });
-        futures::future::join_all(posts).await
-    });
-    let makespan = started.elapsed().as_secs_f64();
-    let mut latencies = latencies.into_iter().collect::<anyhow::Result<Vec<f64>>>()?;
+        makespans.push(started.elapsed().as_secs_f64());
+        latencies.extend(round_latencies.into_iter().collect::<anyhow::Result<Vec<f64>>>()?);
+    }
+    makespans.sort_by(f64::total_cmp);
     latencies.sort_by(f64::total_cmp);
+    let makespan = makespans[makespans.len() / 2];
     let rss: Vec<String> = children.0[1..]
         .iter()
         .map(|child| {
@@ -141,17 +149,24 @@ pub fn run(input: BurstInput<'_>) -> anyhow::Result<()> {
         input.jobs, input.images_per_job, input.workers
     );
     println!();
-    println!("| makespan | CPU floor | makespan ÷ floor | job latency p50 | p95 | peak RSS per worker |");
+    println!("| makespan (min / **median** / max) | CPU floor | median makespan ÷ floor | job latency p50 | p95 | peak RSS per worker |");
     println!("|---|---|---|---|---|---|");
     println!(
-        "| {makespan:.1} s | {floor:.1} s | **{:.2}×** | {:.1} s | {:.1} s | {} |",
+        "| {:.1} / **{makespan:.1}** / {:.1} s | {floor:.1} s | **{:.2}×** | {:.1} s | {:.1} s | {} |",
+        makespans[0],
+        makespans[makespans.len() - 1],
         makespan / floor,
         percentile(0.5),
         percentile(0.95),
         rss.join(", ")
     );
     println!();
-    println!("CPU floor = one job's images in-process on one core ({:.2} s) × {} jobs ÷ {cores} cores. Target: ≤ 1.15×.", one_job.as_secs_f64(), input.jobs);
+    println!(
+        "{} bursts on one fleet, each job polled every 0.5 s; latencies over all of them. CPU floor = one job's images in-process on one core (median {:.2} s) × {} jobs ÷ {cores} cores. Target: ≤ 1.15×.",
+        makespans.len(),
+        one_job.as_secs_f64(),
+        input.jobs
+    );
     Ok(())
 }
 
@@ -203,7 +218,8 @@ async fn follow_job(client: &reqwest::Client, api_url: &str, body: serde_json::V
         bail!("the API refused {job_id}: {} {}", response.status(), response.text().await.unwrap_or_default());
     }
     loop {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // A student's page polling twice a second.
+        tokio::time::sleep(Duration::from_millis(500)).await;
         let status: serde_json::Value = client.get(format!("{api_url}/v1/jobs/{job_id}")).bearer_auth(TOKEN).send().await?.json().await?;
         match status["state"].as_str() {
             Some("succeeded") => return Ok(started.elapsed().as_secs_f64()),

@@ -227,7 +227,9 @@ impl Fetcher {
         let spool_error = |err: std::io::Error| FetchError::Failed(format!("could not write the download to disk: {err}"));
         let temp = tempfile::NamedTempFile::new_in(&self.spool_dir).map_err(spool_error)?;
         let (file, path) = temp.into_parts();
-        let mut file = tokio::fs::File::from_std(file);
+        // Network chunks are a few KiB; each write to a tokio file is a hop
+        // to the blocking pool, so they are gathered into 256 KiB writes.
+        let mut file = tokio::io::BufWriter::with_capacity(256 * 1024, tokio::fs::File::from_std(file));
         let mut size = 0u64;
         futures::pin_mut!(body);
         loop {
