@@ -8,6 +8,7 @@
 //! - [`status`]: the status document (also the completion message) and job states.
 //! - [`codes`]: per-image error codes and job-level error codes.
 //! - [`names`]: turning labels and ids into safe zip entry names.
+//! - [`report`]: the dataset report's shape (label counts, warnings).
 //! - [`message`]: the job message carried by the broker (inline spec or claim check).
 //! - [`config`]: every setting, as environment variables that are also CLI flags.
 //! - [`broker`], [`store`], [`status_store`]: the backend traits, with the
@@ -20,6 +21,7 @@ pub mod codes;
 pub mod config;
 pub mod message;
 pub mod names;
+pub mod report;
 pub mod spec;
 pub mod status;
 pub mod status_store;

@@ -66,6 +66,9 @@ pub struct JobResult {
     /// Number of images in the zip.
     pub images: u32,
     pub skipped: Vec<SkippedImage>,
+    /// The dataset report, the same as in the zip's manifest.
+    #[serde(default)]
+    pub report: crate::report::DatasetReport,
 }
 
 /// Why a job failed or was cancelled. `code` is a job-level code
@@ -129,6 +132,7 @@ mod tests {
             size_bytes: 10,
             images: 39,
             skipped: vec![SkippedImage { id: "7".into(), code: ImageErrorCode::FetchTimeout, message: "slow".into() }],
+            report: Default::default(),
         });
         let value = serde_json::to_value(&status).unwrap();
         let keys: Vec<_> = value.as_object().unwrap().keys().cloned().collect();

@@ -184,7 +184,7 @@ pub async fn run_job(env: &JobEnv, job_id: &str, spec: &JobSpec, stop: &Cancella
         .await
         .map_err(|err| Interrupted::Transient(format!("could not make a download URL: {err}")))?;
     info!(size, images = progress.done, skipped = progress.failed, "zip uploaded");
-    let result = JobResult { location: Location { bucket: env.store.bucket().to_string(), key }, url, size_bytes: size, images: progress.done, skipped };
+    let result = JobResult { location: Location { bucket: env.store.bucket().to_string(), key }, url, size_bytes: size, images: progress.done, skipped, report: Default::default() };
     Ok((JobOutcome::Succeeded(result), progress))
 }
 
