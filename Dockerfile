@@ -13,10 +13,12 @@
 #   image         runtime-base + the binaries from `build`: what `docker build .` produces.
 # The stages after `runtime` are never touched by `--target runtime`.
 
-ARG DEBIAN_IMAGE=debian:bookworm-slim
-ARG RUST_IMAGE=rust:1.95-bookworm
+# No HEALTHCHECK: one image serves two programs on different ports (API 8080, worker 9090);
+# each deployment probes its own /healthz and /readyz (Kubernetes probes, ECS health checks,
+# compose healthcheck).
+# checkov:skip=CKV_DOCKER_2:the API and the worker are probed by their orchestrator on different ports; see the comment above
 
-FROM ${DEBIAN_IMAGE} AS runtime-base
+FROM debian:bookworm-slim AS runtime-base
 # ca-certificates: workers fetch https images and talk to S3/SQS over TLS (rustls reads the
 # system roots through webpki/native roots). Nothing else: no shell tools are needed at run time.
 RUN apt-get update \
@@ -52,7 +54,7 @@ LABEL org.opencontainers.image.title="zipfleet" \
       org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim"
 COPY --chown=0:0 --chmod=0755 ${BIN_DIR}/zipfleet ${BIN_DIR}/zipfleet-api ${BIN_DIR}/zipfleet-worker /usr/local/bin/
 
-FROM ${RUST_IMAGE} AS build
+FROM rust:1.95-bookworm AS build
 WORKDIR /src
 # The full (non-slim) rust image brings gcc, g++ and make: libjpeg-turbo, libwebp and aws-lc
 # are compiled from C by `cc` (no nasm, cmake or system -dev packages needed).
