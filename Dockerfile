@@ -23,7 +23,8 @@ FROM debian:bookworm-slim AS runtime-base
 # system roots through webpki/native roots). Nothing else: no shell tools are needed at run time.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
  && groupadd --system --gid 10001 zipfleet \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/zipfleet --no-create-home \
       --shell /usr/sbin/nologin zipfleet \
