@@ -208,6 +208,8 @@ check_fixtures() {
       "$V/python" infra/check/keda_validate.py --crds "$crds" "$fx/keda-field-typo.yaml"
     expect_failure keda-unknown-trigger-key "unknown aws-sqs-queue trigger key 'queueLenght'" \
       "$V/python" infra/check/keda_validate.py --crds "$crds" "$fx/keda-unknown-trigger-key.yaml"
+    expect_failure keda-namespace-mismatch "KEDA scales only its own namespace" \
+      "$V/python" infra/check/keda_validate.py --crds "$crds" --refs "$fx/keda-namespace-mismatch.yaml"
     expect_failure keda-amqp-protocol "protocol must be http" \
       "$V/python" infra/check/keda_validate.py --crds "$crds" --policy "$fx/keda-amqp-protocol.yaml"
     expect_failure k8s-field-typo "terminationGracePeriodSecond" \

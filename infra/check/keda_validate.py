@@ -13,7 +13,7 @@
    type; an unknown key, a missing required key or a value of the wrong shape is an error.
    TriggerAuthentication parameters are checked the same way for the triggers that use them.
 3. --refs: scaleTargetRef names a Deployment and authenticationRef a TriggerAuthentication
-   present in the same files.
+   present in the same files, in the ScaledObject's namespace.
 4. --policy: zipfleet's own scaling rules, which a valid-but-wrong ScaledObject would break
    (in-flight jobs counted, scale from zero with an activation threshold, a cooldown and a
    scale-down stabilisation window, the target per replica equal to the worker's
@@ -142,6 +142,10 @@ def load_crds(directory):
 def where(doc, path=""):
     meta = doc.get("metadata") or {}
     return f"{doc.get('kind')}/{meta.get('name', '?')}{path}"
+
+
+def namespace(doc):
+    return (doc.get("metadata") or {}).get("namespace") or "default"
 
 
 def is_number(text):
@@ -332,12 +336,20 @@ def main():
             if kind == "Deployment" and target.get("name") not in deployments:
                 errors.append(f"{where(so)}: scaleTargetRef names no Deployment here: "
                               f"{target.get('name')!r}")
+            elif kind == "Deployment" and namespace(so) != namespace(deployments[target["name"]]):
+                errors.append(f"{where(so)}: in namespace {namespace(so)!r} but its target "
+                              f"Deployment is in {namespace(deployments[target['name']])!r}: "
+                              "KEDA scales only its own namespace")
             for i, trig in enumerate(spec.get("triggers") or []):
                 ref = (trig.get("authenticationRef") or {})
                 if ref and ref.get("kind", "TriggerAuthentication") == "TriggerAuthentication" \
                         and ref.get("name") not in auths:
                     errors.append(f"{where(so)}.spec.triggers[{i}]: authenticationRef names no "
                                   f"TriggerAuthentication here: {ref.get('name')!r}")
+                elif ref and ref.get("name") in auths \
+                        and namespace(auths[ref["name"]]) != namespace(so):
+                    errors.append(f"{where(so)}.spec.triggers[{i}]: its TriggerAuthentication "
+                                  f"{ref['name']!r} is in another namespace")
         if args.policy:
             check_policy(so, deployments, errors)
     if len(scaled) < args.expect:
