@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use zipfleet_backends::Backends;
 use zipfleet_shared::broker::memory::MemoryBroker;
-use zipfleet_shared::config::{BackendConfig, Limits, SourcePolicy, WorkerTuning};
+use zipfleet_shared::config::{BackendConfig, Limits, ReportSettings, SourcePolicy, WorkerTuning};
 use zipfleet_shared::message::JobMessage;
 use zipfleet_shared::spec::{new_job_id, JobSpec, SpecLimits};
 use zipfleet_shared::status::JobStatus;
@@ -38,6 +38,8 @@ pub struct RunArgs {
     limits: Limits,
     #[command(flatten)]
     tuning: WorkerTuning,
+    #[command(flatten)]
+    report: ReportSettings,
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -67,7 +69,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let status_store = Arc::new(MemoryStatusStore::new());
     let backend = BackendConfig::embedded(store.root());
     let backends = Backends { broker: Arc::new(MemoryBroker::new(backend.max_deliveries)), store: store.clone(), status: status_store.clone() };
-    let settings = WorkerSettings { backend, policy: args.policy, limits: args.limits, tuning: args.tuning };
+    let settings = WorkerSettings { backend, policy: args.policy, limits: args.limits, tuning: args.tuning, report: args.report };
     let worker = build_worker(&backends, &settings).context("building the worker")?;
 
     status_store.create(&JobStatus::queued(&job_id, spec.project_id.clone(), spec.images.len() as u32), &spec.fingerprint()).await?;

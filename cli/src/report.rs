@@ -68,6 +68,13 @@ pub fn summarize(status: &JobStatus, zip_path: Option<&str>) -> ExitCode {
                     println!("  {} [{}] {}", skipped.id, skipped.code, skipped.message);
                 }
             }
+            if let Some(report) = result.map(|r| &r.report) {
+                let labels: Vec<String> = report.labels.iter().map(|(label, count)| format!("{label} {count}")).collect();
+                println!("labels: {}", labels.join(", "));
+                for warning in &report.warnings {
+                    println!("  [{}] {}", warning.code.as_str(), warning.message);
+                }
+            }
             ExitCode::SUCCESS
         }
         state => {

@@ -217,6 +217,29 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(number.saturating_mul(millis)))
 }
 
+/// Thresholds of the dataset report (contract, "Dataset report").
+#[derive(clap::Args, Debug, Clone, Copy, PartialEq)]
+pub struct ReportSettings {
+    /// A label with fewer images than this gets a `too_few_images` warning (0: never).
+    #[arg(long, env = "ZIPFLEET_MIN_IMAGES_PER_LABEL", default_value_t = ReportSettings::DEFAULT.min_images_per_label)]
+    pub min_images_per_label: u32,
+    /// `imbalanced_labels` when the largest label has more than this many
+    /// times the images of the smallest (0: never).
+    #[arg(long, env = "ZIPFLEET_MAX_LABEL_RATIO", default_value_t = ReportSettings::DEFAULT.max_label_ratio)]
+    pub max_label_ratio: f64,
+}
+
+impl ReportSettings {
+    /// The defaults, for clap and [`Default`] alike.
+    pub const DEFAULT: Self = Self { min_images_per_label: 5, max_label_ratio: 3.0 };
+}
+
+impl Default for ReportSettings {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

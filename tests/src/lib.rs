@@ -29,6 +29,7 @@ pub fn test_settings(store_dir: &Path) -> WorkerSettings {
         policy: SourcePolicy { allow_private_sources: true, allowed_source_nets: vec![] },
         limits: Limits { connect_timeout: Duration::from_secs(2), download_timeout: Duration::from_secs(10), ..Limits::default() },
         tuning: WorkerTuning::default(),
+        report: Default::default(),
     }
 }
 

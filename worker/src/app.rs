@@ -7,7 +7,7 @@ use crate::fetch::Fetcher;
 use crate::job::JobEnv;
 use std::sync::Arc;
 use zipfleet_backends::Backends;
-use zipfleet_shared::config::{BackendConfig, Limits, SourcePolicy, WorkerTuning, MIB};
+use zipfleet_shared::config::{BackendConfig, Limits, ReportSettings, SourcePolicy, WorkerTuning, MIB};
 use zipfleet_shared::spec::SpecLimits;
 
 /// Memory the worker process needs besides image buffers: runtime, HTTP and
@@ -22,6 +22,8 @@ pub struct WorkerSettings {
     pub policy: SourcePolicy,
     pub limits: Limits,
     pub tuning: WorkerTuning,
+    /// Thresholds of the dataset report.
+    pub report: ReportSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +55,7 @@ pub fn build_worker(backends: &Backends, settings: &WorkerSettings) -> Result<Ar
         spool_dir,
         fetch_concurrency: tuning.fetch_concurrency,
         download_url_expiry: settings.backend.download_url_expiry,
+        report: settings.report,
     };
     Ok(Arc::new(Worker {
         env: Arc::new(env),

@@ -9,6 +9,7 @@
 use crate::budget::{CpuPool, MemoryBudget};
 use crate::fetch::{FetchError, Fetcher};
 use crate::imaging::{self, ImageError, Rendered};
+use crate::report::{dataset_report, RenderedFacts, ReportImage};
 use crate::zipper::{Manifest, ManifestImage, ZipError, ZipSpool};
 use futures::StreamExt;
 use std::path::PathBuf;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn, Instrument};
-use zipfleet_shared::config::Limits;
+use zipfleet_shared::config::{Limits, ReportSettings};
 use zipfleet_shared::names::EntryNamer;
 use zipfleet_shared::spec::{ImageSpec, JobSpec, OnImageError};
 use zipfleet_shared::status::{JobError, JobResult, Location, Progress, SkippedImage};
@@ -35,6 +36,8 @@ pub struct JobEnv {
     pub spool_dir: PathBuf,
     pub fetch_concurrency: usize,
     pub download_url_expiry: Duration,
+    /// Thresholds of the dataset report.
+    pub report: ReportSettings,
 }
 
 /// How a job ended.
@@ -77,6 +80,8 @@ pub async fn run_job(env: &JobEnv, job_id: &str, spec: &JobSpec, stop: &Cancella
     let entries: Vec<String> = spec.images.iter().map(|image| namer.entry_name(&image.label, &image.id, output.format.extension())).collect();
     let mut manifest_images: Vec<ManifestImage> = spec.images.iter().map(ManifestImage::pending).collect();
     let mut progress = Progress { total: spec.images.len() as u32, done: 0, failed: 0 };
+    // What the dataset report needs of each image in the zip, by job position.
+    let mut report_facts: Vec<Option<RenderedFacts>> = vec![None; spec.images.len()];
 
     let mut spool = ZipSpool::create(&env.spool_dir, env.limits.max_zip_bytes).map_err(|err| Interrupted::Transient(err.to_string()))?;
 
@@ -127,6 +132,8 @@ pub async fn run_job(env: &JobEnv, job_id: &str, spec: &JobSpec, stop: &Cancella
                 line.width = Some(rendered.source_width);
                 line.height = Some(rendered.source_height);
                 line.status = "ok";
+                report_facts[index] =
+                    Some(RenderedFacts { source_width: rendered.source_width, source_height: rendered.source_height, signature: rendered.signature });
                 progress.done += 1;
                 report_progress(env, job_id, 1, 0, took).await;
             }
@@ -155,12 +162,20 @@ pub async fn run_job(env: &JobEnv, job_id: &str, spec: &JobSpec, stop: &Cancella
         .iter()
         .filter_map(|line| Some(SkippedImage { id: line.id.clone(), code: line.code?, message: line.message.clone()? }))
         .collect();
+    let report_images: Vec<ReportImage<'_>> = spec
+        .images
+        .iter()
+        .zip(&report_facts)
+        .map(|(image, facts)| ReportImage { id: &image.id, label: &image.label, rendered: *facts })
+        .collect();
+    let report = dataset_report(&report_images, output.width, output.height, &env.report);
     let manifest = Manifest {
         job_id: job_id.to_string(),
         project_id: spec.project_id.clone(),
         output,
         images: manifest_images,
         skipped: skipped.clone(),
+        report: report.clone(),
     };
     let finished = tokio::task::spawn_blocking(move || spool.finish(&manifest)).await.map_err(|err| Interrupted::Transient(err.to_string()))?;
     let (zip_path, size) = match finished {
@@ -184,7 +199,7 @@ pub async fn run_job(env: &JobEnv, job_id: &str, spec: &JobSpec, stop: &Cancella
         .await
         .map_err(|err| Interrupted::Transient(format!("could not make a download URL: {err}")))?;
     info!(size, images = progress.done, skipped = progress.failed, "zip uploaded");
-    let result = JobResult { location: Location { bucket: env.store.bucket().to_string(), key }, url, size_bytes: size, images: progress.done, skipped, report: Default::default() };
+    let result = JobResult { location: Location { bucket: env.store.bucket().to_string(), key }, url, size_bytes: size, images: progress.done, skipped, report };
     Ok((JobOutcome::Succeeded(result), progress))
 }
 

@@ -11,6 +11,8 @@
 //!   [`fetch::guard`]) or the object store, spooled to disk.
 //! - [`imaging`]: the pure image pipeline — probe, decode, resize, orient, encode.
 //! - [`zipper`]: the zip spooled to a temporary file, and the manifest.
+//! - [`report`]: the dataset report (label counts, copies, small and blank
+//!   pictures) from the images' signatures.
 //! - [`budget`]: the memory budget images reserve from, and the CPU slots.
 //! - [`app`]: building a worker from configuration.
 //! - [`allocator`]: jemalloc's settings for every decoding process.
@@ -22,4 +24,5 @@ pub mod consumer;
 pub mod fetch;
 pub mod imaging;
 pub mod job;
+pub mod report;
 pub mod zipper;

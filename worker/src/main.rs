@@ -21,13 +21,15 @@ struct Cli {
     limits: zipfleet_shared::config::Limits,
     #[command(flatten)]
     tuning: zipfleet_shared::config::WorkerTuning,
+    #[command(flatten)]
+    report: zipfleet_shared::config::ReportSettings,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     zipfleet_backends::telemetry::init_logging();
     let cli = Cli::parse();
-    let settings = WorkerSettings { backend: cli.backend, policy: cli.policy, limits: cli.limits, tuning: cli.tuning };
+    let settings = WorkerSettings { backend: cli.backend, policy: cli.policy, limits: cli.limits, tuning: cli.tuning, report: cli.report };
     let backends = zipfleet_backends::connect(&settings.backend).await.context("connecting to the backends")?;
     let worker = build_worker(&backends, &settings).context("building the worker")?;
     worker.run(zipfleet_backends::telemetry::shutdown_signal()).await;

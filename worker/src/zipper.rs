@@ -12,6 +12,7 @@ use std::path::Path;
 use tempfile::TempPath;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
+use zipfleet_shared::report::DatasetReport;
 use zipfleet_shared::spec::{ImageSpec, OutputSpec};
 use zipfleet_shared::status::SkippedImage;
 use zipfleet_shared::ImageErrorCode;
@@ -76,6 +77,8 @@ pub struct Manifest {
     pub output: OutputSpec,
     pub images: Vec<ManifestImage>,
     pub skipped: Vec<SkippedImage>,
+    /// The dataset report, the same object as the status `result.report`.
+    pub report: DatasetReport,
 }
 
 /// One image's line in the manifest. `id` and `label` are the originals;

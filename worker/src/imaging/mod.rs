@@ -7,7 +7,8 @@
 //!    pixel is decoded.
 //! 2. [`render`]: decode (JPEG at a reduced DCT scale when the output is
 //!    smaller: "shrink on load"), convert to 8-bit RGB (alpha over white),
-//!    resize per the fit, apply the EXIF orientation, encode. No metadata is
+//!    resize per the fit, apply the EXIF orientation, fingerprint the final
+//!    pixels for the dataset report ([`signature`]), encode. No metadata is
 //!    ever written to the output.
 
 mod decode;
@@ -16,10 +17,12 @@ mod jpeg;
 mod png;
 mod probe;
 mod resize;
+pub mod signature;
 mod webp;
 
 pub use probe::{probe, Probe, SourceFormat};
 pub use resize::{plan_fit, FitPlan};
+pub use signature::Signature;
 
 use zipfleet_shared::spec::OutputSpec;
 use zipfleet_shared::ImageErrorCode;
@@ -56,18 +59,27 @@ pub struct Rendered {
     /// The source's upright size (after EXIF orientation), for the manifest.
     pub source_width: u32,
     pub source_height: u32,
+    /// Fingerprints of the output pixels for the dataset report.
+    pub signature: Signature,
 }
 
-/// Decode, convert, resize, orient and encode one image already probed.
+/// Decode, convert, resize, orient, fingerprint and encode one image already probed.
 pub fn render(bytes: &[u8], probe: &Probe, output: &OutputSpec) -> Result<Rendered, ImageError> {
+    let framed = render_pixels(bytes, probe, output)?;
+    let signature = Signature::of(&framed);
+    let bytes = encode::encode(&framed, output)?;
+    let (source_width, source_height) = probe.upright_size();
+    Ok(Rendered { bytes, source_width, source_height, signature })
+}
+
+/// The output pixels [`render`] encodes: decoded, converted, resized,
+/// oriented and padded to exactly the output size.
+pub fn render_pixels(bytes: &[u8], probe: &Probe, output: &OutputSpec) -> Result<Rgb, ImageError> {
     let decoded = decode::decode(bytes, probe, output)?;
     let plan = plan_fit(decoded.width, decoded.height, output, probe.orientation);
     let resized = resize::resize(decoded, &plan)?;
     let upright = resize::orient(resized, probe.orientation);
-    let framed = resize::pad(upright, &plan);
-    let bytes = encode::encode(&framed, output)?;
-    let (source_width, source_height) = probe.upright_size();
-    Ok(Rendered { bytes, source_width, source_height })
+    Ok(resize::pad(upright, &plan))
 }
 
 /// An 8-bit RGB pixel buffer.
