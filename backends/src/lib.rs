@@ -49,7 +49,18 @@ pub enum ConnectError {
     #[error("{setting}: unsupported URL scheme {url:?} ({expected})")]
     Unsupported { setting: &'static str, url: String, expected: &'static str },
     #[error("{setting}: {reason}")]
-    Failed { setting: &'static str, reason: String },
+    Failed { setting: &'static str, reason: String, transient: bool },
+}
+
+impl ConnectError {
+    /// Whether the backend was unreachable (worth waiting for) rather than misconfigured.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Failed { transient: true, .. })
+    }
+
+    fn failed(setting: &'static str, reason: impl std::fmt::Display, transient: bool) -> Self {
+        Self::Failed { setting, reason: reason.to_string(), transient }
+    }
 }
 
 /// Build every backend the configuration names.
@@ -64,7 +75,7 @@ pub async fn connect_broker(config: &BackendConfig) -> Result<Arc<dyn Broker>, C
         "amqp" | "amqps" => {
             let broker = rabbitmq::RabbitBroker::connect(url, config.queue_names(), config.max_deliveries, config.create_queues)
                 .await
-                .map_err(|err| ConnectError::Failed { setting: "ZIPFLEET_BROKER", reason: err.to_string() })?;
+                .map_err(|err| ConnectError::failed("ZIPFLEET_BROKER", &err, err.is_transient()))?;
             Ok(Arc::new(broker))
         }
         "sqs" => {
@@ -75,7 +86,7 @@ pub async fn connect_broker(config: &BackendConfig) -> Result<Arc<dyn Broker>, C
             };
             let broker = sqs::SqsBroker::connect(config.queue_names(), options)
                 .await
-                .map_err(|err| ConnectError::Failed { setting: "ZIPFLEET_BROKER", reason: err.to_string() })?;
+                .map_err(|err| ConnectError::failed("ZIPFLEET_BROKER", &err, err.is_transient()))?;
             Ok(Arc::new(broker))
         }
         _ => Err(ConnectError::Unsupported { setting: "ZIPFLEET_BROKER", url: format!("{}://…", scheme(url)), expected: "amqp://…, sqs:// or memory://" }),
@@ -86,11 +97,11 @@ pub async fn connect_store(config: &BackendConfig) -> Result<Arc<dyn ObjectStore
     let url = config.store.as_str();
     match scheme(url) {
         "file" => {
-            let store = FileStore::new(file_url_path(url)).map_err(|err| ConnectError::Failed { setting: "ZIPFLEET_STORE", reason: err.to_string() })?;
+            let store = FileStore::new(file_url_path(url)).map_err(|err| ConnectError::failed("ZIPFLEET_STORE", &err, false))?;
             Ok(Arc::new(store))
         }
         "s3" => {
-            let store = s3_store::S3Store::connect(url).await.map_err(|err| ConnectError::Failed { setting: "ZIPFLEET_STORE", reason: err.to_string() })?;
+            let store = s3_store::S3Store::connect(url).await.map_err(|err| ConnectError::failed("ZIPFLEET_STORE", &err, err.is_transient()))?;
             Ok(Arc::new(store))
         }
         _ => Err(ConnectError::Unsupported { setting: "ZIPFLEET_STORE", url: format!("{}://…", scheme(url)), expected: "s3://BUCKET/PREFIX or file:///DIR" }),
@@ -104,7 +115,7 @@ pub async fn connect_status(config: &BackendConfig) -> Result<Arc<dyn StatusStor
         "redis" | "rediss" => {
             let store = redis_status::RedisStatusStore::connect(url, config.status_ttl)
                 .await
-                .map_err(|err| ConnectError::Failed { setting: "ZIPFLEET_STATUS", reason: err.to_string() })?;
+                .map_err(|err| ConnectError::failed("ZIPFLEET_STATUS", &err, err.is_transient()))?;
             Ok(Arc::new(store))
         }
         _ => Err(ConnectError::Unsupported { setting: "ZIPFLEET_STATUS", url: format!("{}://…", scheme(url)), expected: "redis://… or memory://" }),

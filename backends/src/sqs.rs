@@ -36,8 +36,13 @@ use zipfleet_shared::broker::{Broker, BrokerError, Consumer, Delivery, QueueDept
 
 /// SQS's largest batch for one `ReceiveMessage`.
 const MAX_BATCH: usize = 10;
-/// SQS's longest long poll.
-const LONG_POLL_SECONDS: i32 = 20;
+/// How long one receive waits for messages. SQS allows up to 20 s; a short
+/// poll keeps shutdown prompt, because a receive in progress is never
+/// abandoned (it may already hold a message) but waited for and its messages
+/// handed back. At 3 s an idle worker makes one request every 3 s.
+pub const LONG_POLL_SECONDS: i32 = 3;
+/// How long [`Consumer::stop`] waits for a receive in progress.
+const STOP_WAIT: Duration = Duration::from_secs(LONG_POLL_SECONDS as u64 + 5);
 /// SQS's smallest maximum message size; larger specs travel by claim check.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// Dead letters are kept as long as SQS allows (14 days).
@@ -221,6 +226,7 @@ impl Broker for SqsBroker {
             inner: self.inner.clone(),
             capacity: Arc::new(Semaphore::new(usize::from(prefetch.max(1)))),
             received: VecDeque::new(),
+            pending: None,
             stopped: false,
         }))
     }
@@ -246,6 +252,10 @@ impl Broker for SqsBroker {
     async fn check(&self) -> Result<(), BrokerError> {
         self.queue_depth().await.map(|_| ())
     }
+
+    fn dead_letter_queue(&self) -> Option<&dyn zipfleet_shared::broker::DeadLetters> {
+        Some(self)
+    }
 }
 
 struct SqsConsumer {
@@ -254,7 +264,18 @@ struct SqsConsumer {
     capacity: Arc<Semaphore>,
     /// Received, each with its slot, not yet handed out.
     received: VecDeque<(aws_sdk_sqs::types::Message, OwnedSemaphorePermit)>,
+    /// The receive in progress, in its own task so that dropping a `next()`
+    /// future (the worker races it against other events) never abandons a
+    /// request that may already have taken messages: the next call, or
+    /// `stop`, picks it up.
+    pending: Option<PendingReceive>,
     stopped: bool,
+}
+
+struct PendingReceive {
+    request: tokio::task::JoinHandle<Result<Vec<aws_sdk_sqs::types::Message>, BrokerError>>,
+    /// The free job slots the receive asked messages for.
+    slots: Vec<OwnedSemaphorePermit>,
 }
 
 #[async_trait]
@@ -270,34 +291,28 @@ impl Consumer for SqsConsumer {
             if self.stopped {
                 std::future::pending::<()>().await;
             }
-            let first = self.capacity.clone().acquire_owned().await.map_err(|_| BrokerError::Unavailable("consumer closed".into()))?;
-            let mut slots = vec![first];
-            while slots.len() < MAX_BATCH {
-                match self.capacity.clone().try_acquire_owned() {
-                    Ok(slot) => slots.push(slot),
-                    Err(_) => break,
+            if self.pending.is_none() {
+                let first = self.capacity.clone().acquire_owned().await.map_err(|_| BrokerError::Unavailable("consumer closed".into()))?;
+                let mut slots = vec![first];
+                while slots.len() < MAX_BATCH {
+                    match self.capacity.clone().try_acquire_owned() {
+                        Ok(slot) => slots.push(slot),
+                        Err(_) => break,
+                    }
                 }
+                let request = self.receive(i32::try_from(slots.len()).unwrap_or(1));
+                self.pending = Some(PendingReceive { request: tokio::spawn(request), slots });
             }
-            let batch = i32::try_from(slots.len()).unwrap_or(1);
-            let output = self
-                .inner
-                .client
-                .receive_message()
-                .queue_url(&self.inner.urls.jobs)
-                .max_number_of_messages(batch)
-                .wait_time_seconds(LONG_POLL_SECONDS)
-                .visibility_timeout(seconds(self.inner.visibility))
-                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-                .message_attribute_names("All")
-                .send()
-                .await
-                .map_err(|err| sdk_error("receiving from the jobs queue", err))?;
-            for message in output.messages.unwrap_or_default() {
+            // Cancel-safe: if this future is dropped while waiting here, the
+            // receive carries on in its task and stays in `self.pending`.
+            let pending = self.pending.as_mut().expect("a receive is in progress");
+            let finished = (&mut pending.request).await;
+            let PendingReceive { mut slots, .. } = self.pending.take().expect("a receive is in progress");
+            let messages = finished.map_err(|err| BrokerError::Unavailable(format!("the receive task failed: {err}")))??;
+            for message in messages {
                 let Some(slot) = slots.pop() else {
                     // More than asked for: leave the extra for someone else.
-                    if let Some(handle) = message.receipt_handle() {
-                        let _ = self.inner.client.change_message_visibility().queue_url(&self.inner.urls.jobs).receipt_handle(handle).visibility_timeout(0).send().await;
-                    }
+                    self.release(&message).await;
                     continue;
                 };
                 self.received.push_back((message, slot));
@@ -307,16 +322,60 @@ impl Consumer for SqsConsumer {
 
     async fn stop(&mut self) {
         self.stopped = true;
-        // Received but not started: make them visible to other workers now.
-        for (message, _slot) in self.received.drain(..) {
-            if let Some(handle) = message.receipt_handle() {
-                let _ = self.inner.client.change_message_visibility().queue_url(&self.inner.urls.jobs).receipt_handle(handle).visibility_timeout(0).send().await;
+        // A receive in progress may bring messages: wait for it (it ends
+        // within the long poll) rather than let them sit out a visibility timeout.
+        if let Some(mut pending) = self.pending.take() {
+            match tokio::time::timeout(STOP_WAIT, &mut pending.request).await {
+                Ok(Ok(Ok(messages))) => {
+                    for message in messages {
+                        self.release(&message).await;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => tracing::warn!("a receive did not end in time at shutdown; its messages (if any) return after the visibility timeout"),
             }
+        }
+        // Received but not started: make them visible to other workers now.
+        let received: Vec<_> = self.received.drain(..).collect();
+        for (message, _slot) in received {
+            self.release(&message).await;
         }
     }
 }
 
 impl SqsConsumer {
+    /// One long-poll receive for up to `batch` messages. Not retried by the
+    /// SDK: the worker loop backs off itself, and a quick answer during an
+    /// outage keeps shutdown prompt.
+    fn receive(&self, batch: i32) -> impl std::future::Future<Output = Result<Vec<aws_sdk_sqs::types::Message>, BrokerError>> + Send + 'static {
+        let inner = self.inner.clone();
+        async move {
+            let no_retries = aws_sdk_sqs::config::Builder::default().retry_config(aws_sdk_sqs::config::retry::RetryConfig::disabled());
+            let output = inner
+                .client
+                .receive_message()
+                .queue_url(&inner.urls.jobs)
+                .max_number_of_messages(batch)
+                .wait_time_seconds(LONG_POLL_SECONDS)
+                .visibility_timeout(seconds(inner.visibility))
+                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .message_attribute_names("All")
+                .customize()
+                .config_override(no_retries)
+                .send()
+                .await
+                .map_err(|err| sdk_error("receiving from the jobs queue", err))?;
+            Ok(output.messages.unwrap_or_default())
+        }
+    }
+
+    /// Make a received message visible to other workers at once.
+    async fn release(&self, message: &aws_sdk_sqs::types::Message) {
+        if let Some(handle) = message.receipt_handle() {
+            let _ = self.inner.client.change_message_visibility().queue_url(&self.inner.urls.jobs).receipt_handle(handle).visibility_timeout(0).send().await;
+        }
+    }
+
     fn delivery(&self, message: aws_sdk_sqs::types::Message, slot: OwnedSemaphorePermit) -> Option<Delivery> {
         let handle = message.receipt_handle()?.to_string();
         let attempt = message
@@ -390,5 +449,132 @@ impl Settle for SqsSettle {
 
     fn lease_renewal_interval(&self) -> Option<Duration> {
         Some(self.inner.visibility / 3)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Dead letters: what operators see (`GET /v1/dead-letters`) and move back
+// (`POST /v1/dead-letters/redrive`). Moved by hand (receive, send to the jobs
+// queue, delete) rather than with `StartMessageMoveTask`: that runs
+// asynchronously with no count to answer with, and moto does not implement it.
+
+use zipfleet_shared::broker::{DeadLetter, DeadLetters, EXCEEDED_MAX_DELIVERIES};
+
+/// How long a listed dead letter stays invisible if making it visible again fails.
+const LIST_PEEK_SECONDS: i32 = 5;
+/// How long a dead letter being moved stays invisible before another try may take it.
+const REDRIVE_LEASE_SECONDS: i32 = 60;
+
+fn message_attribute(message: &aws_sdk_sqs::types::Message, name: &str) -> Option<String> {
+    message.message_attributes().and_then(|map| map.get(name)).and_then(|value| value.string_value()).map(str::to_string)
+}
+
+impl Inner {
+    async fn receive_dead_letters(&self, count: usize, visibility: i32) -> Result<Vec<aws_sdk_sqs::types::Message>, BrokerError> {
+        let output = self
+            .client
+            .receive_message()
+            .queue_url(&self.urls.dead_letter)
+            .max_number_of_messages(i32::try_from(count.clamp(1, MAX_BATCH)).unwrap_or(1))
+            // A short long poll: a zero wait may miss messages on other SQS hosts.
+            .wait_time_seconds(1)
+            .visibility_timeout(visibility)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .map_err(|err| sdk_error("receiving from the dead-letter queue", err))?;
+        Ok(output.messages.unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl DeadLetters for SqsBroker {
+    async fn list(&self, limit: usize) -> Result<Vec<DeadLetter>, BrokerError> {
+        let inner = &self.inner;
+        let mut listed: Vec<DeadLetter> = Vec::new();
+        let mut handles = Vec::new();
+        let mut result = Ok(());
+        while listed.len() < limit {
+            let batch = match inner.receive_dead_letters(limit - listed.len(), LIST_PEEK_SECONDS).await {
+                Ok(batch) => batch,
+                Err(err) => {
+                    result = Err(err);
+                    break;
+                }
+            };
+            let before = listed.len();
+            for message in batch {
+                let id = message.message_id().unwrap_or_default().to_string();
+                if let Some(handle) = message.receipt_handle() {
+                    handles.push(handle.to_string());
+                }
+                if listed.iter().any(|letter| letter.id == id) {
+                    continue;
+                }
+                // Ours when the worker dead-lettered it; none when the redrive policy did.
+                let reason = message_attribute(&message, "dead_letter_reason").unwrap_or_else(|| EXCEEDED_MAX_DELIVERIES.to_string());
+                let mut letter = DeadLetter::describe(id, Some(reason), message.body().unwrap_or_default().as_bytes());
+                if letter.job_id.is_none() {
+                    letter.job_id = message_attribute(&message, "job_id").filter(|id| zipfleet_shared::spec::is_valid_job_id(id));
+                }
+                listed.push(letter);
+            }
+            if listed.len() == before {
+                break;
+            }
+        }
+        // Visible again at once (else they come back after LIST_PEEK_SECONDS anyway).
+        for handle in handles {
+            let _ = inner.client.change_message_visibility().queue_url(&inner.urls.dead_letter).receipt_handle(handle).visibility_timeout(0).send().await;
+        }
+        result.map(|()| listed)
+    }
+
+    async fn depth(&self) -> Result<u64, BrokerError> {
+        let output = self
+            .inner
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.inner.urls.dead_letter)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(|err| sdk_error("reading the dead-letter queue's depth", err))?;
+        let read = |name: &QueueAttributeName| output.attributes().and_then(|map| map.get(name)).and_then(|value| value.parse::<u64>().ok()).unwrap_or(0);
+        Ok(read(&QueueAttributeName::ApproximateNumberOfMessages) + read(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
+    }
+
+    /// Receive from the dead-letter queue, send to the jobs queue, then delete
+    /// from the dead-letter queue: a failure in between leaves the message
+    /// where it was (visible again after the lease).
+    async fn redrive(&self, max: usize) -> Result<u64, BrokerError> {
+        let inner = &self.inner;
+        let mut moved = 0u64;
+        while (moved as usize) < max {
+            let batch = inner.receive_dead_letters(max - moved as usize, REDRIVE_LEASE_SECONDS).await?;
+            if batch.is_empty() {
+                break;
+            }
+            for message in batch {
+                let Some(handle) = message.receipt_handle() else { continue };
+                let body = message.body().unwrap_or_default();
+                let job_id = message_attribute(&message, "job_id")
+                    .filter(|id| zipfleet_shared::spec::is_valid_job_id(id))
+                    .or_else(|| DeadLetter::describe("", None, body.as_bytes()).job_id)
+                    .unwrap_or_default();
+                inner.send(&inner.urls.jobs, &job_id, body.as_bytes(), None).await?;
+                inner
+                    .client
+                    .delete_message()
+                    .queue_url(&inner.urls.dead_letter)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .map_err(|err| sdk_error("deleting a redriven dead letter", err))?;
+                moved += 1;
+            }
+        }
+        Ok(moved)
     }
 }

@@ -106,7 +106,7 @@ pub fn run(input: BurstInput<'_>) -> anyhow::Result<()> {
     children.0.push(fleet_command(&api_binary, &config).env("ZIPFLEET_LISTEN", format!("127.0.0.1:{api_port}")).spawn().context("starting zipfleet-api")?);
     for _ in 0..input.workers {
         children.0.push(
-            fleet_command(&worker_binary, &config).env("ZIPFLEET_ALLOWED_SOURCE_NETS", "127.0.0.1/32").spawn().context("starting zipfleet-worker")?,
+            fleet_command(&worker_binary, &config).env("ZIPFLEET_ALLOWED_SOURCE_NETS", "127.0.0.1/32").env("ZIPFLEET_WORKER_LISTEN", "off").spawn().context("starting zipfleet-worker")?,
         );
     }
     let client = reqwest::Client::new();

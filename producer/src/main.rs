@@ -23,6 +23,8 @@ struct Cli {
     /// Bearer token every /v1 request must carry.
     #[arg(long, env = "ZIPFLEET_API_TOKEN", hide_env_values = true)]
     api_token: Option<String>,
+    #[command(flatten)]
+    log: zipfleet_shared::config::LogSettings,
     /// Serve /v1 without authentication (development only).
     #[arg(long)]
     no_auth: bool,
@@ -33,8 +35,8 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    zipfleet_backends::telemetry::init_logging();
     let cli = Cli::parse();
+    zipfleet_backends::telemetry::init_logging(&cli.log, zipfleet_backends::telemetry::LogStream::Stdout);
     let token = cli.api_token.filter(|t| !t.is_empty());
     if token.is_none() && !cli.no_auth {
         bail!("refusing to start without ZIPFLEET_API_TOKEN (pass --no-auth to serve without authentication)");

@@ -164,6 +164,12 @@ pub struct WorkerTuning {
     /// On SIGTERM, how long running jobs may take to finish before they are handed back.
     #[arg(long, env = "ZIPFLEET_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// The worker's own HTTP address for `/healthz`, `/readyz` and `/metrics`; `off` serves none.
+    #[arg(long, env = "ZIPFLEET_WORKER_LISTEN", default_value = "127.0.0.1:9090")]
+    pub worker_listen: String,
+    /// `/healthz` fails once the job loop has not turned for this long (it turns at least every few seconds).
+    #[arg(long, env = "ZIPFLEET_LIVENESS_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub liveness_timeout: Duration,
 }
 
 impl Default for WorkerTuning {
@@ -175,8 +181,25 @@ impl Default for WorkerTuning {
             memory_budget: 256 * MIB,
             work_dir: None,
             shutdown_grace: Duration::from_secs(30),
+            worker_listen: "off".into(),
+            liveness_timeout: Duration::from_secs(60),
         }
     }
+}
+
+/// How the binaries write their logs.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct LogSettings {
+    /// `text` or `json` (one JSON object a line). Default: `text` on a terminal, else `json`.
+    #[arg(long, env = "ZIPFLEET_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The two log formats.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 pub const MIB: u64 = 1024 * 1024;

@@ -16,6 +16,13 @@ pub enum StatusError {
     Corrupt { job_id: String, reason: String },
 }
 
+impl StatusError {
+    /// Whether trying again later may help (the store was unreachable).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
 /// What [`StatusStore::create`] found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CreateOutcome {

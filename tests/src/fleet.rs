@@ -82,7 +82,14 @@ pub struct Fleet {
     pub client: reqwest::Client,
     pub backends: zipfleet_backends::Backends,
     workers: Vec<Child>,
+    /// Each worker's endpoint (`/healthz`, `/readyz`, `/metrics`), by index.
+    worker_endpoints: Vec<String>,
     stop_api: CancellationToken,
+}
+
+/// A free loopback port (bound and released; the worker binds it right after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Start the API and `workers` worker processes.
@@ -109,7 +116,7 @@ pub async fn spawn_fleet_with(config: BackendConfig, workers: usize) -> Fleet {
     let api_url = format!("http://127.0.0.1:{}", app.port());
     let stop_api = CancellationToken::new();
     tokio::spawn(app.run_until_stopped(stop_api.clone().cancelled_owned()));
-    let mut fleet = Fleet { config, api_url, client: reqwest::Client::new(), backends, workers: Vec::new(), stop_api };
+    let mut fleet = Fleet { config, api_url, client: reqwest::Client::new(), backends, workers: Vec::new(), worker_endpoints: Vec::new(), stop_api };
     for _ in 0..workers {
         fleet.add_worker();
     }
@@ -122,13 +129,22 @@ impl Fleet {
         self.add_worker_logging(None, None)
     }
 
-    /// Start a worker whose log (stderr) goes to `log`, at `level`.
+    /// Start a worker whose log (stdout and stderr) goes to `log`, at `level`.
     pub fn add_worker_logging(&mut self, log: Option<&std::path::Path>, level: Option<&str>) -> usize {
+        self.add_worker_with(log, level, &[])
+    }
+
+    /// Start a worker with extra environment variables.
+    pub fn add_worker_with(&mut self, log: Option<&std::path::Path>, level: Option<&str>, extra_env: &[(&str, &str)]) -> usize {
         let c = &self.config;
-        let stderr = match log {
-            Some(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
-            None => Stdio::inherit(),
+        let (stdout, stderr) = match log {
+            Some(path) => {
+                let file = std::fs::File::create(path).expect("log file");
+                (Stdio::from(file.try_clone().expect("log file")), Stdio::from(file))
+            }
+            None => (Stdio::inherit(), Stdio::inherit()),
         };
+        let endpoint = format!("127.0.0.1:{}", free_port());
         let level = level.map(str::to_string).unwrap_or_else(|| std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
         let child = Command::new(worker_binary())
             .env("ZIPFLEET_BROKER", &c.broker)
@@ -141,13 +157,37 @@ impl Fleet {
             .env("ZIPFLEET_STATUS", &c.status)
             .env("ZIPFLEET_ALLOW_PRIVATE_SOURCES", "true")
             .env("ZIPFLEET_SHUTDOWN_GRACE", "5s")
+            .env("ZIPFLEET_WORKER_LISTEN", &endpoint)
             .env("RUST_LOG", level)
+            .envs(extra_env.iter().copied())
             .stdin(Stdio::null())
+            .stdout(stdout)
             .stderr(stderr)
             .spawn()
             .expect("zipfleet-worker starts");
         self.workers.push(child);
+        self.worker_endpoints.push(format!("http://{endpoint}"));
         self.workers.len() - 1
+    }
+
+    /// The base URL of a worker's own endpoint.
+    pub fn worker_endpoint(&self, index: usize) -> &str {
+        &self.worker_endpoints[index]
+    }
+
+    /// The process id of a worker (for CPU and log measurements).
+    pub fn worker_pid(&self, index: usize) -> u32 {
+        self.workers[index].id()
+    }
+
+    /// Whether a worker process has exited.
+    pub fn worker_exited(&mut self, index: usize) -> bool {
+        matches!(self.workers[index].try_wait(), Ok(Some(_)))
+    }
+
+    /// Send SIGTERM without waiting.
+    pub fn signal_worker(&mut self, index: usize) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.workers[index].id().to_string()).status();
     }
 
     /// SIGTERM a worker and wait for it to exit (graceful shutdown).

@@ -4,10 +4,14 @@
 use crate::budget::{CpuPool, MemoryBudget};
 use crate::consumer::Worker;
 use crate::fetch::Fetcher;
+use crate::ecs::Protection;
+use crate::endpoint::Liveness;
 use crate::job::JobEnv;
+use crate::metrics::WorkerMetrics;
 use std::sync::Arc;
 use zipfleet_backends::Backends;
 use zipfleet_shared::config::{BackendConfig, Limits, ReportSettings, SourcePolicy, WorkerTuning, MIB};
+use zipfleet_shared::retry::Outages;
 use zipfleet_shared::spec::SpecLimits;
 
 /// Memory the worker process needs besides image buffers: runtime, HTTP and
@@ -56,6 +60,8 @@ pub fn build_worker(backends: &Backends, settings: &WorkerSettings) -> Result<Ar
         fetch_concurrency: tuning.fetch_concurrency,
         download_url_expiry: settings.backend.download_url_expiry,
         report: settings.report,
+        metrics: Arc::new(WorkerMetrics::default()),
+        outages: Arc::new(Outages::default()),
     };
     Ok(Arc::new(Worker {
         env: Arc::new(env),
@@ -64,6 +70,8 @@ pub fn build_worker(backends: &Backends, settings: &WorkerSettings) -> Result<Ar
         max_deliveries: settings.backend.max_deliveries,
         shutdown_grace: tuning.shutdown_grace,
         spec_limits: SpecLimits { max_images: settings.limits.max_images },
+        liveness: Arc::new(Liveness::new(tuning.liveness_timeout)),
+        protection: Protection::from_env(),
     }))
 }
 

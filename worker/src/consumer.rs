@@ -6,7 +6,16 @@
 //! Shutdown (the future given to [`Worker::run`]) stops taking deliveries,
 //! lets running jobs finish within the grace period, then interrupts the rest,
 //! which hand their deliveries back to the queue.
+//!
+//! Backends that vanish are waited out, never spun on: the loop backs off
+//! (with jitter, up to 30 s) until the broker answers again, and a job that
+//! cannot store its status or publish its completion retries in place while
+//! holding its delivery (lease renewed), so an outage neither burns CPU and
+//! log lines nor counts towards the job's delivery limit. Each outage is
+//! logged when it starts and when it ends ([`zipfleet_shared::retry`]).
 
+use crate::ecs::Protection;
+use crate::endpoint::Liveness;
 use crate::job::{run_job, Interrupted, JobEnv, JobOutcome};
 use std::future::Future;
 use std::sync::Arc;
@@ -14,7 +23,8 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, info_span, warn, Instrument};
-use zipfleet_shared::broker::{Broker, Delivery};
+use zipfleet_shared::broker::{Broker, Consumer, Delivery};
+use zipfleet_shared::retry::{Backoff, OutageLog};
 use zipfleet_shared::message::JobMessage;
 use zipfleet_shared::spec::{JobSpec, SpecLimits};
 use zipfleet_shared::status::{now, JobError, JobState, JobStatus};
@@ -24,6 +34,10 @@ use zipfleet_shared::JobErrorCode;
 /// Largest claim-checked spec a worker reads.
 const MAX_SPEC_BYTES: u64 = 64 * 1024 * 1024;
 
+/// The job loop turns at least this often even with nothing to do, so
+/// `/healthz` can tell a quiet loop from a wedged one.
+pub const LOOP_TICK: Duration = Duration::from_secs(5);
+
 /// A worker: consumes the jobs queue and runs jobs, `concurrency` at a time.
 pub struct Worker {
     pub env: Arc<JobEnv>,
@@ -32,58 +46,93 @@ pub struct Worker {
     pub max_deliveries: u32,
     pub shutdown_grace: Duration,
     pub spec_limits: SpecLimits,
+    /// Stamped every time the job loop turns; read by `/healthz`.
+    pub liveness: Arc<Liveness>,
+    /// ECS scale-in protection while jobs run (a no-op off ECS).
+    pub protection: Protection,
 }
 
 impl Worker {
     /// Serve until `shutdown` completes, then drain (see the module doc).
+    ///
+    /// Every broker's [`Consumer::next`] is cancel-safe (a receive in
+    /// progress is kept for the next call, never abandoned with a message in
+    /// it), so racing it against job completions and the heartbeat here
+    /// holds no message back. Backoff after a broker failure resets only
+    /// once the broker really answered (a receive, or a reachability check):
+    /// creating a consumer proves nothing on SQS.
     pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
         let interrupt_jobs = CancellationToken::new();
         let mut jobs = JoinSet::new();
         tokio::pin!(shutdown);
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = Backoff::default();
+        let mut heartbeat = tokio::time::interval(LOOP_TICK);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let outage = &self.env.outages.broker;
         // Kept outside the loop so that, at shutdown, running jobs can still
         // settle their deliveries on its channel.
-        let mut current: Option<Box<dyn zipfleet_shared::broker::Consumer>> = None;
+        let mut current: Option<Box<dyn Consumer>> = None;
         'serving: loop {
+            self.liveness.beat();
+            if outage.is_down() {
+                // Wait, then ask the broker whether it is back before building anything on it.
+                let pause = backoff.next_delay();
+                let checked = tokio::select! {
+                    () = &mut shutdown => break 'serving,
+                    checked = async {
+                        tokio::time::sleep(pause).await;
+                        self.broker.check().await
+                    } => checked,
+                };
+                self.liveness.beat();
+                match checked {
+                    Ok(()) => {
+                        outage.recovered();
+                        backoff.reset();
+                    }
+                    Err(err) => {
+                        outage.failed("checking the broker", &err);
+                        continue;
+                    }
+                }
+            }
             let consumer = tokio::select! {
                 () = &mut shutdown => break 'serving,
                 consumer = self.broker.consumer(self.concurrency) => consumer,
             };
             let consumer = match consumer {
-                Ok(consumer) => {
-                    backoff = Duration::from_millis(200);
-                    current.insert(consumer)
-                }
+                Ok(consumer) => current.insert(consumer),
                 Err(err) => {
-                    warn!(%err, retry_in = ?backoff, "cannot consume the jobs queue");
-                    tokio::select! {
-                        () = &mut shutdown => break 'serving,
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    outage.failed("consuming the jobs queue", &err);
                     continue;
                 }
             };
             info!(broker = self.broker.kind(), concurrency = self.concurrency, "consuming jobs");
             loop {
+                self.liveness.beat();
                 tokio::select! {
                     () = &mut shutdown => break 'serving,
                     delivery = consumer.next() => match delivery {
                         Ok(delivery) => {
+                            outage.recovered();
+                            backoff.reset();
                             let worker = self.clone();
                             let interrupt = interrupt_jobs.clone();
                             jobs.spawn(async move { worker.handle(delivery, interrupt).await });
+                            self.protection.set_busy(true);
                         }
                         Err(err) => {
-                            warn!(%err, "the jobs consumer broke; reconnecting");
-                            break;
+                            outage.failed("receiving from the jobs queue", &err);
+                            continue 'serving;
                         }
                     },
                     Some(finished) = jobs.join_next(), if !jobs.is_empty() => {
                         if let Err(err) = finished {
                             error!(%err, "a job task failed");
                         }
+                        self.protection.set_busy(!jobs.is_empty());
                     }
+                    _ = heartbeat.tick() => {}
                 }
             }
         }
@@ -101,7 +150,20 @@ impl Worker {
             interrupt_jobs.cancel();
             while jobs.join_next().await.is_some() {}
         }
+        self.protection.set_busy(false);
         info!("worker stopped");
+    }
+
+    /// Whether the broker, object store and status store answer, each within a few seconds.
+    pub async fn reachability(&self) -> [(&'static str, Result<(), String>); 3] {
+        let limit = Duration::from_secs(3);
+        let timed = |result: Result<Result<(), String>, tokio::time::error::Elapsed>| result.unwrap_or_else(|_| Err("timed out".into()));
+        let (broker, store, status) = tokio::join!(
+            tokio::time::timeout(limit, async { self.broker.check().await.map_err(|e| e.to_string()) }),
+            tokio::time::timeout(limit, async { self.env.store.check().await.map_err(|e| e.to_string()) }),
+            tokio::time::timeout(limit, async { self.env.status.check().await.map_err(|e| e.to_string()) }),
+        );
+        [("broker", timed(broker)), ("store", timed(store)), ("status", timed(status))]
     }
 
     /// Process one delivery to the end, settling it exactly once.
@@ -121,49 +183,74 @@ impl Worker {
     }
 
     async fn handle_job(&self, delivery: Delivery, message: JobMessage, interrupt: CancellationToken) {
+        let _running = self.env.metrics.job_started();
+        // Everything up to the acknowledgement runs under the delivery's
+        // lease, so a job that waits out a status-store outage is not given
+        // to a second worker meanwhile.
+        let settlement = with_lease(&delivery, self.decide(&delivery, &message, &interrupt)).await;
+        match settlement {
+            Settlement::Ack { status } => {
+                self.env.metrics.job_finished(status.state);
+                if let Err(err) = delivery.ack().await {
+                    // The broker will redeliver; the redelivery finds the final status.
+                    warn!(%err, "could not acknowledge the job");
+                }
+            }
+            Settlement::HandBack(reason) => self.hand_back(delivery, &reason).await,
+        }
+    }
+
+    /// Run the job (or find it already ended) and publish its final status.
+    async fn decide(&self, delivery: &Delivery, message: &JobMessage, interrupt: &CancellationToken) -> Settlement {
         let job_id = message.job_id.clone();
         let attempt = delivery.attempt;
-        let spec = match self.load_spec(&message).await {
+        let spec = match self.load_spec(message).await {
             Ok(spec) => spec,
-            Err(SpecProblem::Transient(reason)) => return self.hand_back(delivery, &reason).await,
+            Err(SpecProblem::Transient(reason)) => return Settlement::HandBack(reason),
             Err(SpecProblem::Invalid(reason)) => {
                 let mut status = JobStatus::queued(&job_id, None, 0);
                 status.attempt = attempt;
                 let error = JobError { code: JobErrorCode::InvalidSpec.as_str().into(), message: reason };
-                return self.conclude(delivery, finish(status, JobOutcome::Failed(error))).await;
+                return self.conclude(finish(status, JobOutcome::Failed(error)), interrupt).await;
             }
         };
         let total = spec.images.len() as u32;
-        let started = match self.env.status.begin(&job_id, spec.project_id.as_deref(), attempt, total).await {
+        // A status store that lost its data (restarted without persistence)
+        // answers "unknown job": `begin` then re-creates the status from
+        // what the message carries, so the job still reaches a final state.
+        let begun = retry_in_place(&self.env.outages.status, "starting the job's status", interrupt, || {
+            self.env.status.begin(&job_id, spec.project_id.as_deref(), attempt, total)
+        })
+        .await;
+        let started = match begun {
             Ok(BeginOutcome::Started(status)) => status,
             Ok(BeginOutcome::AlreadyFinal(status)) => {
                 info!(state = status.state.as_str(), "job already ended; re-publishing its completion");
-                return self.publish_and_ack(delivery, &status).await;
+                return self.publish(status, interrupt).await;
             }
-            Err(err) => return self.hand_back(delivery, &err.to_string()).await,
+            Err(Gave::Up(reason)) => return Settlement::HandBack(reason),
+            Err(Gave::Interrupted) => return Settlement::HandBack("worker shutting down".into()),
         };
         info!(images = total, "job started");
 
-        let run = run_job(&self.env, &job_id, &spec, &interrupt);
-        let result = with_lease(&delivery, run).await;
-        match result {
+        match run_job(&self.env, &job_id, &spec, interrupt).await {
             Ok((outcome, progress)) => {
                 let mut status = finish(started, outcome);
                 status.progress = progress;
-                self.conclude(delivery, status).await;
+                self.conclude(status, interrupt).await
             }
-            Err(Interrupted::Shutdown) => self.hand_back(delivery, "worker shutting down").await,
+            Err(Interrupted::Shutdown) => Settlement::HandBack("worker shutting down".into()),
             Err(Interrupted::Transient(reason)) if attempt >= self.max_deliveries => {
                 let error = JobError {
                     code: JobErrorCode::TooManyAttempts.as_str().into(),
                     message: format!("gave up after {attempt} attempts; last problem: {reason}"),
                 };
-                self.conclude(delivery, finish(started, JobOutcome::Failed(error))).await;
+                self.conclude(finish(started, JobOutcome::Failed(error)), interrupt).await
             }
             Err(Interrupted::Transient(reason)) => {
                 // A short pause so a broken backend is not hammered by instant redeliveries.
                 tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt.min(10)))).await;
-                self.hand_back(delivery, &reason).await;
+                Settlement::HandBack(reason)
             }
         }
     }
@@ -188,24 +275,28 @@ impl Worker {
         Ok(spec)
     }
 
-    /// Write the final status, publish it, acknowledge the delivery.
-    async fn conclude(&self, delivery: Delivery, status: JobStatus) {
-        let stored = match self.env.status.finish(&status).await {
-            Ok(stored) => stored,
-            Err(err) => return self.hand_back(delivery, &format!("could not store the final status: {err}")).await,
-        };
-        info!(state = stored.state.as_str(), "job finished");
-        self.publish_and_ack(delivery, &stored).await;
+    /// Write the final status (first final state wins), then publish it.
+    async fn conclude(&self, status: JobStatus, interrupt: &CancellationToken) -> Settlement {
+        let stored = retry_in_place(&self.env.outages.status, "storing the final status", interrupt, || self.env.status.finish(&status)).await;
+        match stored {
+            Ok(stored) => {
+                info!(state = stored.state.as_str(), "job finished");
+                self.publish(stored, interrupt).await
+            }
+            Err(Gave::Up(reason)) => Settlement::HandBack(format!("could not store the final status: {reason}")),
+            Err(Gave::Interrupted) => Settlement::HandBack("worker shutting down".into()),
+        }
     }
 
-    async fn publish_and_ack(&self, delivery: Delivery, status: &JobStatus) {
-        let body = serde_json::to_vec(status).expect("a status always serializes");
-        if let Err(err) = self.broker.publish_completion(&status.job_id, &body).await {
-            return self.hand_back(delivery, &format!("could not publish the completion: {err}")).await;
-        }
-        if let Err(err) = delivery.ack().await {
-            // The broker will redeliver; the redelivery finds the final status.
-            warn!(%err, "could not acknowledge the job");
+    /// Publish the completion message; the delivery may be acknowledged after it.
+    async fn publish(&self, status: JobStatus, interrupt: &CancellationToken) -> Settlement {
+        let body = serde_json::to_vec(&status).expect("a status always serializes");
+        let published =
+            retry_in_place(&self.env.outages.broker, "publishing the completion", interrupt, || self.broker.publish_completion(&status.job_id, &body)).await;
+        match published {
+            Ok(()) => Settlement::Ack { status },
+            Err(Gave::Up(reason)) => Settlement::HandBack(format!("could not publish the completion: {reason}")),
+            Err(Gave::Interrupted) => Settlement::HandBack("worker shutting down".into()),
         }
     }
 
@@ -213,6 +304,76 @@ impl Worker {
         warn!(reason, "handing the job back to the queue");
         if let Err(err) = delivery.hand_back().await {
             warn!(%err, "could not hand the job back; the broker will redeliver it");
+        }
+    }
+}
+
+/// What to do with a delivery once its job is decided.
+enum Settlement {
+    /// The final status is stored and published: acknowledge.
+    Ack { status: JobStatus },
+    /// Give it back for another attempt (shutdown, or a backend that stayed away).
+    HandBack(String),
+}
+
+/// Why [`retry_in_place`] stopped without a result.
+enum Gave {
+    /// A permanent error, or transient ones for longer than [`RETRY_IN_PLACE_FOR`].
+    Up(String),
+    /// The worker is shutting down.
+    Interrupted,
+}
+
+/// How long a job waits out a backend outage while holding its delivery
+/// before handing it back. Long enough for a broker or Redis restart.
+pub const RETRY_IN_PLACE_FOR: Duration = Duration::from_secs(300);
+
+/// Errors that say whether trying again may help.
+trait Transient: std::fmt::Display {
+    fn is_transient(&self) -> bool;
+}
+
+impl Transient for zipfleet_shared::broker::BrokerError {
+    fn is_transient(&self) -> bool {
+        zipfleet_shared::broker::BrokerError::is_transient(self)
+    }
+}
+
+impl Transient for zipfleet_shared::status_store::StatusError {
+    fn is_transient(&self) -> bool {
+        zipfleet_shared::status_store::StatusError::is_transient(self)
+    }
+}
+
+/// Call `operation` until it succeeds, retrying transient failures with
+/// backoff (logged once per outage) for up to [`RETRY_IN_PLACE_FOR`], and
+/// stopping at once when the worker is interrupted.
+async fn retry_in_place<T, E: Transient, F: Future<Output = Result<T, E>>>(
+    outage: &OutageLog,
+    what: &str,
+    interrupt: &CancellationToken,
+    mut operation: impl FnMut() -> F,
+) -> Result<T, Gave> {
+    let deadline = tokio::time::Instant::now() + RETRY_IN_PLACE_FOR;
+    let mut backoff = Backoff::default();
+    loop {
+        let attempt = tokio::select! {
+            () = interrupt.cancelled() => return Err(Gave::Interrupted),
+            result = operation() => result,
+        };
+        match attempt {
+            Ok(value) => {
+                outage.recovered();
+                return Ok(value);
+            }
+            Err(err) if err.is_transient() && tokio::time::Instant::now() < deadline => {
+                outage.failed(what, &err);
+                tokio::select! {
+                    () = interrupt.cancelled() => return Err(Gave::Interrupted),
+                    () = tokio::time::sleep(backoff.next_delay()) => {}
+                }
+            }
+            Err(err) => return Err(Gave::Up(err.to_string())),
         }
     }
 }

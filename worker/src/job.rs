@@ -7,6 +7,7 @@
 //! more than that, however many images it lists.
 
 use crate::budget::{CpuPool, MemoryBudget};
+use crate::metrics::{Stage, WorkerMetrics};
 use crate::fetch::{FetchError, Fetcher};
 use crate::imaging::{self, ImageError, Rendered};
 use crate::report::{dataset_report, RenderedFacts, ReportImage};
@@ -19,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn, Instrument};
 use zipfleet_shared::config::{Limits, ReportSettings};
 use zipfleet_shared::names::EntryNamer;
+use zipfleet_shared::retry::{Backoff, OutageLog, Outages};
 use zipfleet_shared::spec::{ImageSpec, JobSpec, OnImageError};
 use zipfleet_shared::status::{JobError, JobResult, Location, Progress, SkippedImage};
 use zipfleet_shared::status_store::StatusStore;
@@ -38,6 +40,10 @@ pub struct JobEnv {
     pub download_url_expiry: Duration,
     /// Thresholds of the dataset report.
     pub report: ReportSettings,
+    /// This worker's counters (`/metrics`).
+    pub metrics: Arc<WorkerMetrics>,
+    /// Backend outages, logged once per outage however many jobs notice.
+    pub outages: Arc<Outages>,
 }
 
 /// How a job ended.
@@ -135,6 +141,7 @@ pub async fn run_job(env: &JobEnv, job_id: &str, spec: &JobSpec, stop: &Cancella
                 report_facts[index] =
                     Some(RenderedFacts { source_width: rendered.source_width, source_height: rendered.source_height, signature: rendered.signature });
                 progress.done += 1;
+                env.metrics.image_ok();
                 report_progress(env, job_id, 1, 0, took).await;
             }
             ImageOutcome::Skipped { code, message } => {
@@ -142,6 +149,7 @@ pub async fn run_job(env: &JobEnv, job_id: &str, spec: &JobSpec, stop: &Cancella
                 line.code = Some(code);
                 line.message = Some(message.clone());
                 progress.failed += 1;
+                env.metrics.image_skipped(code);
                 report_progress(env, job_id, 0, 1, took).await;
                 if spec.on_image_error == OnImageError::Fail {
                     first_failure = Some((index, code, message));
@@ -187,7 +195,10 @@ pub async fn run_job(env: &JobEnv, job_id: &str, spec: &JobSpec, stop: &Cancella
     };
 
     let key = zip_key(env.store.as_ref(), job_id);
-    if let Err(err) = upload(env.store.as_ref(), &key, &zip_path, stop).await {
+    let upload_started = std::time::Instant::now();
+    let uploaded = upload(env.store.as_ref(), &env.outages.store, &key, &zip_path, stop).await;
+    env.metrics.stage(Stage::Upload, upload_started.elapsed());
+    if let Err(err) = uploaded {
         return match err {
             UploadError::Interrupted(interrupted) => Err(interrupted),
             UploadError::Refused(reason) => Ok((failed(JobErrorCode::StoreFailed, reason), progress)),
@@ -208,9 +219,10 @@ fn failed(code: JobErrorCode, message: String) -> JobOutcome {
 }
 
 async fn report_progress(env: &JobEnv, job_id: &str, done: u32, failed: u32, took: Duration) {
-    if let Err(err) = env.status.add_progress(job_id, done, failed, took).await {
+    match env.status.add_progress(job_id, done, failed, took).await {
+        Ok(()) => env.outages.status.recovered(),
         // Progress is advisory; the final status is what counts.
-        warn!(%err, "could not record progress");
+        Err(err) => env.outages.status.failed("recording progress", &err),
     }
 }
 
@@ -219,25 +231,36 @@ enum UploadError {
     Refused(String),
 }
 
-/// Upload with a few retries for transient store failures.
-async fn upload(store: &dyn ObjectStore, key: &str, path: &std::path::Path, stop: &CancellationToken) -> Result<(), UploadError> {
-    let mut delay = Duration::from_millis(500);
-    for attempt in 1..=3 {
-        match store.put_file(key, path, "application/zip").await {
-            Ok(_) => return Ok(()),
-            Err(err) if err.is_transient() && attempt < 3 => {
-                warn!(%err, attempt, "upload failed; retrying");
+/// How long an upload keeps retrying an unreachable object store before the
+/// job is handed back (its zip is rebuilt on the next attempt).
+const UPLOAD_RETRY_FOR: Duration = Duration::from_secs(300);
+
+/// Upload, waiting out an object-store outage with backoff (logged once per
+/// outage) for up to [`UPLOAD_RETRY_FOR`]; a refusal fails the job.
+async fn upload(store: &dyn ObjectStore, outage: &OutageLog, key: &str, path: &std::path::Path, stop: &CancellationToken) -> Result<(), UploadError> {
+    let deadline = tokio::time::Instant::now() + UPLOAD_RETRY_FOR;
+    let mut backoff = Backoff::default();
+    loop {
+        let attempt = tokio::select! {
+            result = store.put_file(key, path, "application/zip") => result,
+            () = stop.cancelled() => return Err(UploadError::Interrupted(Interrupted::Shutdown)),
+        };
+        match attempt {
+            Ok(_) => {
+                outage.recovered();
+                return Ok(());
+            }
+            Err(err) if err.is_transient() && tokio::time::Instant::now() < deadline => {
+                outage.failed("uploading a zip", &err);
                 tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
+                    () = tokio::time::sleep(backoff.next_delay()) => {}
                     () = stop.cancelled() => return Err(UploadError::Interrupted(Interrupted::Shutdown)),
                 }
-                delay *= 4;
             }
             Err(err) if err.is_transient() => return Err(UploadError::Interrupted(Interrupted::Transient(err.to_string()))),
             Err(err) => return Err(UploadError::Refused(format!("the object store refused the zip: {err}"))),
         }
     }
-    unreachable!("the last attempt always returns")
 }
 
 /// Fetch, probe, reserve, render one image.
@@ -246,20 +269,28 @@ async fn process_image(env: &JobEnv, image: &ImageSpec, output: &zipfleet_shared
     let Some(source) = image.source() else {
         return skipped(ImageErrorCode::NotFound, "the image has no source".into());
     };
-    let fetched = match env.fetcher.fetch(source).await {
-        Ok(fetched) => fetched,
+    let fetch_started = std::time::Instant::now();
+    let fetched = env.fetcher.fetch(source).await;
+    env.metrics.stage(Stage::Fetch, fetch_started.elapsed());
+    let fetched = match fetched {
+        Ok(fetched) => {
+            env.metrics.downloaded(fetched.size());
+            fetched
+        }
         Err(FetchError::StoreUnavailable(reason)) => return Err(Interrupted::Transient(format!("object store: {reason}"))),
         Err(err) => return skipped(err.code(), err.to_string()),
     };
 
     let path = fetched.path().to_path_buf();
     let (max_pixels, output_copy) = (env.limits.max_pixels, *output);
+    let probe_started = std::time::Instant::now();
     let probed = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&path).map_err(|err| ImageError::Decode(err.to_string()))?;
         imaging::probe(file, &output_copy, max_pixels)
     })
     .await
     .map_err(|err| Interrupted::Transient(err.to_string()))?;
+    env.metrics.stage(Stage::Probe, probe_started.elapsed());
     let probe = match probed {
         Ok(probe) => probe,
         Err(err) => return skipped(err.code(), err.to_string()),
@@ -273,6 +304,7 @@ async fn process_image(env: &JobEnv, image: &ImageSpec, output: &zipfleet_shared
 
     let path = fetched.path().to_path_buf();
     let output = *output;
+    let render_started = std::time::Instant::now();
     let rendered = env
         .cpu
         .run(move || {
@@ -283,6 +315,7 @@ async fn process_image(env: &JobEnv, image: &ImageSpec, output: &zipfleet_shared
         })
         .await;
     drop(fetched);
+    env.metrics.stage(Stage::Render, render_started.elapsed());
     match rendered {
         Ok(Ok(rendered)) => Ok(ImageOutcome::Done { rendered }),
         Ok(Err(err)) => skipped(err.code(), err.to_string()),

@@ -15,14 +15,20 @@
 //!   pictures) from the images' signatures.
 //! - [`budget`]: the memory budget images reserve from, and the CPU slots.
 //! - [`app`]: building a worker from configuration.
+//! - [`endpoint`]: the worker's `/healthz`, `/readyz` and `/metrics`;
+//!   [`metrics`]: its counters.
+//! - [`ecs`]: ECS scale-in protection while jobs run.
 //! - [`allocator`]: jemalloc's settings for every decoding process.
 
 pub mod allocator;
 pub mod app;
 pub mod budget;
 pub mod consumer;
+pub mod ecs;
+pub mod endpoint;
 pub mod fetch;
 pub mod imaging;
 pub mod job;
+pub mod metrics;
 pub mod report;
 pub mod zipper;

@@ -2,6 +2,9 @@
 
 use anyhow::Context;
 use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use zipfleet_backends::telemetry::{init_logging, shutdown_signal, LogStream};
+use zipfleet_shared::retry::{Backoff, OutageLog};
 use zipfleet_worker::app::{build_worker, WorkerSettings};
 
 /// jemalloc returns freed memory to the OS; measured against glibc malloc and
@@ -23,15 +26,58 @@ struct Cli {
     tuning: zipfleet_shared::config::WorkerTuning,
     #[command(flatten)]
     report: zipfleet_shared::config::ReportSettings,
+    #[command(flatten)]
+    log: zipfleet_shared::config::LogSettings,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    zipfleet_backends::telemetry::init_logging();
     let cli = Cli::parse();
+    init_logging(&cli.log, LogStream::Stdout);
     let settings = WorkerSettings { backend: cli.backend, policy: cli.policy, limits: cli.limits, tuning: cli.tuning, report: cli.report };
-    let backends = zipfleet_backends::connect(&settings.backend).await.context("connecting to the backends")?;
+
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown_signal().await;
+            stop.cancel();
+        }
+    });
+
+    // Backends that are down at start are waited for, like an outage later.
+    let outage = OutageLog::new("backends");
+    let mut backoff = Backoff::default();
+    let backends = loop {
+        match zipfleet_backends::connect(&settings.backend).await {
+            Ok(backends) => {
+                outage.recovered();
+                break backends;
+            }
+            Err(err) if err.is_transient() => {
+                outage.failed("connecting at start", &err);
+                tokio::select! {
+                    () = stop.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(backoff.next_delay()) => {}
+                }
+            }
+            Err(err) => return Err(err).context("connecting to the backends"),
+        }
+    };
     let worker = build_worker(&backends, &settings).context("building the worker")?;
-    worker.run(zipfleet_backends::telemetry::shutdown_signal()).await;
+
+    let listen = settings.tuning.worker_listen.trim();
+    let endpoint = if listen.eq_ignore_ascii_case("off") {
+        None
+    } else {
+        let listener = zipfleet_worker::endpoint::bind(listen).await.with_context(|| format!("listening on {listen} (ZIPFLEET_WORKER_LISTEN)"))?;
+        let stopped = stop.clone();
+        Some(tokio::spawn(zipfleet_worker::endpoint::serve(listener, worker.clone(), async move { stopped.cancelled().await })))
+    };
+
+    worker.run(stop.cancelled_owned()).await;
+    if let Some(endpoint) = endpoint {
+        let _ = endpoint.await;
+    }
     Ok(())
 }
