@@ -260,7 +260,7 @@ mod tests {
 
     /// A signature whose pHash is `phash` and exact key `exact`, not blank.
     fn sig(phash: u64, exact: u64) -> Signature {
-        Signature { exact, phash, spread: 40.0, colours: [[90, 120, 150]; 16] }
+        Signature { exact, phash, spread: 40.0, detail: 30.0, colours: [[90, 120, 150]; 16] }
     }
 
     fn facts(signature: Signature) -> Option<RenderedFacts> {
@@ -357,7 +357,7 @@ mod tests {
     #[test]
     fn small_and_blank_pictures_are_listed_in_one_warning_each() {
         let small = |w, h, n| Some(RenderedFacts { source_width: w, source_height: h, signature: sig(distinct(n), n) });
-        let blank = |n| Some(RenderedFacts { source_width: 640, source_height: 480, signature: Signature { exact: n, phash: 0, spread: 0.5, colours: [[128; 3]; 16] } });
+        let blank = |n| Some(RenderedFacts { source_width: 640, source_height: 480, signature: Signature { exact: n, phash: 0, spread: 0.5, detail: 1.0, colours: [[128; 3]; 16] } });
         let list = [
             ("a", "cats", small(64, 48, 1)),
             ("b", "cats", small(100, 300, 2)), // taller than the output: not enlarged in both

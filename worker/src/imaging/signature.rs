@@ -22,19 +22,27 @@ pub const GRID: usize = 32;
 
 /// Largest pHash Hamming distance at which two pictures count as copies of
 /// each other. Measured on the corpus (ARCHITECTURE.md, "Dataset report"):
-/// every re-encoded, resized and converted copy is within it, and no two
-/// distinct pictures are.
+/// re-encoded, resized, converted and slightly cropped copies are at most 8
+/// from their original (4 without crops); the nearest two distinct pictures
+/// are 16 apart.
 pub const DUPLICATE_DISTANCE: u32 = 10;
 
 /// Largest mean difference (0–255 per channel) of the 4×4 colour layouts of
 /// two copies. The pHash sees only the luma's structure, so it also matches
 /// a wallpaper's light and dark versions (the same drawing, recoloured);
-/// copies keep their colours within a few levels, recolourings do not.
+/// copies keep their colours within a few levels (at most 2.5 measured),
+/// recolourings do not (the pHash-near light/dark pairs: 34 and more).
 pub const DUPLICATE_COLOUR_DISTANCE: f32 = 12.0;
 
 /// A picture whose grid colours have a standard deviation below this (on the
-/// 0–255 scale, the larger of the three channels) is (almost) one flat colour.
+/// 0–255 scale, the larger of the three channels) and whose pixels' luma
+/// varies less than [`BLANK_DETAIL`] is (almost) one flat colour.
 pub const BLANK_SPREAD: f32 = 2.0;
+
+/// Standard deviation of the pixels' luma (0–255) below which a picture with
+/// no large-scale structure is blank: sensor noise on a black or grey frame
+/// stays under it, a flat background with small drawings on it does not.
+pub const BLANK_DETAIL: f32 = 5.0;
 
 /// The fingerprints of one rendered picture.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -47,6 +55,8 @@ pub struct Signature {
     /// Standard deviation of the grid colours (0–255, largest channel); near
     /// zero for a flat picture.
     pub spread: f32,
+    /// Standard deviation of the pixels' luma (0–255): fine detail and noise.
+    pub detail: f32,
     /// Mean colour of each cell of a 4×4 grid, row by row.
     pub colours: [[u8; 3]; 16],
 }
@@ -55,7 +65,7 @@ impl Signature {
     /// The fingerprints of a rendered picture.
     pub fn of(image: &Rgb) -> Self {
         let grid = ColourGrid::of(image);
-        Self { exact: exact_key(image), phash: phash(&grid.luma()), spread: grid.spread(), colours: grid.layout() }
+        Self { exact: exact_key(image), phash: phash(&grid.luma()), spread: grid.spread(), detail: grid.detail, colours: grid.layout() }
     }
 
     /// Whether `other` is a copy of the same picture: the same pixels, or a
@@ -77,7 +87,7 @@ impl Signature {
 
     /// (Almost) one flat colour.
     pub fn is_blank(&self) -> bool {
-        self.spread < BLANK_SPREAD
+        self.spread < BLANK_SPREAD && self.detail < BLANK_DETAIL
     }
 }
 
@@ -106,6 +116,8 @@ fn exact_key(image: &Rgb) -> u64 {
 pub struct ColourGrid {
     /// `[r, g, b]` means, row by row.
     cells: Vec<[f32; 3]>,
+    /// Standard deviation of the pixels' luma.
+    pub detail: f32,
 }
 
 impl ColourGrid {
@@ -120,6 +132,7 @@ impl ColourGrid {
         };
         let columns: Vec<(usize, usize)> = (0..GRID).map(|gx| bounds(width, gx)).collect();
         let mut cells = Vec::with_capacity(GRID * GRID);
+        let (mut luma_sum, mut luma_squares) = (0u64, 0u64);
         for gy in 0..GRID {
             let (y0, y1) = bounds(height, gy);
             for &(x0, x1) in &columns {
@@ -127,16 +140,25 @@ impl ColourGrid {
                 for y in y0..y1 {
                     let row = &image.pixels[(y * width + x0) * 3..(y * width + x1) * 3];
                     for pixel in row.chunks_exact(3) {
-                        sum[0] += u32::from(pixel[0]);
-                        sum[1] += u32::from(pixel[1]);
-                        sum[2] += u32::from(pixel[2]);
+                        let (r, g, b) = (u32::from(pixel[0]), u32::from(pixel[1]), u32::from(pixel[2]));
+                        sum[0] += r;
+                        sum[1] += g;
+                        sum[2] += b;
+                        let luma = u64::from((77 * r + 150 * g + 29 * b) >> 8);
+                        luma_sum += luma;
+                        luma_squares += luma * luma;
                     }
                 }
                 let count = ((y1 - y0) * (x1 - x0)).max(1) as f32;
                 cells.push([sum[0] as f32 / count, sum[1] as f32 / count, sum[2] as f32 / count]);
             }
         }
-        Self { cells }
+        // Pixels visited (an output smaller than the grid visits some twice).
+        let rows: usize = (0..GRID).map(|gy| bounds(height, gy)).map(|(y0, y1)| y1 - y0).sum();
+        let counted = (rows * columns.iter().map(|(x0, x1)| x1 - x0).sum::<usize>()).max(1) as f64;
+        let mean = luma_sum as f64 / counted;
+        let detail = (luma_squares as f64 / counted - mean * mean).max(0.0).sqrt() as f32;
+        Self { cells, detail }
     }
 
     /// The 4×4 colour layout: means of 8×8 blocks of cells.
@@ -293,6 +315,8 @@ mod tests {
         assert!(!Signature::of(&a).is_blank());
         let grey = picture(224, 224, |x, y| [128 + ((x * 31 + y * 17) % 3) as u8, 128, 128]);
         assert!(Signature::of(&grey).is_blank(), "sensor-like noise on grey is still blank");
+        let icons = picture(224, 224, |x, y| if x % 28 < 6 && y % 28 < 6 { [200, 200, 220] } else { [40, 60, 120] });
+        assert!(!Signature::of(&icons).is_blank(), "a flat background with small drawings is a picture");
         let gradient = picture(224, 224, |x, _| [x as u8, x as u8, x as u8]);
         assert!(!Signature::of(&gradient).is_blank());
     }
