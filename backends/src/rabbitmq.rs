@@ -199,6 +199,10 @@ impl Broker for RabbitBroker {
     async fn check(&self) -> Result<(), BrokerError> {
         self.inner.session().await.map(|_| ())
     }
+
+    fn dead_letter_queue(&self) -> Option<&dyn zipfleet_shared::broker::DeadLetters> {
+        Some(self)
+    }
 }
 
 struct RabbitConsumer {
@@ -276,5 +280,130 @@ impl Settle for RabbitSettle {
         // lands there even where no dead-letter exchange was configured.
         self.inner.publish(&self.inner.names.dead_letter, &self.job_id, &self.body, Some(reason)).await?;
         self.ack().await
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Dead letters: what operators see (`GET /v1/dead-letters`) and move back
+// (`POST /v1/dead-letters/redrive`).
+
+use lapin::options::BasicGetOptions;
+use zipfleet_shared::broker::{DeadLetter, DeadLetters, EXCEEDED_MAX_DELIVERIES};
+
+/// Why RabbitMQ holds a dead letter: the header the worker sets when it
+/// dead-letters a message itself, else the broker's own `x-death` record
+/// (a quorum queue's delivery limit says `delivery_limit`).
+fn dead_letter_reason(properties: &BasicProperties) -> Option<String> {
+    let headers = properties.headers().as_ref()?.inner();
+    let text = |value: &AMQPValue| match value {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.to_string()),
+        _ => None,
+    };
+    if let Some(reason) = headers.get("x-zipfleet-dead-letter-reason").and_then(text) {
+        return Some(reason);
+    }
+    let first_death = match headers.get("x-death") {
+        Some(AMQPValue::FieldArray(deaths)) => deaths.as_slice().first().and_then(|death| match death {
+            AMQPValue::FieldTable(table) => table.inner().get("reason").and_then(text),
+            _ => None,
+        }),
+        _ => None,
+    };
+    let reason = first_death.or_else(|| headers.get("x-first-death-reason").and_then(text))?;
+    Some(match reason.as_str() {
+        "delivery_limit" => EXCEEDED_MAX_DELIVERIES.to_string(),
+        "rejected" => "rejected by a consumer".to_string(),
+        "expired" => "expired (message TTL)".to_string(),
+        "maxlen" => "dropped by the queue's length limit".to_string(),
+        _ => reason,
+    })
+}
+
+fn message_job_id(delivery: &lapin::message::Delivery) -> String {
+    delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .map(|id| id.to_string())
+        .filter(|id| !id.is_empty())
+        .or_else(|| DeadLetter::describe("", None, &delivery.data).job_id)
+        .unwrap_or_default()
+}
+
+impl Inner {
+    /// A channel of its own for reading the dead-letter queue: closing it
+    /// hands back whatever it got and did not ack (also on any error). Closing,
+    /// rather than nack-requeue, does not count as a delivery attempt on
+    /// quorum queues (RabbitMQ 4 gives quorum queues a default delivery limit).
+    async fn with_dead_letter_channel<T, F, Fut>(&self, work: F) -> Result<T, BrokerError>
+    where
+        F: FnOnce(Channel) -> Fut,
+        Fut: std::future::Future<Output = Result<T, BrokerError>>,
+    {
+        let session = self.session().await?;
+        let channel = session.connection.create_channel().await.map_err(unavailable)?;
+        let result = work(channel.clone()).await;
+        if let Err(err) = channel.close(200, "dead letters read").await {
+            tracing::debug!(%err, "closing the dead-letter channel");
+        }
+        result
+    }
+}
+
+async fn get_dead_letter(channel: &Channel, queue: &str) -> Result<Option<lapin::message::Delivery>, BrokerError> {
+    let message = channel.basic_get(queue, BasicGetOptions { no_ack: false }).await.map_err(unavailable)?;
+    Ok(message.map(|message| message.delivery))
+}
+
+#[async_trait]
+impl DeadLetters for RabbitBroker {
+    async fn list(&self, limit: usize) -> Result<Vec<DeadLetter>, BrokerError> {
+        let queue = self.inner.names.dead_letter.clone();
+        self.inner
+            .with_dead_letter_channel(|channel| async move {
+                let mut listed = Vec::new();
+                while listed.len() < limit {
+                    let Some(delivery) = get_dead_letter(&channel, &queue).await? else { break };
+                    // RabbitMQ has no message ids: the position in the queue names it.
+                    let id = (listed.len() + 1).to_string();
+                    let mut letter = DeadLetter::describe(id, dead_letter_reason(&delivery.properties), &delivery.data);
+                    if letter.job_id.is_none() {
+                        letter.job_id = Some(message_job_id(&delivery)).filter(|id| zipfleet_shared::spec::is_valid_job_id(id));
+                    }
+                    listed.push(letter);
+                }
+                Ok(listed)
+            })
+            .await
+    }
+
+    async fn depth(&self) -> Result<u64, BrokerError> {
+        let session = self.inner.session().await?;
+        let options = QueueDeclareOptions { passive: true, ..Default::default() };
+        let queue = session.publisher.queue_declare(&self.inner.names.dead_letter, options, FieldTable::default()).await.map_err(|err| {
+            BrokerError::Unavailable(format!("reading the depth of {}: {err}", self.inner.names.dead_letter))
+        })?;
+        Ok(u64::from(queue.message_count()))
+    }
+
+    /// Take one message (manual ack), republish it to the jobs queue and wait
+    /// for the confirm, then ack it: a failure anywhere leaves it in the
+    /// dead-letter queue.
+    async fn redrive(&self, max: usize) -> Result<u64, BrokerError> {
+        let inner = self.inner.clone();
+        self.inner
+            .with_dead_letter_channel(|channel| async move {
+                let mut moved = 0u64;
+                while (moved as usize) < max {
+                    let Some(delivery) = get_dead_letter(&channel, &inner.names.dead_letter).await? else { break };
+                    let job_id = message_job_id(&delivery);
+                    inner.publish(&inner.names.jobs, &job_id, &delivery.data, None).await?;
+                    delivery.acker.ack(BasicAckOptions::default()).await.map_err(unavailable)?;
+                    moved += 1;
+                }
+                Ok(moved)
+            })
+            .await
     }
 }

@@ -1,5 +1,5 @@
 //! `zipfleet`: run a job in-process (`run`), or submit and watch jobs through
-//! the API (`submit`, `status`), or measure speed against libvips (`bench`).
+//! the API (`submit`, `status`, `dlq`), or measure speed against libvips (`bench`).
 
 mod bench;
 mod burst;
@@ -48,6 +48,11 @@ enum Command {
         #[command(flatten)]
         api: remote::ApiArgs,
     },
+    /// List the dead-letter queue or move its messages back to the jobs queue (through the API).
+    Dlq {
+        #[command(subcommand)]
+        command: remote::DlqCommand,
+    },
 }
 
 #[tokio::main]
@@ -58,6 +63,7 @@ async fn main() -> ExitCode {
         Command::Bench(args) => tokio::task::spawn_blocking(move || bench::run(args)).await.unwrap_or_else(|err| Err(err.into())),
         Command::Submit { job, wait, api } => remote::submit(&api, &job, wait).await,
         Command::Status { job_id, watch, api } => remote::status(&api, &job_id, watch).await,
+        Command::Dlq { command } => remote::dlq(command).await,
     };
     match result {
         Ok(code) => code,

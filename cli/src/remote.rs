@@ -1,4 +1,4 @@
-//! `zipfleet submit` and `zipfleet status`: talking to a running zipfleet API.
+//! `zipfleet submit`, `zipfleet status` and `zipfleet dlq`: talking to a running zipfleet API.
 
 use crate::report::{summarize, ProgressView};
 use anyhow::{bail, Context};
@@ -84,4 +84,58 @@ async fn fetch_status(api: &ApiArgs, client: &reqwest::Client, job_id: &str) -> 
         bail!("the API answered {code}: {text}");
     }
     response.json().await.context("reading the job's status")
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum DlqCommand {
+    /// Show the messages in the dead-letter queue (the first 100), with why each is there.
+    List {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Move dead letters back to the jobs queue (all of them, up to 10,000, without --max).
+    Redrive {
+        /// Move at most this many.
+        #[arg(long)]
+        max: Option<u32>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+pub async fn dlq(command: DlqCommand) -> anyhow::Result<ExitCode> {
+    let client = reqwest::Client::new();
+    match command {
+        DlqCommand::List { api } => {
+            let listing = call(api.request(&client, reqwest::Method::GET, "/v1/dead-letters")).await?;
+            let messages = listing["messages"].as_array().cloned().unwrap_or_default();
+            println!("{} message(s) in the dead-letter queue", listing["depth"].as_u64().unwrap_or(messages.len() as u64));
+            for message in &messages {
+                let text = |key: &str| message[key].as_str().unwrap_or("-").to_string();
+                println!("{}\tjob {}\t{}\t{}", text("id"), text("job_id"), text("reason"), text("preview").replace(['\n', '\r', '\t'], " "));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DlqCommand::Redrive { max, api } => {
+            let body = match max {
+                Some(max) => serde_json::json!({ "max": max }),
+                None => serde_json::json!({}),
+            };
+            let answer = call(api.request(&client, reqwest::Method::POST, "/v1/dead-letters/redrive").json(&body)).await?;
+            let moved = answer["moved"].as_u64().context("the API's answer has no count")?;
+            println!("moved {moved} message{} back to the jobs queue", if moved == 1 { "" } else { "s" });
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Send a request; a non-success answer is an error carrying the API's message.
+async fn call(request: reqwest::RequestBuilder) -> anyhow::Result<serde_json::Value> {
+    let response = request.send().await.context("calling the API")?;
+    let status = response.status();
+    let text = response.text().await.context("reading the API's answer")?;
+    if !status.is_success() {
+        bail!("the API answered {status}: {text}");
+    }
+    serde_json::from_str(&text).context("the API's answer is not JSON")
 }

@@ -1,16 +1,21 @@
 //! The API's errors, each mapped to one HTTP status and the contract's JSON
-//! shape `{"error": {"code", "message", "details"}}` in one place.
+//! shape `{"error": {"code", "message", "details"}}` in one place. The body
+//! types ([`ErrorBody`]) are the ones the OpenAPI document describes.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 use zipfleet_shared::spec::{FieldError, SpecError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("the job spec is invalid")]
     InvalidSpec(Vec<FieldError>),
+    /// A request body other than a job spec is invalid.
+    #[error("the request is invalid")]
+    InvalidRequest(Vec<FieldError>),
     #[error("missing or wrong bearer token")]
     Unauthorized,
     #[error("no job {0:?}")]
@@ -21,17 +26,60 @@ pub enum ApiError {
     TooLarge(usize),
     #[error("{0} is unavailable; try again shortly")]
     Unavailable(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("no such route")]
+    NoRoute,
+}
+
+/// Every error code the API answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: the job spec breaks a rule; `details` names every offending field.
+    InvalidSpec,
+    /// 400: another request body is invalid; `details` names the field.
+    InvalidRequest,
+    /// 401: missing or wrong bearer token.
+    Unauthorized,
+    /// 404: no such job.
+    NotFound,
+    /// 409: the job exists with a different spec, or has already ended.
+    Conflict,
+    /// 413: the request body is too large.
+    PayloadTooLarge,
+    /// 503: the broker, object store or status store is unreachable; retry.
+    Unavailable,
+    /// 501: the configured broker cannot do this.
+    Unsupported,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    /// Readable summary (for a spec: every problem, `field: message; ...`).
+    pub message: String,
+    /// One entry per offending field (400 only; empty otherwise).
+    pub details: Vec<FieldError>,
 }
 
 impl ApiError {
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    fn status_and_code(&self) -> (StatusCode, ErrorCode) {
         match self {
-            Self::InvalidSpec(_) => (StatusCode::BAD_REQUEST, "invalid_spec"),
-            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::InvalidSpec(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidSpec),
+            Self::InvalidRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
+            Self::NotFound(_) | Self::NoRoute => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            Self::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
+            Self::Unsupported(_) => (StatusCode::NOT_IMPLEMENTED, ErrorCode::Unsupported),
         }
     }
 }
@@ -45,18 +93,17 @@ impl From<SpecError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        let details: Vec<serde_json::Value> = match &self {
-            Self::InvalidSpec(problems) => problems.iter().map(|p| json!({"field": p.field, "message": p.message})).collect(),
-            _ => Vec::new(),
-        };
-        let message = match &self {
-            Self::InvalidSpec(problems) => problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
-            other => other.to_string(),
+        let (message, details) = match self {
+            Self::InvalidSpec(problems) | Self::InvalidRequest(problems) => {
+                (problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "), problems)
+            }
+            other => (other.to_string(), Vec::new()),
         };
         if status.is_server_error() {
             tracing::warn!(%message, "request failed");
         }
-        let mut response = (status, Json(json!({"error": {"code": code, "message": message, "details": details}}))).into_response();
+        let body = ErrorBody { error: ErrorDetail { code, message, details } };
+        let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
         }

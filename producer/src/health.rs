@@ -5,8 +5,10 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt::Write;
+use utoipa::ToSchema;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use zipfleet_shared::status_store::{Histogram, IMAGE_SECONDS_BOUNDS, JOB_SECONDS_BOUNDS};
@@ -18,12 +20,52 @@ pub struct Metrics {
     pub jobs_accepted: AtomicU64,
 }
 
-/// `GET /healthz`: the process is alive.
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+/// `GET /healthz`'s answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: HealthStatus,
 }
 
-/// `GET /readyz`: broker, object store and status store all reachable.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    Ok,
+}
+
+/// `GET /readyz`'s answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` when every check is `ok`.
+    pub status: ReadyStatus,
+    /// Per backend (`broker`, `store`, `status`): `ok`, or what went wrong.
+    pub checks: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum ReadyStatus {
+    #[serde(rename = "ready")]
+    Ready,
+    #[serde(rename = "not ready")]
+    NotReady,
+}
+
+/// Liveness
+///
+/// The process is alive. No authentication.
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "operations",
+    responses((status = 200, description = "Alive.", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: HealthStatus::Ok })
+}
+
+/// Readiness
+///
+/// The broker, the object store and the status store are all reachable. No authentication.
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready.", body = Readiness),
+        (status = 503, description = "A backend is unreachable; `checks` says which.", body = Readiness),
+    ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let limit = Duration::from_secs(3);
     let backends = &state.backends;
@@ -43,21 +85,32 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         ("status", verdict(status.map(|r| r.map_err(|e| e.to_string())))),
     ];
     let ready = checks.iter().all(|(_, verdict)| verdict == "ok");
-    let body = json!({
-        "status": if ready { "ready" } else { "not ready" },
-        "checks": checks.iter().map(|(name, verdict)| (name.to_string(), json!(verdict))).collect::<serde_json::Map<_, _>>(),
-    });
+    let body = Readiness {
+        status: if ready { ReadyStatus::Ready } else { ReadyStatus::NotReady },
+        checks: checks.into_iter().map(|(name, verdict)| (name.to_string(), verdict)).collect(),
+    };
     let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(body)).into_response()
 }
 
-/// `GET /metrics`: Prometheus text format — jobs by state, queue depth, job
-/// and image latency histograms (fleet-wide, from the status store).
+/// Prometheus metrics
+///
+/// Prometheus text format: jobs by state, queue depth, dead-letter depth, job
+/// and image latency histograms (fleet-wide, from the status store). No authentication.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4.", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let limit = Duration::from_secs(3);
-    let (depth, stats) = tokio::join!(
+    let dead_letter_depth = async {
+        match state.backends.broker.dead_letter_queue() {
+            Some(dlq) => tokio::time::timeout(limit, dlq.depth()).await.ok().and_then(Result::ok),
+            None => None,
+        }
+    };
+    let (depth, stats, dead_letters) = tokio::join!(
         tokio::time::timeout(limit, state.backends.broker.queue_depth()),
         tokio::time::timeout(limit, state.backends.status.stats()),
+        dead_letter_depth,
     );
     let mut text = String::new();
     let out = &mut text;
@@ -70,6 +123,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             metric(out, "zipfleet_queue_in_flight", "gauge", "Jobs delivered and not yet acknowledged.");
             let _ = writeln!(out, "zipfleet_queue_in_flight {in_flight}");
         }
+    }
+    if let Some(dead_letters) = dead_letters {
+        metric(out, "zipfleet_dead_letter_depth", "gauge", "Messages in the dead-letter queue (alert when above zero).");
+        let _ = writeln!(out, "zipfleet_dead_letter_depth {dead_letters}");
     }
     if let Ok(Ok(stats)) = stats {
         metric(out, "zipfleet_jobs_total", "counter", "Jobs that entered each state (a retried job enters running again).");
@@ -98,7 +155,11 @@ fn histogram(out: &mut String, name: &str, help: &str, bounds: &[f64], values: &
     let _ = writeln!(out, "{name}_count {}", values.count);
 }
 
-/// `GET /openapi.json`
-pub async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], include_str!("openapi.json")).into_response()
+/// The OpenAPI document
+///
+/// This document (OpenAPI 3.1), generated from the types the API uses. No authentication.
+#[utoipa::path(get, path = "/openapi.json", operation_id = "openapi", tag = "operations",
+    responses((status = 200, description = "The OpenAPI document.", body = Object, content_type = "application/json")))]
+pub async fn openapi(State(state): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], state.openapi.to_string()).into_response()
 }

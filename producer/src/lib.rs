@@ -6,12 +6,16 @@
 //! - [`startup`]: [`startup::Application`] — builds the router over connected
 //!   backends, binds (port 0 allowed), runs until a shutdown future completes.
 //! - [`jobs`]: the `/v1/jobs` routes.
+//! - [`dead_letters`]: `/v1/dead-letters` (list, redrive) for operators.
+//! - [`openapi`]: the OpenAPI document, generated from the routes' types.
 //! - [`errors`]: the one error type of every route and its JSON shape.
 //! - [`auth`]: the bearer-token check on `/v1`.
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 
 pub mod auth;
+pub mod dead_letters;
 pub mod errors;
 pub mod health;
 pub mod jobs;
+pub mod openapi;
 pub mod startup;

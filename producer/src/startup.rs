@@ -3,7 +3,8 @@
 //! tests); [`Application::run_until_stopped`] serves until shutdown.
 
 use crate::health::{self, Metrics};
-use crate::{auth, jobs};
+use crate::errors::ApiError;
+use crate::{auth, dead_letters, jobs};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub settings: Arc<ApiSettings>,
     pub token: Option<Arc<str>>,
     pub metrics: Arc<Metrics>,
+    /// The OpenAPI document, rendered once.
+    pub openapi: Arc<str>,
 }
 
 pub struct Application {
@@ -46,10 +49,13 @@ impl Application {
             token: settings.token.as_deref().map(Arc::from),
             settings: Arc::new(settings.clone()),
             metrics: Arc::new(Metrics::default()),
+            openapi: Arc::from(crate::openapi::document(&settings.spec_limits).to_string()),
         };
         let v1 = Router::new()
             .route("/jobs", axum::routing::post(jobs::create_job))
             .route("/jobs/{id}", get(jobs::get_job).delete(jobs::cancel_job))
+            .route("/dead-letters", get(dead_letters::list))
+            .route("/dead-letters/redrive", axum::routing::post(dead_letters::redrive))
             .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
             .layer(DefaultBodyLimit::max(settings.max_body_bytes));
         let router = Router::new()
@@ -58,6 +64,8 @@ impl Application {
             .route("/readyz", get(health::readyz))
             .route("/metrics", get(health::metrics))
             .route("/openapi.json", get(health::openapi))
+            // Unknown paths answer in the error shape, like every other error.
+            .fallback(|| async { ApiError::NoRoute })
             .with_state(state)
             .layer(tower_http::trace::TraceLayer::new_for_http());
         let listener = TcpListener::bind(listen).await?;

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Why one image was left out of the zip. The set is fixed by the contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ImageErrorCode {
     /// The URL points at an address zipfleet refuses to reach (loopback, private, metadata...).
@@ -65,7 +65,7 @@ impl fmt::Display for ImageErrorCode {
 /// Why a whole job ended `failed` or `cancelled`. When a job fails because of
 /// one image (`on_image_error: fail`), the job's error code is that image's
 /// code and the message names the image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobErrorCode {
     /// The job message or spec could not be used.
@@ -114,4 +114,14 @@ mod tests {
             assert_eq!(back, code);
         }
     }
+}
+
+/// The values a status document's `error.code` takes: a job-level code, or
+/// the code of the image that failed the job. (For the schema only: the
+/// field itself is a string.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum JobFailureCode {
+    Job(JobErrorCode),
+    Image(ImageErrorCode),
 }

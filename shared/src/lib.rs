@@ -9,7 +9,9 @@
 //! - [`codes`]: per-image error codes and job-level error codes.
 //! - [`names`]: turning labels and ids into safe zip entry names.
 //! - [`report`]: the dataset report's shape (label counts, warnings).
+//! - [`retry`]: backoff with jitter and once-per-outage logging for vanished backends.
 //! - [`message`]: the job message carried by the broker (inline spec or claim check).
+//! - [`schema`]: JSON Schemas generated from these types (OpenAPI components, `shared/schema/`).
 //! - [`config`]: every setting, as environment variables that are also CLI flags.
 //! - [`broker`], [`store`], [`status_store`]: the backend traits, with the
 //!   in-process implementations (in-memory queue, local directory, in-memory status).
@@ -22,6 +24,8 @@ pub mod config;
 pub mod message;
 pub mod names;
 pub mod report;
+pub mod schema;
+pub mod retry;
 pub mod spec;
 pub mod status;
 pub mod status_store;

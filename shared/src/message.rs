@@ -11,9 +11,10 @@ use crate::store::{ObjectStore, StoreError};
 use serde::{Deserialize, Serialize};
 
 /// Body of a message on the jobs queue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobMessage {
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub job_id: String,
     /// The spec, inline.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Label counts and warnings of one finished job.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DatasetReport {
     /// Images in the zip per label (skipped images are not counted).
     pub labels: BTreeMap<String, u32>,
@@ -16,7 +16,7 @@ pub struct DatasetReport {
 }
 
 /// One thing about the data worth telling the class.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReportWarning {
     pub code: WarningCode,
     /// The labels the warning concerns.
@@ -29,7 +29,7 @@ pub struct ReportWarning {
 
 /// The report's warning codes, fixed by the contract. Their order here is the
 /// order warnings are sorted in (alphabetical, as serialized).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WarningCode {
     /// The picture is (almost) one flat colour.

@@ -6,7 +6,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Where a job is in its life. `Succeeded`, `Failed` and `Cancelled` are final.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     Queued,
@@ -34,7 +34,8 @@ impl JobState {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Images of the job: all of them, finished, and failed (skipped) so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Progress {
     pub total: u32,
     pub done: u32,
@@ -42,14 +43,14 @@ pub struct Progress {
 }
 
 /// A place in the object store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Location {
     pub bucket: String,
     pub key: String,
 }
 
 /// An image left out of the zip, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SkippedImage {
     pub id: String,
     pub code: ImageErrorCode,
@@ -57,7 +58,7 @@ pub struct SkippedImage {
 }
 
 /// What a succeeded job produced.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobResult {
     pub location: Location,
     /// A time-limited download URL; refreshed each time the status is read.
@@ -68,30 +69,43 @@ pub struct JobResult {
     pub skipped: Vec<SkippedImage>,
     /// The dataset report, the same as in the zip's manifest.
     #[serde(default)]
+    #[schema(required = true)]
     pub report: crate::report::DatasetReport,
 }
 
 /// Why a job failed or was cancelled. `code` is a job-level code
 /// ([`crate::JobErrorCode`]) or, when one image failed the job, that image's code.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobError {
+    /// A job error code or an image error code (see the description above).
+    #[schema(value_type = crate::codes::JobFailureCode)]
     pub code: String,
     pub message: String,
 }
 
 /// The status document. Every key is always present (`null` when it does not
 /// apply yet), so consumers in any language see one shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobStatus {
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub job_id: String,
+    #[schema(required = true)]
     pub project_id: Option<String>,
     pub state: JobState,
+    /// Deliveries so far: 0 while queued, 1 on the first run, more on retries.
     pub attempt: u32,
     pub progress: Progress,
+    /// RFC 3339, UTC, millisecond precision.
     pub created_at: DateTime<Utc>,
+    #[schema(required = true)]
     pub started_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub finished_at: Option<DateTime<Utc>>,
+    /// Set when the job succeeded.
+    #[schema(required = true)]
     pub result: Option<JobResult>,
+    /// Set when the job failed or was cancelled.
+    #[schema(required = true)]
     pub error: Option<JobError>,
 }
 

@@ -1,7 +1,7 @@
 //! The in-process broker: the embedded default (`memory://`) and the
 //! reference the broker conformance suite holds the real brokers to.
 
-use super::{Broker, BrokerError, Consumer, Delivery, QueueDepth, Settle};
+use super::{Broker, BrokerError, Consumer, DeadLetter, DeadLetters, Delivery, QueueDepth, Settle, EXCEEDED_MAX_DELIVERIES};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
@@ -20,7 +20,23 @@ struct Queues {
     in_flight: HashMap<u64, Message>,
     next_tag: u64,
     completed: Vec<Bytes>,
-    dead_letters: Vec<Bytes>,
+    dead_letters: VecDeque<DeadMessage>,
+    next_dead_letter: u64,
+}
+
+#[derive(Debug, Clone)]
+struct DeadMessage {
+    id: u64,
+    body: Bytes,
+    reason: String,
+}
+
+impl Queues {
+    fn dead_letter(&mut self, body: Bytes, reason: &str) {
+        let id = self.next_dead_letter;
+        self.next_dead_letter += 1;
+        self.dead_letters.push_back(DeadMessage { id, body, reason: reason.to_string() });
+    }
 }
 
 #[derive(Debug)]
@@ -52,7 +68,7 @@ impl MemoryBroker {
 
     /// Messages moved to the dead-letter queue so far.
     pub fn dead_letters(&self) -> Vec<Bytes> {
-        self.shared.queues.lock().unwrap().dead_letters.clone()
+        self.shared.queues.lock().unwrap().dead_letters.iter().map(|m| m.body.clone()).collect()
     }
 }
 
@@ -88,6 +104,38 @@ impl Broker for MemoryBroker {
 
     async fn check(&self) -> Result<(), BrokerError> {
         Ok(())
+    }
+
+    fn dead_letter_queue(&self) -> Option<&dyn DeadLetters> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl DeadLetters for MemoryBroker {
+    async fn list(&self, limit: usize) -> Result<Vec<DeadLetter>, BrokerError> {
+        let queues = self.shared.queues.lock().unwrap();
+        Ok(queues.dead_letters.iter().take(limit).map(|m| DeadLetter::describe(m.id.to_string(), Some(m.reason.clone()), &m.body)).collect())
+    }
+
+    async fn depth(&self) -> Result<u64, BrokerError> {
+        Ok(self.shared.queues.lock().unwrap().dead_letters.len() as u64)
+    }
+
+    async fn redrive(&self, max: usize) -> Result<u64, BrokerError> {
+        let mut moved = 0;
+        {
+            let mut queues = self.shared.queues.lock().unwrap();
+            while moved < max {
+                let Some(message) = queues.dead_letters.pop_front() else { break };
+                queues.ready.push_back(Message { body: message.body, deliveries: 0 });
+                moved += 1;
+            }
+        }
+        for _ in 0..moved {
+            self.shared.arrived.notify_one();
+        }
+        Ok(moved as u64)
     }
 }
 
@@ -132,7 +180,7 @@ impl MemorySettle {
         let mut queues = self.shared.queues.lock().unwrap();
         if let Some(message) = queues.in_flight.remove(&self.tag) {
             if message.deliveries >= self.shared.max_deliveries {
-                queues.dead_letters.push(message.body);
+                queues.dead_letter(message.body, EXCEEDED_MAX_DELIVERIES);
             } else {
                 queues.ready.push_back(message);
                 drop(queues);
@@ -154,10 +202,10 @@ impl Settle for MemorySettle {
         Ok(())
     }
 
-    async fn dead_letter(&self, _reason: &str) -> Result<(), BrokerError> {
+    async fn dead_letter(&self, reason: &str) -> Result<(), BrokerError> {
         let mut queues = self.shared.queues.lock().unwrap();
         if let Some(message) = queues.in_flight.remove(&self.tag) {
-            queues.dead_letters.push(message.body);
+            queues.dead_letter(message.body, reason);
         }
         Ok(())
     }
@@ -211,6 +259,28 @@ mod tests {
         drop(consumer.next().await.unwrap());
         let again = consumer.next().await.unwrap();
         assert_eq!(again.attempt, 2);
+    }
+
+    #[tokio::test]
+    async fn dead_letters_keep_their_reason_and_redrive_as_first_deliveries() {
+        let broker = MemoryBroker::new(1);
+        broker.publish_job("a", br#"{"job_id":"job-a","spec":{}}"#).await.unwrap();
+        broker.publish_job("b", b"not json").await.unwrap();
+        let mut consumer = broker.consumer(2).await.unwrap();
+        consumer.next().await.unwrap().hand_back().await.unwrap();
+        consumer.next().await.unwrap().dead_letter("not a job message").await.unwrap();
+        let dlq = broker.dead_letter_queue().expect("the memory broker has a dead-letter queue");
+        assert_eq!(dlq.depth().await.unwrap(), 2);
+        let listed = dlq.list(10).await.unwrap();
+        assert_eq!(listed[0].reason.as_deref(), Some(EXCEEDED_MAX_DELIVERIES));
+        assert_eq!(listed[0].job_id.as_deref(), Some("job-a"));
+        assert_eq!(listed[1].reason.as_deref(), Some("not a job message"));
+        assert_eq!((listed[1].job_id.as_deref(), listed[1].preview.as_str()), (None, "not json"));
+        assert_eq!(dlq.list(1).await.unwrap().len(), 1);
+        assert_eq!(dlq.redrive(1).await.unwrap(), 1);
+        assert_eq!(dlq.depth().await.unwrap(), 1);
+        let again = consumer.next().await.unwrap();
+        assert_eq!((again.attempt, &again.body[..]), (1, &br#"{"job_id":"job-a","spec":{}}"#[..]));
     }
 
     #[tokio::test]
