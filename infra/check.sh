@@ -28,6 +28,8 @@
 #   ZIPFLEET_BIN_DIR     binaries for the image (default target/debug: infra/test.sh built them)
 #   ZIPFLEET_SHARED_DIR  the handbook with keda-crds/ (default ../shared beside the repository)
 #   ZIPFLEET_TF_PLUGINS  Terraform provider mirror (default: a tf-plugins directory near /)
+#   ZIPFLEET_CHECK_S3_ENDPOINT  S3 endpoint for the image run (default: infra/services.sh's
+#                        SeaweedFS on 127.0.0.1:8333)
 set -uo pipefail
 export CHECKPOINT_DISABLE=1  # terraform: no version check over the network
 cd "$(dirname "$0")/.."
@@ -298,7 +300,7 @@ install_tools() {
   if ! skipped terraform; then
     command -v terraform >/dev/null || die "terraform is missing: install it, or ZIPFLEET_CHECK_SKIP=terraform"
     local mirror="${ZIPFLEET_TF_PLUGINS:-}"
-    [ -n "$mirror" ] || mirror="$(find / -maxdepth 2 -type d -name tf-plugins 2>/dev/null | head -n1)"
+    [ -n "$mirror" ] || mirror="$(find / -maxdepth 2 -type d -name tf-plugins -print -quit 2>/dev/null)"
     [ -d "$mirror/registry.terraform.io/hashicorp/aws" ] \
       || die "no Terraform provider mirror with hashicorp/aws (a tf-plugins directory, or ZIPFLEET_TF_PLUGINS); or ZIPFLEET_CHECK_SKIP=terraform"
     cat >"$tf_rc" <<EOF
@@ -309,7 +311,7 @@ provider_installation {
   }
 }
 EOF
-    terraform version | head -n1
+    terraform version 2>/dev/null | sed -n 1p
   fi
   if ! skipped monitoring && ! command -v promtool >/dev/null && [ ! -x "$tools/prometheus/usr/bin/promtool" ]; then
     # Only promtool is needed: the package is unpacked, not installed, so no Prometheus
@@ -319,7 +321,7 @@ EOF
     (cd "$tools" && { apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download prometheus >/dev/null; }; } \
       && rm -rf prometheus && dpkg-deb -x prometheus_*.deb prometheus && rm -f prometheus_*.deb)
   fi
-  if ! skipped monitoring; then "$(promtool_bin)" --version 2>&1 | head -n1; fi
+  if ! skipped monitoring; then "$(promtool_bin)" --version 2>&1 | sed -n 1p; fi
   command -v unshare >/dev/null && command -v ip >/dev/null || apt_install util-linux iproute2
   if ! skipped image; then
     local missing=()
@@ -417,6 +419,8 @@ run_image() {
   # shellcheck source=infra/services.sh
   source infra/services.sh
   trap 'image_cleanup; cleanup' EXIT
+  # Another S3 endpoint for this step only (with the same credentials and a `zipfleet` bucket).
+  export AWS_ENDPOINT_URL_S3="${ZIPFLEET_CHECK_S3_ENDPOINT:-$AWS_ENDPOINT_URL_S3}"
   local api_port worker_port http_port token job_id
   api_port="$(free_port)"; worker_port="$(free_port)"; http_port="$(free_port)"
   token="$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
@@ -440,11 +444,12 @@ ZIPFLEET_API_TOKEN=$token
 ZIPFLEET_LOG_FORMAT=json
 EOF
   umask 022
+  # The spool is a tmpfs (U: owned by the image's user), like the emptyDir of Kubernetes.
   local hardening=(--network=host --read-only --cap-drop=ALL --security-opt=no-new-privileges --env-file "$env_file")
   podman run -d --name "$api_c" "${hardening[@]}" --tmpfs /tmp:rw,size=64m \
     -e ZIPFLEET_LISTEN="127.0.0.1:$api_port" zipfleet:local zipfleet-api >/dev/null
   podman run -d --name "$worker_c" "${hardening[@]}" --tmpfs /tmp:rw,size=64m \
-    --tmpfs /var/spool/zipfleet:rw,size=512m,mode=1777 \
+    --tmpfs /var/spool/zipfleet:rw,size=512m,U \
     -e ZIPFLEET_WORKER_LISTEN="127.0.0.1:$worker_port" -e ZIPFLEET_ALLOW_PRIVATE_SOURCES=true \
     -e ZIPFLEET_MEMORY_BUDGET=256MiB -e ZIPFLEET_CONCURRENCY=2 zipfleet:local zipfleet-worker >/dev/null
 

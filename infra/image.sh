@@ -48,7 +48,7 @@ for bin in zipfleet zipfleet-api zipfleet-worker; do
 done
 
 revision="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)"
+version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | sed -n 1p)"
 # shellcheck disable=SC2086 # ZIPFLEET_IMAGE_BUILD_ARGS is a list of words on purpose
 "$engine" build --target runtime -f Dockerfile \
   --build-arg BIN_DIR=. --build-arg REVISION="$revision" --build-arg VERSION="${version:-0.1.0}" \
