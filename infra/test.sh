@@ -12,3 +12,4 @@ source infra/services.sh
 log "zipfleet tests: $(date -u +%FT%TZ)"
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast "$@"
+bash infra/api-check.sh  # the API fuzzed by schemathesis (its OpenAPI document, links followed) and the TypeScript client against a live API

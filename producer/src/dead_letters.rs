@@ -33,9 +33,22 @@ pub struct DeadLetterList {
 #[serde(deny_unknown_fields)]
 pub struct RedriveRequest {
     /// Move at most this many; absent or null: all of them, up to 10,000 a request.
-    #[serde(default)]
-    #[schema(minimum = 1, maximum = 10000)]
-    pub max: Option<u32>,
+    #[serde(default, deserialize_with = "integral")]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 10000)]
+    pub max: Option<u64>,
+}
+
+/// Any JSON number without a fraction (`5` or `5.0`, as JSON Schema's
+/// `integer` has it), or null.
+fn integral<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else { return Ok(None) };
+    if let Some(value) = number.as_u64() {
+        return Ok(Some(value));
+    }
+    match number.as_f64() {
+        Some(value) if value.fract() == 0.0 && (0.0..=1e15).contains(&value) => Ok(Some(value as u64)),
+        _ => Err(serde::de::Error::custom(format!("must be a whole number between 1 and {MAX_REDRIVE}, not {number}"))),
+    }
 }
 
 /// Answer of `POST /v1/dead-letters/redrive`.
@@ -105,7 +118,7 @@ pub async fn redrive(State(state): State<AppState>, body: Result<Bytes, BytesRej
     })?;
     let request = if body.is_empty() { RedriveRequest::default() } else { parse_request(&body).map_err(|(field, message)| invalid(&field, message))? };
     if let Some(max) = request.max {
-        if !(1..=MAX_REDRIVE).contains(&max) {
+        if !(1..=u64::from(MAX_REDRIVE)).contains(&max) {
             return Err(invalid("max", format!("must be between 1 and {MAX_REDRIVE}, not {max}")));
         }
     }
@@ -114,7 +127,7 @@ pub async fn redrive(State(state): State<AppState>, body: Result<Bytes, BytesRej
     // once (a poison message) comes straight back and must not be moved round
     // and round.
     let present = dlq.depth().await.map_err(broker_down)?;
-    let max = u64::from(request.max.unwrap_or(MAX_REDRIVE)).min(present);
+    let max = request.max.unwrap_or(u64::from(MAX_REDRIVE)).min(present);
     let moved = if max == 0 { 0 } else { dlq.redrive(max as usize).await.map_err(broker_down)? };
     info!(moved, "dead letters moved back to the jobs queue");
     Ok(Json(RedriveResult { moved }))

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 use utoipa::ToSchema;
 use zipfleet_shared::message::JobMessage;
-use zipfleet_shared::spec::{is_valid_job_id, new_job_id, FieldError, JobSpec};
+use zipfleet_shared::spec::{is_valid_job_id, new_job_id, FieldError, JobSpec, SpecLimits};
 use zipfleet_shared::status::{JobState, JobStatus};
 use zipfleet_shared::status_store::{CancelOutcome, CreateOutcome};
 
@@ -66,7 +66,7 @@ pub async fn create_job(State(state): State<AppState>, body: Result<Bytes, Bytes
             ApiError::InvalidSpec(vec![FieldError { field: "$".into(), message: rejection.body_text() }])
         }
     })?;
-    let mut spec = JobSpec::parse(&body, &state.settings.spec_limits)?;
+    let mut spec = parse_spec(&body, &state.settings.spec_limits)?;
     let job_id = spec.job_id.clone().unwrap_or_else(new_job_id);
     spec.job_id = Some(job_id.clone());
     let fingerprint = spec.fingerprint();
@@ -89,6 +89,39 @@ pub async fn create_job(State(state): State<AppState>, body: Result<Bytes, Bytes
             }
             Ok(accepted(&status))
         }
+    }
+}
+
+/// The spec in `body`. JSON does not tell `224` from `224.0` and JSON
+/// Schema's `integer` (the OpenAPI document) takes both, so whole numbers
+/// written with a fraction are read as integers; everything else goes to
+/// the spec's own parser untouched.
+fn parse_spec(body: &[u8], limits: &SpecLimits) -> Result<JobSpec, ApiError> {
+    if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) {
+        if whole_numbers_as_integers(&mut value) {
+            let normalised = serde_json::to_vec(&value).expect("a JSON value serializes");
+            return Ok(JobSpec::parse(&normalised, limits)?);
+        }
+    }
+    Ok(JobSpec::parse(body, limits)?)
+}
+
+/// Rewrite `5.0` as `5` throughout; true if anything changed.
+fn whole_numbers_as_integers(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Number(number) if number.is_f64() => match number.as_f64() {
+            Some(float) if float.fract() == 0.0 && float.abs() < 9.0e15 => {
+                #[allow(clippy::cast_possible_truncation)]
+                let whole = float as i64;
+                *value = Value::from(whole);
+                true
+            }
+            _ => false,
+        },
+        Value::Array(items) => items.iter_mut().fold(false, |changed, item| whole_numbers_as_integers(item) | changed),
+        Value::Object(map) => map.values_mut().fold(false, |changed, item| whole_numbers_as_integers(item) | changed),
+        _ => false,
     }
 }
 
