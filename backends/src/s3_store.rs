@@ -79,7 +79,8 @@ fn store_error<E: ProvideErrorMetadata + std::fmt::Debug, R>(err: SdkError<E, R>
             let message = service.err().message().unwrap_or("").to_string();
             match code.as_str() {
                 "NoSuchKey" | "NotFound" | "NoSuchUpload" => StoreError::NotFound(format!("{code}: {message}")),
-                "NoSuchBucket" | "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "InvalidBucketName" | "EntityTooLarge" => {
+                "NoSuchBucket" | "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "InvalidBucketName" | "EntityTooLarge" | "InvalidRequest"
+                | "InvalidArgument" => {
                     StoreError::Refused(format!("{code}: {message}"))
                 }
                 _ => StoreError::Unavailable(format!("{code}: {message}")),

@@ -118,7 +118,7 @@ impl Broker for WedgingBroker {
     }
     async fn consumer(&self, _: u16) -> Result<Box<dyn Consumer>, BrokerError> {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        std::thread::sleep(Duration::from_secs(6));
+        std::thread::sleep(Duration::from_secs(8));
         Err(BrokerError::Unavailable("woke up".into()))
     }
     async fn queue_depth(&self) -> Result<QueueDepth, BrokerError> {
@@ -146,16 +146,39 @@ async fn healthz_fails_when_the_job_loop_is_wedged() {
         report: ReportSettings::default(),
     };
     let worker = build_worker(&backends, &settings).unwrap();
-    let listener = zipfleet_worker::endpoint::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/healthz", listener.local_addr().unwrap());
-    tokio::spawn(zipfleet_worker::endpoint::serve(listener, worker.clone(), std::future::pending()));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let _endpoint = zipfleet_worker::endpoint::spawn(listener, worker.clone(), tokio_util::sync::CancellationToken::new()).unwrap();
     let running = worker.clone();
     let _loop = tokio::spawn(async move { running.run(std::future::pending()).await });
 
-    let (code, body) = get(&url).await;
+    // Probed with plain blocking sockets from this thread, as a kubelet would:
+    // the worker's own runtime is the thing being wedged.
+    let (code, body) = blocking_get(&address, "/healthz");
     assert_eq!(code, 200, "a loop that just started is alive: {body}");
-    let body = wait_for_code(&url, 503, Duration::from_secs(10)).await;
-    assert!(body.contains("stuck"), "{body}");
+    let started = std::time::Instant::now();
+    loop {
+        let (code, body) = blocking_get(&address, "/healthz");
+        if code == 503 {
+            assert!(body.contains("stuck"), "{body}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "/healthz still {code} {body} with the loop wedged");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `GET path` over a plain socket, with a short timeout: (status, body).
+fn blocking_get(address: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("the endpoint accepts");
+    stream.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let code = answer.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (code, body)
 }
 
 /// A stand-in for the ECS agent: records each PUT body and answers `status`.

@@ -71,6 +71,7 @@ pub fn build_worker(backends: &Backends, settings: &WorkerSettings) -> Result<Ar
         shutdown_grace: tuning.shutdown_grace,
         spec_limits: SpecLimits { max_images: settings.limits.max_images },
         liveness: Arc::new(Liveness::new(tuning.liveness_timeout)),
+        readiness: Arc::default(),
         protection: Protection::from_env(),
     }))
 }

@@ -15,7 +15,7 @@
 //! logged when it starts and when it ends ([`zipfleet_shared::retry`]).
 
 use crate::ecs::Protection;
-use crate::endpoint::Liveness;
+use crate::endpoint::{Liveness, Readiness, READINESS_EVERY};
 use crate::job::{run_job, Interrupted, JobEnv, JobOutcome};
 use std::future::Future;
 use std::sync::Arc;
@@ -48,6 +48,8 @@ pub struct Worker {
     pub spec_limits: SpecLimits,
     /// Stamped every time the job loop turns; read by `/healthz`.
     pub liveness: Arc<Liveness>,
+    /// The last check of the backends; read by `/readyz`.
+    pub readiness: Arc<Readiness>,
     /// ECS scale-in protection while jobs run (a no-op off ECS).
     pub protection: Protection,
 }
@@ -152,6 +154,18 @@ impl Worker {
         }
         self.protection.set_busy(false);
         info!("worker stopped");
+    }
+
+    /// Keep [`Worker::readiness`] fresh (every [`READINESS_EVERY`]) until `stop`.
+    pub async fn watch_readiness(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            let checks = self.reachability().await;
+            self.readiness.set(checks.to_vec());
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(READINESS_EVERY) => {}
+            }
+        }
     }
 
     /// Whether the broker, object store and status store answer, each within a few seconds.

@@ -5,8 +5,11 @@
 //! Liveness is a heartbeat, not "the process answers HTTP": the job loop
 //! stamps [`Liveness`] every time it turns (at least every
 //! [`crate::consumer::LOOP_TICK`]), and `/healthz` fails once the stamp is
-//! older than the liveness timeout — a loop wedged in a blocking call fails
-//! its probe and gets restarted, while HTTP on other threads still answers.
+//! older than the liveness timeout. The endpoint runs on its own thread and
+//! runtime and only reads what the worker publishes (the heartbeat, a
+//! readiness snapshot refreshed by [`Worker::watch_readiness`], the
+//! counters), so it answers even when the worker's runtime is wedged — which
+//! is exactly when the probe must say so.
 
 use crate::consumer::Worker;
 use axum::extract::State;
@@ -15,11 +18,34 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// How often the worker re-checks that its backends answer.
+pub const READINESS_EVERY: Duration = Duration::from_secs(2);
+
+/// The last reachability check of each backend, as `/readyz` shows it.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    checks: Mutex<Option<Vec<(&'static str, Result<(), String>)>>>,
+}
+
+impl Readiness {
+    pub fn set(&self, checks: Vec<(&'static str, Result<(), String>)>) {
+        *self.checks.lock().unwrap_or_else(|p| p.into_inner()) = Some(checks);
+    }
+
+    /// Every backend answered at the last check (`false` before the first).
+    pub fn is_ready(&self) -> bool {
+        self.checks.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|checks| checks.iter().all(|(_, v)| v.is_ok()))
+    }
+
+    fn snapshot(&self) -> Option<Vec<(&'static str, Result<(), String>)>> {
+        self.checks.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
 
 /// When the job loop last turned.
 #[derive(Debug)]
@@ -51,35 +77,51 @@ impl Liveness {
     }
 }
 
-/// Bind the endpoint's listener (port 0 picks a free one, for tests).
-pub async fn bind(address: &str) -> std::io::Result<TcpListener> {
-    TcpListener::bind(address).await
-}
-
-/// Serve the endpoint for `worker` until `shutdown` completes.
-pub async fn serve(listener: TcpListener, worker: Arc<Worker>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+/// Serve the endpoint for `worker` on `listener` from a thread of its own
+/// until `stop` is cancelled.
+pub fn spawn(listener: std::net::TcpListener, worker: Arc<Worker>, stop: CancellationToken) -> std::io::Result<std::thread::JoinHandle<()>> {
+    listener.set_nonblocking(true)?;
+    let address = listener.local_addr()?;
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(worker);
-    tracing::info!(address = %listener.local_addr()?, "worker endpoint listening");
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    std::thread::Builder::new().name("worker-endpoint".into()).spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime,
+            Err(err) => return tracing::error!(%err, "the worker endpoint could not start"),
+        };
+        runtime.block_on(async move {
+            let served = match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => {
+                    tracing::info!(%address, "worker endpoint listening");
+                    axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await
+                }
+                Err(err) => Err(err),
+            };
+            if let Err(err) = served {
+                tracing::error!(%err, "the worker endpoint stopped");
+            }
+        });
+    })
 }
 
 async fn healthz(State(worker): State<Arc<Worker>>) -> Response {
     let since = worker.liveness.since_last_turn();
-    let body = json!({"status": if worker.liveness.is_alive() { "ok" } else { "stuck" }, "last_turn_seconds_ago": since.as_secs_f64()});
-    let code = if worker.liveness.is_alive() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let alive = worker.liveness.is_alive();
+    let body = json!({"status": if alive { "ok" } else { "stuck" }, "last_turn_seconds_ago": since.as_secs_f64()});
+    let code = if alive { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(body)).into_response()
 }
 
 async fn readyz(State(worker): State<Arc<Worker>>) -> Response {
-    let checks = worker.reachability().await;
-    let ready = checks.iter().all(|(_, verdict)| verdict.is_ok());
+    let checks = worker.readiness.snapshot();
+    let ready = worker.readiness.is_ready();
     let body = json!({
         "status": if ready { "ready" } else { "not ready" },
         "checks": checks
+            .unwrap_or_default()
             .iter()
             .map(|(name, verdict)| (name.to_string(), json!(verdict.as_ref().map_or_else(|err| err.as_str(), |()| "ok"))))
             .collect::<serde_json::Map<_, _>>(),
@@ -89,8 +131,7 @@ async fn readyz(State(worker): State<Arc<Worker>>) -> Response {
 }
 
 async fn metrics(State(worker): State<Arc<Worker>>) -> Response {
-    let ready = worker.reachability().await.iter().all(|(_, verdict)| verdict.is_ok());
-    let text = worker.env.metrics.render(&worker.env.budget, ready);
+    let text = worker.env.metrics.render(&worker.env.budget, worker.readiness.is_ready());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

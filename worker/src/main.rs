@@ -70,14 +70,15 @@ async fn main() -> anyhow::Result<()> {
     let endpoint = if listen.eq_ignore_ascii_case("off") {
         None
     } else {
-        let listener = zipfleet_worker::endpoint::bind(listen).await.with_context(|| format!("listening on {listen} (ZIPFLEET_WORKER_LISTEN)"))?;
-        let stopped = stop.clone();
-        Some(tokio::spawn(zipfleet_worker::endpoint::serve(listener, worker.clone(), async move { stopped.cancelled().await })))
+        let listener = std::net::TcpListener::bind(listen).with_context(|| format!("listening on {listen} (ZIPFLEET_WORKER_LISTEN)"))?;
+        tokio::spawn(worker.clone().watch_readiness(stop.clone()));
+        Some(zipfleet_worker::endpoint::spawn(listener, worker.clone(), stop.clone()).context("starting the worker endpoint")?)
     };
 
-    worker.run(stop.cancelled_owned()).await;
+    worker.run(stop.clone().cancelled_owned()).await;
+    stop.cancel();
     if let Some(endpoint) = endpoint {
-        let _ = endpoint.await;
+        let _ = tokio::task::spawn_blocking(move || endpoint.join()).await;
     }
     Ok(())
 }
