@@ -387,3 +387,31 @@ pub async fn large_spec_travels_by_claim_check(subject: &dyn Subject, store: &dy
     let inline = JobMessage::parse(&JobMessage::pack(store, "small", &small, threshold).await.unwrap()).unwrap();
     assert_eq!(inline.spec, Some(small));
 }
+
+/// A receive raced against other events and dropped mid-wait loses nothing:
+/// a message published while calls to `next()` keep being abandoned (as the
+/// worker's `select!` does whenever a job finishes first) is still handed to
+/// the next call promptly, on its first delivery — not left invisible in an
+/// abandoned long poll until a visibility timeout brings it back.
+pub async fn a_dropped_receive_loses_nothing(subject: &dyn Subject) {
+    let names = subject.fresh_names();
+    let broker = subject.open(&names).await;
+    let mut consumer = broker.consumer(2).await.unwrap();
+    let mut arrived = None;
+    // Calls of 150 ms each, abandoned when nothing came; the message is
+    // published after the third. Six seconds in all: far below a visibility timeout.
+    for round in 0..40 {
+        if round == 3 {
+            broker.publish_job("dropped", b"{\"dropped\":true}").await.unwrap();
+        }
+        if let Some(delivery) = next_within(&mut consumer, Duration::from_millis(150)).await {
+            assert!(round >= 3, "a delivery before anything was published");
+            arrived = Some(delivery);
+            break;
+        }
+    }
+    let delivery = arrived.expect("the message published during abandoned receives arrives promptly");
+    assert_eq!(&delivery.body[..], b"{\"dropped\":true}");
+    assert_eq!(delivery.attempt, 1, "it was never taken by an abandoned receive");
+    delivery.ack().await.unwrap();
+}

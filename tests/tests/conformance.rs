@@ -82,6 +82,11 @@ macro_rules! conformance_suite {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_dropped_receive_loses_nothing() {
+                conformance::a_dropped_receive_loses_nothing(super::$broker().as_ref()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn large_spec_travels_by_claim_check() {
                 let (_dir, store) = store();
                 conformance::large_spec_travels_by_claim_check(super::$broker().as_ref(), store.as_ref()).await;
