@@ -302,6 +302,36 @@ async fn secrets_never_reach_the_logs(broker: &str) {
     }
 }
 
+/// Many short jobs through two workers while jobs keep finishing (so the
+/// worker loop keeps abandoning calls to `next()` for job completions): no
+/// message is ever held by a worker that is not running it, so every job runs
+/// on its first delivery and none waits in the queue for a visibility timeout.
+async fn no_job_waits_behind_a_held_message(broker: &str) {
+    let fleet = spawn_fleet_on(broker, 2).await;
+    let server = TestServer::start().await;
+    let mut ids = Vec::new();
+    for n in 0..16u8 {
+        let job_id = unique(&format!("held{n}"));
+        let url = server.image(&format!("/{job_id}.jpg"), "image/jpeg", images::jpeg(64, 48, n));
+        let body = json!({"job_id": job_id, "images": [{"id": "1", "label": "a", "url": url}]});
+        assert_eq!(fleet.post_job(&body).await.status(), 202);
+        ids.push(job_id);
+        // Arrivals spread out, so jobs finish while others are being received.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let mut waits = Vec::new();
+    for job_id in &ids {
+        let status = fleet.wait_final(job_id, LIMIT).await;
+        assert_eq!(status.state, JobState::Succeeded, "{status:?}");
+        assert_eq!(status.attempt, 1, "{job_id} was delivered more than once: {status:?}");
+        let waited = (status.started_at.unwrap() - status.created_at).to_std().unwrap_or_default();
+        waits.push(waited);
+    }
+    let longest = waits.iter().max().copied().unwrap_or_default();
+    eprintln!("{broker}: longest queue wait of 16 short jobs on 2 workers: {longest:?}");
+    assert!(longest < Duration::from_secs(5), "a job waited {longest:?} in the queue with idle workers (visibility timeout is {:?})", zipfleet_tests::fleet::SQS_VISIBILITY);
+}
+
 /// Every fleet test above, on both real brokers.
 macro_rules! on_every_broker {
     ($($test:ident),* $(,)?) => {
@@ -332,4 +362,5 @@ on_every_broker!(
     a_poison_message_is_dead_lettered_and_the_next_job_succeeds,
     sigterm_hands_back_a_job_that_cannot_finish_in_the_grace_period,
     secrets_never_reach_the_logs,
+    no_job_waits_behind_a_held_message,
 );
