@@ -48,13 +48,13 @@ pub fn add_rules(schemas: &mut BTreeMap<String, Value>) {
     if let Some(image) = schemas.get_mut("ImageSpec") {
         image["oneOf"] = json!([
             {"title": "url source", "required": ["url"], "properties": {"url": {"type": "string"}}},
-            {"title": "object source", "required": ["object"], "properties": {"object": {"type": "object"}}}
+            {"title": "object source", "required": ["object"], "properties": {"object": {"$ref": format!("{COMPONENTS}ObjectSource")}}}
         ]);
     }
     if let Some(message) = schemas.get_mut("JobMessage") {
         message["anyOf"] = json!([
-            {"required": ["spec"], "properties": {"spec": {"type": "object"}}},
-            {"required": ["spec_ref"], "properties": {"spec_ref": {"type": "object"}}}
+            {"required": ["spec"], "properties": {"spec": {"$ref": format!("{COMPONENTS}JobSpec")}}},
+            {"required": ["spec_ref"], "properties": {"spec_ref": {"$ref": format!("{COMPONENTS}Location")}}}
         ]);
     }
 }
