@@ -338,18 +338,18 @@ EOF
 # ------------------------------------------------------------------------------------------
 
 export CONTAINERS_CONF="$cache/containers.conf"
-base_tar="$cache/debian-bookworm-minbase.tar"
-
-podman_setup() {
-  # podman defaults that fail in this sandbox: runc, plain ulimits, no network namespace
-  # unless asked (containers here always use --network=host).
-  cat >"$CONTAINERS_CONF" <<'EOF'
+# podman defaults that fail in this sandbox: runc, plain ulimits, no network namespace unless
+# asked (containers here always use --network=host).
+cat >"$CONTAINERS_CONF" <<'EOF'
 [containers]
 default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
 netns = "none"
 [engine]
 runtime = "runc"
 EOF
+base_tar="$cache/debian-bookworm-minbase.tar"
+
+podman_setup() {
   if podman image exists docker.io/library/debian:bookworm-slim; then
     return 0
   fi
