@@ -13,3 +13,5 @@ log "zipfleet tests: $(date -u +%FT%TZ)"
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast "$@"
 bash infra/api-check.sh  # the API fuzzed by schemathesis (its OpenAPI document, links followed) and the TypeScript client against a live API
+# Then every deployment artifact (image, compose, Kubernetes + KEDA, Terraform, monitoring).
+infra/check.sh
