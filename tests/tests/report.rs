@@ -52,7 +52,8 @@ fn corpus() -> &'static Path {
         let script = workspace.join("../shared/corpus/fetch.sh");
         let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace.join("target"), PathBuf::from);
         let dest = target.join("corpus");
-        let status = std::process::Command::new("bash").arg(&script).arg(&dest).status().unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+        let status =
+            std::process::Command::new("bash").arg(&script).arg(&dest).status().unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
         assert!(status.success(), "{} {} failed: the report tests need the shared corpus", script.display(), dest.display());
         dest
     })
@@ -129,7 +130,12 @@ fn report_of(status: &JobStatus, manifest: &serde_json::Value) -> DatasetReport 
 }
 
 /// Run `images` embedded with `report` thresholds; the status and the manifest.
-async fn run_embedded(job_id: &str, files: &[(String, Vec<u8>)], images: serde_json::Value, report: ReportSettings) -> (JobStatus, serde_json::Value) {
+async fn run_embedded(
+    job_id: &str,
+    files: &[(String, Vec<u8>)],
+    images: serde_json::Value,
+    report: ReportSettings,
+) -> (JobStatus, serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
     for (key, bytes) in files {
         let path = dir.path().join(key);

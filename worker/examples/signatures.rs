@@ -245,7 +245,7 @@ fn main() {
         eprint!("\rcopies: {}/{}", i + 1, files.len());
     }
     eprintln!();
-    worst.sort_by(|a, b| b.0.cmp(&a.0));
+    worst.sort_by_key(|w| std::cmp::Reverse(w.0));
 
     let all_copies: Vec<Distances> = copy_distances.iter().filter(|(k, _)| !k.contains("crop")).flat_map(|(_, v)| v.iter().copied()).collect();
     let crops: Vec<Distances> = copy_distances.iter().filter(|(k, _)| k.contains("crop")).flat_map(|(_, v)| v.iter().copied()).collect();
@@ -259,7 +259,13 @@ fn main() {
         (with_colour, |x, t| x.0 <= t && x.2 <= (signature::DUPLICATE_COLOUR_DISTANCE * 10.0).round() as u32),
     ];
     for (hash, pick) in picks {
-        println!("\n{hash}: {} copies (re-encode/resize/format), {} crops, {} distinct pairs, {} variant pairs", all_copies.len(), crops.len(), distinct_pairs.len(), variant_pairs.len());
+        println!(
+            "\n{hash}: {} copies (re-encode/resize/format), {} crops, {} distinct pairs, {} variant pairs",
+            all_copies.len(),
+            crops.len(),
+            distinct_pairs.len(),
+            variant_pairs.len()
+        );
         println!("  t   TP copies   TP crops   FP distinct   variants within");
         for t in THRESHOLDS {
             let variants = variant_pairs.iter().filter(|v| pick(&v.2, t)).count();
@@ -305,12 +311,22 @@ fn main() {
     let report_time = started.elapsed();
     println!("\nthe report over the corpus as one label ({:?}):", report_time);
     for warning in &report.warnings {
-        println!("  {} {:?}: {}", warning.code.as_str(), warning.ids.iter().map(|i| &names[i.parse::<usize>().unwrap()]).collect::<Vec<_>>(), warning.message);
+        println!(
+            "  {} {:?}: {}",
+            warning.code.as_str(),
+            warning.ids.iter().map(|i| &names[i.parse::<usize>().unwrap()]).collect::<Vec<_>>(),
+            warning.message
+        );
     }
 
     println!("\nCPU: render (decode+resize+signature+encode) vs signature, best of 3, this build's opt-level");
     for (format, (render, signature)) in &per_format {
-        println!("  {format:<5} render {:>8.1} ms  signature {:>6.2} ms  {:.2}%", ms(*render), ms(*signature), 100.0 * signature.as_secs_f64() / (*render - *signature).as_secs_f64());
+        println!(
+            "  {format:<5} render {:>8.1} ms  signature {:>6.2} ms  {:.2}%",
+            ms(*render),
+            ms(*signature),
+            100.0 * signature.as_secs_f64() / (*render - *signature).as_secs_f64()
+        );
     }
     println!(
         "  all   render {:>8.1} ms  signature {:>6.2} ms  {:.2}% of the render without it (report on vs off); the report itself {:.3} ms",

@@ -121,8 +121,8 @@ fn duplicate_warnings(images: &[ReportImage<'_>], out: &mut Vec<(usize, ReportWa
         }
     }
     let mut by_root: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for i in 0..members.len() {
-        by_root.entry(groups.find(i)).or_default().push(members[i].0);
+    for (i, (position, _)) in members.iter().enumerate() {
+        by_root.entry(groups.find(i)).or_default().push(*position);
     }
     for positions in by_root.into_values().filter(|positions| positions.len() > 1) {
         // `members` is in job order, so each group's positions are too.
@@ -282,9 +282,8 @@ mod tests {
 
     #[test]
     fn counts_only_images_in_the_zip_and_warns_about_short_labels() {
-        let list: Vec<(String, &str, Option<RenderedFacts>)> = (0..8)
-            .map(|i| (i.to_string(), if i < 6 { "cats" } else { "dogs" }, if i == 7 { None } else { facts(sig(distinct(i), i)) }))
-            .collect();
+        let list: Vec<(String, &str, Option<RenderedFacts>)> =
+            (0..8).map(|i| (i.to_string(), if i < 6 { "cats" } else { "dogs" }, if i == 7 { None } else { facts(sig(distinct(i), i)) })).collect();
         let list: Vec<(&str, &str, Option<RenderedFacts>)> = list.iter().map(|(id, label, f)| (id.as_str(), *label, *f)).collect();
         let report = dataset_report(&images(&list), 224, 224, &ReportSettings::default());
         assert_eq!(report.labels, BTreeMap::from([("cats".into(), 6), ("dogs".into(), 1)]));
@@ -293,7 +292,11 @@ mod tests {
         assert!(report.warnings[1].ids.is_empty());
         assert_eq!(report.warnings[1].message, "dogs has only 1 picture; add at least 4 more");
         assert_eq!(report.warnings[0].labels, ["cats", "dogs"]);
-        assert!(report.warnings[0].message.starts_with("cats has 6 pictures, more than 3 times as many as dogs (1)"), "{}", report.warnings[0].message);
+        assert!(
+            report.warnings[0].message.starts_with("cats has 6 pictures, more than 3 times as many as dogs (1)"),
+            "{}",
+            report.warnings[0].message
+        );
 
         let relaxed = ReportSettings { min_images_per_label: 1, max_label_ratio: 6.0 };
         assert!(dataset_report(&images(&list), 224, 224, &relaxed).warnings.is_empty());
@@ -302,8 +305,11 @@ mod tests {
     #[test]
     fn messages_match_the_contract_example() {
         let ids: Vec<String> = (1..=15).map(|i| i.to_string()).collect();
-        let list: Vec<(&str, &str, Option<RenderedFacts>)> =
-            ids.iter().enumerate().map(|(i, id)| (id.as_str(), if i < 12 { "cats" } else { "dogs" }, facts(sig(distinct(i as u64), i as u64)))).collect();
+        let list: Vec<(&str, &str, Option<RenderedFacts>)> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), if i < 12 { "cats" } else { "dogs" }, facts(sig(distinct(i as u64), i as u64))))
+            .collect();
         let report = dataset_report(&images(&list), 224, 224, &ReportSettings::default());
         assert_eq!(report.labels, BTreeMap::from([("cats".into(), 12), ("dogs".into(), 3)]));
         assert_eq!(codes(&report), ["imbalanced_labels", "too_few_images"]);
@@ -357,7 +363,13 @@ mod tests {
     #[test]
     fn small_and_blank_pictures_are_listed_in_one_warning_each() {
         let small = |w, h, n| Some(RenderedFacts { source_width: w, source_height: h, signature: sig(distinct(n), n) });
-        let blank = |n| Some(RenderedFacts { source_width: 640, source_height: 480, signature: Signature { exact: n, phash: 0, spread: 0.5, detail: 1.0, colours: [[128; 3]; 16] } });
+        let blank = |n| {
+            Some(RenderedFacts {
+                source_width: 640,
+                source_height: 480,
+                signature: Signature { exact: n, phash: 0, spread: 0.5, detail: 1.0, colours: [[128; 3]; 16] },
+            })
+        };
         let list = [
             ("a", "cats", small(64, 48, 1)),
             ("b", "cats", small(100, 300, 2)), // taller than the output: not enlarged in both
@@ -373,7 +385,10 @@ mod tests {
         assert_eq!(report.warnings[0].message, "2 pictures are (almost) one flat colour: c (dogs) and d (dogs)");
         assert_eq!(report.warnings[1].ids, ["a", "e"]);
         assert_eq!(report.warnings[1].labels, ["cats", "dogs"]);
-        assert_eq!(report.warnings[1].message, "2 pictures were smaller than 224×224 and were enlarged, so they will look blurry: a (cats) and e (dogs)");
+        assert_eq!(
+            report.warnings[1].message,
+            "2 pictures were smaller than 224×224 and were enlarged, so they will look blurry: a (cats) and e (dogs)"
+        );
 
         let one = [("a", "cats", small(64, 48, 1))];
         let report = dataset_report(&images(&one), 224, 224, &settings);

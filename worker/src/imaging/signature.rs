@@ -296,7 +296,7 @@ mod tests {
         let mut v = 0.0;
         for u in 1..7 {
             for w in 1..7 {
-                let (amplitude, phase) = (next() * 40.0 / (u + w) as f32, next() * 6.283);
+                let (amplitude, phase) = (next() * 40.0 / (u + w) as f32, next() * std::f32::consts::TAU);
                 v += amplitude * ((u as f32 * fx + w as f32 * fy * 0.7) * 3.1 + phase).cos();
             }
         }
