@@ -16,7 +16,8 @@ if [ -z "${ZIPFLEET_TEST_AMQP:-}" ]; then
   source infra/services.sh
 fi
 SCHEMATHESIS_VERSION=4.32.5
-work="$PWD/target/api-check"
+repo="$PWD"
+work="$repo/target/api-check"
 mkdir -p "$work"
 started_at=$(date +%s)
 say() { echo "== api-check: $*"; }
@@ -84,16 +85,17 @@ say "API on $api"
 
 say "schemathesis $SCHEMATHESIS_VERSION"
 st_started=$(date +%s)
-PYTHONPATH="$PWD/infra" SCHEMATHESIS_HOOKS=schemathesis_hooks \
-  "$venv/bin/st" --config-file infra/schemathesis.toml run "$api/openapi.json" \
+# (Run from target/api-check: schemathesis keeps its replay data in the working directory.)
+(cd "$work" && PYTHONPATH="$repo/infra" SCHEMATHESIS_HOOKS=schemathesis_hooks \
+  "$venv/bin/st" --config-file "$repo/infra/schemathesis.toml" run "$api/openapi.json" \
   --header "Authorization: Bearer $ZIPFLEET_API_TOKEN" \
   --checks all \
   --exclude-checks use_after_free \
   --phases examples,coverage,fuzzing,stateful \
   --seed "${ZIPFLEET_API_CHECK_SEED:-20261201}" \
   --report junit --report-dir "$work" \
-  2>&1 | tee "$work/schemathesis.log"
-st_status=${PIPESTATUS[0]}
+  2>&1; echo "exit $?" >"$work/schemathesis.status") | tee "$work/schemathesis.log"
+st_status=$(sed 's/exit //' "$work/schemathesis.status")
 say "schemathesis took $(( $(date +%s) - st_started )) s"
 [ "$st_status" -eq 0 ] || { echo "schemathesis found failures (see $work/schemathesis.log)" >&2; exit "$st_status"; }
 

@@ -152,3 +152,17 @@ async fn dead_letters_are_listed_and_redriven() {
     let moved: Value = redrive(Some(r#"{"max": null}"#)).await.unwrap().json().await.unwrap();
     assert_eq!(moved, json!({"moved": 0}));
 }
+
+#[tokio::test]
+async fn whole_numbers_with_a_fraction_are_integers() {
+    // JSON Schema's `integer` (the document) takes 128.0; so does the API.
+    let api = start(10).await;
+    let spec = r#"{"images": [{"id": "1", "label": "a", "url": "https://example.org/a.jpg"}], "output": {"width": 128.0, "height": 96, "quality": 80.0}}"#;
+    let response = api.client.post(format!("{}/v1/jobs", api.url)).bearer_auth(TOKEN).body(spec).send().await.unwrap();
+    assert_eq!(response.status(), 202);
+    let refused = r#"{"images": [{"id": "1", "label": "a", "url": "https://example.org/a.jpg"}], "output": {"width": 128.5}}"#;
+    let response = api.client.post(format!("{}/v1/jobs", api.url)).bearer_auth(TOKEN).body(refused).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["details"][0]["field"], "output.width");
+}

@@ -313,7 +313,35 @@ export interface components {
             /** @description A time-limited download URL; refreshed each time the status is read. */
             url: string;
         };
-        /** @description A job: a set of labelled images to fetch, resize and zip. */
+        /**
+         * @description A job: a set of labelled images to fetch, resize and zip.
+         * @example {
+         *       "images": [
+         *         {
+         *           "id": "1",
+         *           "label": "cats",
+         *           "url": "https://example.org/cat.jpg"
+         *         },
+         *         {
+         *           "id": "2",
+         *           "label": "dogs",
+         *           "object": {
+         *             "key": "uploads/u1/dog.png"
+         *           }
+         *         }
+         *       ],
+         *       "job_id": "class-7b-train-1",
+         *       "on_image_error": "skip",
+         *       "output": {
+         *         "fit": "fill",
+         *         "format": "jpeg",
+         *         "height": 224,
+         *         "quality": 90,
+         *         "width": 224
+         *       },
+         *       "project_id": "class-7b"
+         *     }
+         */
         JobSpec: {
             /**
              * @description The images; each `id` unique within the job. At most `ZIPFLEET_MAX_IMAGES`
