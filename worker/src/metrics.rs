@@ -139,10 +139,16 @@ impl WorkerMetrics {
         for (state, counter) in FINISHED.iter().zip(&self.jobs_finished) {
             let _ = writeln!(out, "zipfleet_worker_jobs_finished_total{{state=\"{}\"}} {}", state.as_str(), load(counter));
         }
-        header(&mut out, "zipfleet_worker_memory_budget_bytes", "gauge", "The image memory budget of this worker.");
-        let _ = writeln!(out, "zipfleet_worker_memory_budget_bytes {}", budget.total_bytes());
-        header(&mut out, "zipfleet_worker_memory_budget_used_bytes", "gauge", "Image memory reserved right now.");
-        let _ = writeln!(out, "zipfleet_worker_memory_budget_used_bytes {}", budget.total_bytes().saturating_sub(budget.available_bytes()));
+        // The budget is ZIPFLEET_MEMORY_BUDGET: a fixed baseline for the
+        // process itself plus the pool images reserve from.
+        let (baseline, pool) = (crate::app::BASELINE_MEMORY, budget.total_bytes());
+        let reserved = pool.saturating_sub(budget.available_bytes());
+        header(&mut out, "zipfleet_worker_memory_budget_bytes", "gauge", "The worker's memory budget (baseline + image pool).");
+        let _ = writeln!(out, "zipfleet_worker_memory_budget_bytes {}", baseline + pool);
+        header(&mut out, "zipfleet_worker_memory_budget_used_bytes", "gauge", "Budget in use: the baseline plus image memory reserved now.");
+        let _ = writeln!(out, "zipfleet_worker_memory_budget_used_bytes {}", baseline + reserved);
+        header(&mut out, "zipfleet_worker_image_memory_reserved_bytes", "gauge", "Image memory reserved right now (decodes in flight).");
+        let _ = writeln!(out, "zipfleet_worker_image_memory_reserved_bytes {reserved}");
         header(&mut out, "zipfleet_worker_images_total", "counter", "Images processed, by outcome (ok or the image error code).");
         let _ = writeln!(out, "zipfleet_worker_images_total{{outcome=\"ok\"}} {}", load(&self.images_ok));
         for (code, counter) in ImageErrorCode::ALL.iter().zip(&self.images_skipped) {
@@ -201,8 +207,9 @@ mod tests {
             "zipfleet_worker_download_bytes_total 1234",
             "zipfleet_worker_stage_seconds_total{stage=\"render\"} 1.500000",
             "zipfleet_worker_cache_hits_total{kind=\"source\"} 1",
-            "zipfleet_worker_memory_budget_bytes 67108864",
-            "zipfleet_worker_memory_budget_used_bytes 0",
+            "zipfleet_worker_memory_budget_bytes 117440512",
+            "zipfleet_worker_memory_budget_used_bytes 50331648",
+            "zipfleet_worker_image_memory_reserved_bytes 0",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
