@@ -247,7 +247,7 @@ pub struct ReportSettings {
     #[arg(long, env = "ZIPFLEET_MIN_IMAGES_PER_LABEL", default_value_t = ReportSettings::DEFAULT.min_images_per_label)]
     pub min_images_per_label: u32,
     /// `imbalanced_labels` when the largest label has more than this many
-    /// times the images of the smallest (0: never).
+    /// times the images of the smallest (0: never; below 1 counts as 1).
     #[arg(long, env = "ZIPFLEET_MAX_LABEL_RATIO", default_value_t = ReportSettings::DEFAULT.max_label_ratio)]
     pub max_label_ratio: f64,
 }

@@ -73,14 +73,16 @@ fn label_warnings(labels: &BTreeMap<String, u32>, settings: &ReportSettings, out
         out.push((usize::MAX, warning(WarningCode::TooFewImages, vec![label.clone()], vec![], message)));
     }
 
-    let ratio = settings.max_label_ratio;
+    // A ratio below 1 would call equal labels imbalanced; it means 1.
+    let ratio = if settings.max_label_ratio > 0.0 { settings.max_label_ratio.max(1.0) } else { 0.0 };
     // Labels with no picture at all are "too few", not "imbalanced".
     let present: Vec<(&String, u32)> = labels.iter().map(|(label, &count)| (label, count)).filter(|&(_, count)| count > 0).collect();
     let Some(&(largest, most)) = present.iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0))) else { return };
     if ratio <= 0.0 {
         return;
     }
-    let mut smaller: Vec<(&String, u32)> = present.iter().copied().filter(|&(_, count)| f64::from(most) > ratio * f64::from(count)).collect();
+    let mut smaller: Vec<(&String, u32)> =
+        present.iter().copied().filter(|&(label, count)| label != largest && f64::from(most) > ratio * f64::from(count)).collect();
     if smaller.is_empty() {
         return;
     }
@@ -300,6 +302,12 @@ mod tests {
 
         let relaxed = ReportSettings { min_images_per_label: 1, max_label_ratio: 6.0 };
         assert!(dataset_report(&images(&list), 224, 224, &relaxed).warnings.is_empty());
+        let off = ReportSettings { min_images_per_label: 0, max_label_ratio: 0.0 };
+        assert!(dataset_report(&images(&list), 224, 224, &off).warnings.is_empty());
+        // Below 1 means 1: equal labels are never imbalanced.
+        let equal = [("1", "a", facts(sig(distinct(1), 1))), ("2", "b", facts(sig(distinct(2), 2)))];
+        let tiny_ratio = ReportSettings { min_images_per_label: 0, max_label_ratio: 0.5 };
+        assert!(dataset_report(&images(&equal), 224, 224, &tiny_ratio).warnings.is_empty());
     }
 
     #[test]
