@@ -68,6 +68,45 @@ pub async fn connect(config: &BackendConfig) -> Result<Backends, ConnectError> {
     Ok(Backends { broker: connect_broker(config).await?, store: connect_store(config).await?, status: connect_status(config).await? })
 }
 
+/// [`connect`], waiting out backends that are unreachable at start (with
+/// backoff, logged once) the way a running process waits out an outage.
+/// `None` if `stop` is cancelled first; a misconfiguration is an error at once.
+pub async fn connect_waiting(config: &BackendConfig, stop: &tokio_util::sync::CancellationToken) -> Result<Option<Backends>, ConnectError> {
+    let outage = zipfleet_shared::retry::OutageLog::new("backends");
+    let mut backoff = zipfleet_shared::retry::Backoff::default();
+    loop {
+        let attempt = tokio::select! {
+            () = stop.cancelled() => return Ok(None),
+            attempt = connect(config) => attempt,
+        };
+        match attempt {
+            Ok(backends) => {
+                outage.recovered();
+                return Ok(Some(backends));
+            }
+            Err(err) if err.is_transient() => {
+                outage.failed("connecting at start", &err);
+                tokio::select! {
+                    () = stop.cancelled() => return Ok(None),
+                    () = tokio::time::sleep(backoff.next_delay()) => {}
+                }
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// A token cancelled on SIGTERM or SIGINT.
+pub fn stop_on_signal() -> tokio_util::sync::CancellationToken {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let cancel = stop.clone();
+    tokio::spawn(async move {
+        telemetry::shutdown_signal().await;
+        cancel.cancel();
+    });
+    stop
+}
+
 pub async fn connect_broker(config: &BackendConfig) -> Result<Arc<dyn Broker>, ConnectError> {
     let url = config.broker.as_str();
     match scheme(url) {

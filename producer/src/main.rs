@@ -41,7 +41,11 @@ async fn main() -> anyhow::Result<()> {
     if token.is_none() && !cli.no_auth {
         bail!("refusing to start without ZIPFLEET_API_TOKEN (pass --no-auth to serve without authentication)");
     }
-    let backends = zipfleet_backends::connect(&cli.backend).await.context("connecting to the backends")?;
+    let stop = zipfleet_backends::stop_on_signal();
+    // Backends that are down at start are waited for, like an outage later.
+    let Some(backends) = zipfleet_backends::connect_waiting(&cli.backend, &stop).await.context("connecting to the backends")? else {
+        return Ok(());
+    };
     let settings = ApiSettings {
         token,
         max_body_bytes: usize::try_from(cli.max_body_bytes).unwrap_or(usize::MAX),
@@ -50,6 +54,6 @@ async fn main() -> anyhow::Result<()> {
         download_url_expiry: cli.backend.download_url_expiry,
     };
     let app = Application::build(&cli.listen, backends, settings).await.with_context(|| format!("listening on {}", cli.listen))?;
-    app.run_until_stopped(zipfleet_backends::telemetry::shutdown_signal()).await?;
+    app.run_until_stopped(stop.cancelled_owned()).await?;
     Ok(())
 }

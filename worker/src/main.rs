@@ -2,9 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
-use zipfleet_backends::telemetry::{init_logging, shutdown_signal, LogStream};
-use zipfleet_shared::retry::{Backoff, OutageLog};
+use zipfleet_backends::telemetry::{init_logging, LogStream};
 use zipfleet_worker::app::{build_worker, WorkerSettings};
 
 /// jemalloc returns freed memory to the OS; measured against glibc malloc and
@@ -36,33 +34,10 @@ async fn main() -> anyhow::Result<()> {
     init_logging(&cli.log, LogStream::Stdout);
     let settings = WorkerSettings { backend: cli.backend, policy: cli.policy, limits: cli.limits, tuning: cli.tuning, report: cli.report };
 
-    let stop = CancellationToken::new();
-    tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            shutdown_signal().await;
-            stop.cancel();
-        }
-    });
-
+    let stop = zipfleet_backends::stop_on_signal();
     // Backends that are down at start are waited for, like an outage later.
-    let outage = OutageLog::new("backends");
-    let mut backoff = Backoff::default();
-    let backends = loop {
-        match zipfleet_backends::connect(&settings.backend).await {
-            Ok(backends) => {
-                outage.recovered();
-                break backends;
-            }
-            Err(err) if err.is_transient() => {
-                outage.failed("connecting at start", &err);
-                tokio::select! {
-                    () = stop.cancelled() => return Ok(()),
-                    () = tokio::time::sleep(backoff.next_delay()) => {}
-                }
-            }
-            Err(err) => return Err(err).context("connecting to the backends"),
-        }
+    let Some(backends) = zipfleet_backends::connect_waiting(&settings.backend, &stop).await.context("connecting to the backends")? else {
+        return Ok(());
     };
     let worker = build_worker(&backends, &settings).context("building the worker")?;
 
