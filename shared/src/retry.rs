@@ -130,6 +130,54 @@ impl Default for Outages {
     }
 }
 
+/// Why [`retry_transient`] stopped without a result.
+#[derive(Debug)]
+pub enum GaveUp<E> {
+    /// `stop` was cancelled (the process is shutting down).
+    Interrupted,
+    /// A permanent error, or transient ones for longer than the patience allowed.
+    Failed(E),
+}
+
+/// Call `operation` until it succeeds, waiting out transient failures with
+/// [`Backoff`] (each outage logged once through `outage`) for up to
+/// `patience`, and giving up at once when `stop` is cancelled.
+pub async fn retry_transient<T, E, Fut>(
+    outage: &OutageLog,
+    what: &str,
+    stop: &tokio_util::sync::CancellationToken,
+    patience: Duration,
+    is_transient: impl Fn(&E) -> bool,
+    mut operation: impl FnMut() -> Fut,
+) -> Result<T, GaveUp<E>>
+where
+    E: std::fmt::Display,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut backoff = Backoff::default();
+    loop {
+        let attempt = tokio::select! {
+            () = stop.cancelled() => return Err(GaveUp::Interrupted),
+            result = operation() => result,
+        };
+        match attempt {
+            Ok(value) => {
+                outage.recovered();
+                return Ok(value);
+            }
+            Err(err) if is_transient(&err) && tokio::time::Instant::now() < deadline => {
+                outage.failed(what, &err);
+                tokio::select! {
+                    () = stop.cancelled() => return Err(GaveUp::Interrupted),
+                    () = tokio::time::sleep(backoff.next_delay()) => {}
+                }
+            }
+            Err(err) => return Err(GaveUp::Failed(err)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +201,25 @@ mod tests {
             seen.insert(Backoff::new(Duration::from_secs(1), MAX_BACKOFF).next_delay().as_millis());
         }
         assert!(seen.len() > 5, "jitter should differ between calls: {seen:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_transient_failures_until_success_and_stops_on_permanent_ones() {
+        let log = OutageLog::new("test");
+        let stop = tokio_util::sync::CancellationToken::new();
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let result: Result<u32, GaveUp<&str>> = retry_transient(&log, "op", &stop, Duration::from_secs(60), |e: &&str| *e == "down", || async {
+            let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if n < 3 { Err("down") } else { Ok(n) }
+        })
+        .await;
+        assert_eq!(result.unwrap(), 3);
+        assert!(!log.is_down(), "recovered after the success");
+        let permanent: Result<(), GaveUp<&str>> = retry_transient(&log, "op", &stop, Duration::from_secs(60), |e: &&str| *e == "down", || async { Err("refused") }).await;
+        assert!(matches!(permanent, Err(GaveUp::Failed("refused"))));
+        stop.cancel();
+        let interrupted: Result<(), GaveUp<&str>> = retry_transient(&log, "op", &stop, Duration::from_secs(60), |_: &&str| true, || async { Err("down") }).await;
+        assert!(matches!(interrupted, Err(GaveUp::Interrupted)));
     }
 
     #[test]

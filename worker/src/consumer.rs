@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, info_span, warn, Instrument};
 use zipfleet_shared::broker::{Broker, Consumer, Delivery};
-use zipfleet_shared::retry::{Backoff, OutageLog};
+use zipfleet_shared::retry::{retry_transient, Backoff, GaveUp, OutageLog};
 use zipfleet_shared::message::JobMessage;
 use zipfleet_shared::spec::{JobSpec, SpecLimits};
 use zipfleet_shared::status::{now, JobError, JobState, JobStatus};
@@ -359,37 +359,17 @@ impl Transient for zipfleet_shared::status_store::StatusError {
     }
 }
 
-/// Call `operation` until it succeeds, retrying transient failures with
-/// backoff (logged once per outage) for up to [`RETRY_IN_PLACE_FOR`], and
-/// stopping at once when the worker is interrupted.
+/// [`retry_transient`] for the steps that settle a job, with their patience.
 async fn retry_in_place<T, E: Transient, F: Future<Output = Result<T, E>>>(
     outage: &OutageLog,
     what: &str,
     interrupt: &CancellationToken,
-    mut operation: impl FnMut() -> F,
+    operation: impl FnMut() -> F,
 ) -> Result<T, Gave> {
-    let deadline = tokio::time::Instant::now() + RETRY_IN_PLACE_FOR;
-    let mut backoff = Backoff::default();
-    loop {
-        let attempt = tokio::select! {
-            () = interrupt.cancelled() => return Err(Gave::Interrupted),
-            result = operation() => result,
-        };
-        match attempt {
-            Ok(value) => {
-                outage.recovered();
-                return Ok(value);
-            }
-            Err(err) if err.is_transient() && tokio::time::Instant::now() < deadline => {
-                outage.failed(what, &err);
-                tokio::select! {
-                    () = interrupt.cancelled() => return Err(Gave::Interrupted),
-                    () = tokio::time::sleep(backoff.next_delay()) => {}
-                }
-            }
-            Err(err) => return Err(Gave::Up(err.to_string())),
-        }
-    }
+    retry_transient(outage, what, interrupt, RETRY_IN_PLACE_FOR, E::is_transient, operation).await.map_err(|gave_up| match gave_up {
+        GaveUp::Interrupted => Gave::Interrupted,
+        GaveUp::Failed(err) => Gave::Up(err.to_string()),
+    })
 }
 
 enum SpecProblem {

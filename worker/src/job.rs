@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn, Instrument};
 use zipfleet_shared::config::{Limits, ReportSettings};
 use zipfleet_shared::names::EntryNamer;
-use zipfleet_shared::retry::{Backoff, OutageLog, Outages};
+use zipfleet_shared::retry::{retry_transient, GaveUp, OutageLog, Outages};
 use zipfleet_shared::spec::{ImageSpec, JobSpec, OnImageError};
 use zipfleet_shared::status::{JobError, JobResult, Location, Progress, SkippedImage};
 use zipfleet_shared::status_store::StatusStore;
@@ -238,28 +238,12 @@ const UPLOAD_RETRY_FOR: Duration = Duration::from_secs(300);
 /// Upload, waiting out an object-store outage with backoff (logged once per
 /// outage) for up to [`UPLOAD_RETRY_FOR`]; a refusal fails the job.
 async fn upload(store: &dyn ObjectStore, outage: &OutageLog, key: &str, path: &std::path::Path, stop: &CancellationToken) -> Result<(), UploadError> {
-    let deadline = tokio::time::Instant::now() + UPLOAD_RETRY_FOR;
-    let mut backoff = Backoff::default();
-    loop {
-        let attempt = tokio::select! {
-            result = store.put_file(key, path, "application/zip") => result,
-            () = stop.cancelled() => return Err(UploadError::Interrupted(Interrupted::Shutdown)),
-        };
-        match attempt {
-            Ok(_) => {
-                outage.recovered();
-                return Ok(());
-            }
-            Err(err) if err.is_transient() && tokio::time::Instant::now() < deadline => {
-                outage.failed("uploading a zip", &err);
-                tokio::select! {
-                    () = tokio::time::sleep(backoff.next_delay()) => {}
-                    () = stop.cancelled() => return Err(UploadError::Interrupted(Interrupted::Shutdown)),
-                }
-            }
-            Err(err) if err.is_transient() => return Err(UploadError::Interrupted(Interrupted::Transient(err.to_string()))),
-            Err(err) => return Err(UploadError::Refused(format!("the object store refused the zip: {err}"))),
-        }
+    let uploaded = retry_transient(outage, "uploading a zip", stop, UPLOAD_RETRY_FOR, StoreError::is_transient, || store.put_file(key, path, "application/zip")).await;
+    match uploaded {
+        Ok(_) => Ok(()),
+        Err(GaveUp::Interrupted) => Err(UploadError::Interrupted(Interrupted::Shutdown)),
+        Err(GaveUp::Failed(err)) if err.is_transient() => Err(UploadError::Interrupted(Interrupted::Transient(err.to_string()))),
+        Err(GaveUp::Failed(err)) => Err(UploadError::Refused(format!("the object store refused the zip: {err}"))),
     }
 }
 
