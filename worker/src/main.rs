@@ -45,7 +45,18 @@ async fn main() -> anyhow::Result<()> {
     let endpoint = if listen.eq_ignore_ascii_case("off") {
         None
     } else {
-        let listener = std::net::TcpListener::bind(listen).with_context(|| format!("listening on {listen} (ZIPFLEET_WORKER_LISTEN)"))?;
+        let listener = match std::net::TcpListener::bind(listen) {
+            Ok(listener) => listener,
+            // Several workers on one machine (the README's local fleet) would
+            // all want the default port: the later ones take a free one.
+            Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => {
+                let host = listen.rsplit_once(':').map_or("127.0.0.1", |(host, _)| host);
+                let listener = std::net::TcpListener::bind((host.trim_matches(['[', ']']), 0)).with_context(|| format!("listening on {host}:0"))?;
+                tracing::warn!(wanted = listen, using = %listener.local_addr()?, "ZIPFLEET_WORKER_LISTEN is taken (another worker here?); serving the endpoint on a free port");
+                listener
+            }
+            Err(err) => return Err(err).with_context(|| format!("listening on {listen} (ZIPFLEET_WORKER_LISTEN)")),
+        };
         tokio::spawn(worker.clone().watch_readiness(stop.clone()));
         Some(zipfleet_worker::endpoint::spawn(listener, worker.clone(), stop.clone()).context("starting the worker endpoint")?)
     };
