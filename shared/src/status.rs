@@ -74,7 +74,7 @@ pub struct JobResult {
 }
 
 /// Why a job failed or was cancelled. `code` is a job-level code
-/// ([`crate::JobErrorCode`]) or, when one image failed the job, that image's code.
+/// (`JobErrorCode`) or, when one image failed the job, that image's code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobError {
     /// A job error code or an image error code (see the description above).

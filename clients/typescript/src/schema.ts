@@ -277,7 +277,7 @@ export interface components {
         };
         /**
          * @description Why a job failed or was cancelled. `code` is a job-level code
-         *     ([`crate::JobErrorCode`]) or, when one image failed the job, that image's code.
+         *     (`JobErrorCode`) or, when one image failed the job, that image's code.
          */
         JobError: {
             /** @description A job error code or an image error code (see the description above). */
