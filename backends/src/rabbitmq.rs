@@ -378,13 +378,21 @@ impl DeadLetters for RabbitBroker {
             .await
     }
 
+    /// On a channel of its own: a passive declare of a missing queue closes
+    /// its channel, which must not be the publisher's (every /metrics scrape
+    /// would break job publishing where infrastructure has not made the DLQ).
     async fn depth(&self) -> Result<u64, BrokerError> {
-        let session = self.inner.session().await?;
-        let options = QueueDeclareOptions { passive: true, ..Default::default() };
-        let queue = session.publisher.queue_declare(&self.inner.names.dead_letter, options, FieldTable::default()).await.map_err(|err| {
-            BrokerError::Unavailable(format!("reading the depth of {}: {err}", self.inner.names.dead_letter))
-        })?;
-        Ok(u64::from(queue.message_count()))
+        let queue = self.inner.names.dead_letter.clone();
+        self.inner
+            .with_dead_letter_channel(|channel| async move {
+                let options = QueueDeclareOptions { passive: true, ..Default::default() };
+                let declared = channel
+                    .queue_declare(&queue, options, FieldTable::default())
+                    .await
+                    .map_err(|err| BrokerError::Unavailable(format!("reading the depth of {queue}: {err}")))?;
+                Ok(u64::from(declared.message_count()))
+            })
+            .await
     }
 
     /// Take one message (manual ack), republish it to the jobs queue and wait
