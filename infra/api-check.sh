@@ -93,7 +93,7 @@ st_started=$(date +%s)
   --exclude-checks use_after_free \
   --phases examples,coverage,fuzzing,stateful \
   --seed "${ZIPFLEET_API_CHECK_SEED:-20261201}" \
-  --report junit --report-dir "$work" \
+  --report junit --report-junit-path "$work/schemathesis-junit.xml" \
   2>&1; echo "exit $?" >"$work/schemathesis.status") | tee "$work/schemathesis.log"
 st_status=$(sed 's/exit //' "$work/schemathesis.status")
 say "schemathesis took $(( $(date +%s) - st_started )) s"
