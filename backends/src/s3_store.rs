@@ -16,7 +16,7 @@ use bytes::Bytes;
 use std::path::Path;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use zipfleet_shared::store::{ObjectReader, ObjectStore, StoreError};
+use zipfleet_shared::store::{ObjectMeta, ObjectReader, ObjectStore, StoreError};
 
 /// Part size for multipart uploads (S3's minimum is 5 MiB).
 const PART_BYTES: usize = 8 * 1024 * 1024;
@@ -119,6 +119,19 @@ impl ObjectStore for S3Store {
         })?;
         let size = response.content_length().and_then(|len| u64::try_from(len).ok());
         Ok(ObjectReader { size, body: Box::pin(response.body.into_async_read()) })
+    }
+
+    async fn head(&self, bucket: Option<&str>, key: &str) -> Result<ObjectMeta, StoreError> {
+        let response = self.client.head_object().bucket(bucket.unwrap_or(&self.bucket)).key(key).send().await.map_err(|err| {
+            // HEAD has no body, so a missing key is only a bare 404.
+            if matches!(&err, SdkError::ServiceError(s) if s.raw().status().as_u16() == 404) {
+                StoreError::NotFound(key.to_string())
+            } else {
+                store_error(err)
+            }
+        })?;
+        let size = response.content_length().and_then(|len| u64::try_from(len).ok()).unwrap_or(0);
+        Ok(ObjectMeta { size, etag: response.e_tag().map(str::to_string) })
     }
 
     async fn put_file(&self, key: &str, path: &Path, content_type: &str) -> Result<u64, StoreError> {

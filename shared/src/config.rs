@@ -170,6 +170,9 @@ pub struct WorkerTuning {
     /// `/healthz` fails once the job loop has not turned for this long (it turns at least every few seconds).
     #[arg(long, env = "ZIPFLEET_LIVENESS_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub liveness_timeout: Duration,
+    /// Reusing work across jobs, and courtesy to image sources.
+    #[command(flatten)]
+    pub cache: CacheSettings,
 }
 
 impl Default for WorkerTuning {
@@ -183,7 +186,55 @@ impl Default for WorkerTuning {
             shutdown_grace: Duration::from_secs(30),
             worker_listen: "off".into(),
             liveness_timeout: Duration::from_secs(60),
+            cache: CacheSettings::DEFAULT,
         }
+    }
+}
+
+/// The cache (contract, "Cache"): what is reused across jobs and for how
+/// long, and how many downloads one host gets at once.
+#[derive(clap::Args, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// Reuse rendered images, downloads and known failures across jobs (`on` or `off`).
+    #[arg(long = "cache", env = "ZIPFLEET_CACHE", default_value = "on", value_parser = parse_on_off, action = ArgAction::Set)]
+    pub enabled: bool,
+    /// Entries older than this are never used (rendered images, and every other kind).
+    #[arg(long, env = "ZIPFLEET_CACHE_TTL", default_value = "7d", value_parser = parse_duration)]
+    pub cache_ttl: Duration,
+    /// How long a downloaded web image is reused for the same URL.
+    #[arg(long, env = "ZIPFLEET_SOURCE_CACHE_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub source_cache_ttl: Duration,
+    /// How long a URL that failed (4xx, blocked, not an image) gives the same failure without a request.
+    #[arg(long, env = "ZIPFLEET_FAILURE_CACHE_TTL", default_value = "10m", value_parser = parse_duration)]
+    pub failure_cache_ttl: Duration,
+    /// Downloads at once from one web host, per worker.
+    #[arg(long, env = "ZIPFLEET_PER_HOST_CONCURRENCY", default_value_t = CacheSettings::DEFAULT.per_host_concurrency)]
+    pub per_host_concurrency: usize,
+}
+
+impl CacheSettings {
+    /// The defaults, for [`Default`] (clap's `default_value`s above say the same).
+    pub const DEFAULT: Self = Self {
+        enabled: true,
+        cache_ttl: Duration::from_secs(7 * 86_400),
+        source_cache_ttl: Duration::from_secs(86_400),
+        failure_cache_ttl: Duration::from_secs(600),
+        per_host_concurrency: 4,
+    };
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// `on`/`off` (also `true`/`false`, `1`/`0`).
+pub fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        other => Err(format!("{other:?} is neither on nor off")),
     }
 }
 
@@ -280,6 +331,21 @@ mod tests {
         assert_eq!(parse_duration("3d").unwrap(), Duration::from_secs(259_200));
         assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn cache_defaults_agree_with_clap() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            cache: CacheSettings,
+        }
+        use clap::Parser;
+        let parsed = Cli::try_parse_from(["x"]).unwrap().cache;
+        assert_eq!(parsed, CacheSettings::DEFAULT);
+        let off = Cli::try_parse_from(["x", "--cache", "off", "--failure-cache-ttl", "1s"]).unwrap().cache;
+        assert!(!off.enabled);
+        assert_eq!(off.failure_cache_ttl, Duration::from_secs(1));
     }
 
     #[test]

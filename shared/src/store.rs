@@ -42,6 +42,15 @@ impl From<std::io::Error> for StoreError {
     }
 }
 
+/// What the store says about an object without reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub size: u64,
+    /// Changes whenever the object's content may have changed (S3's ETag; a
+    /// directory store's size, modification time and inode).
+    pub etag: Option<String>,
+}
+
 /// An object opened for reading.
 pub struct ObjectReader {
     /// Length in bytes, when the store knows it up front.
@@ -69,6 +78,8 @@ pub trait ObjectStore: Send + Sync {
     fn local_path(&self, _bucket: Option<&str>, _key: &str) -> Result<Option<PathBuf>, StoreError> {
         Ok(None)
     }
+    /// An object's size and ETag (`bucket` defaults to the store's own).
+    async fn head(&self, bucket: Option<&str>, key: &str) -> Result<ObjectMeta, StoreError>;
     /// Upload a local file under `key`, streaming it; returns its size.
     async fn put_file(&self, key: &str, path: &Path, content_type: &str) -> Result<u64, StoreError>;
     /// Store a small object (claim-checked specs).

@@ -2,6 +2,7 @@
 //! the CPU slots and the fetcher, wired into a [`Worker`].
 
 use crate::budget::{CpuPool, MemoryBudget};
+use crate::cache::Cache;
 use crate::consumer::Worker;
 use crate::fetch::Fetcher;
 use crate::ecs::Protection;
@@ -48,7 +49,9 @@ pub fn build_worker(backends: &Backends, settings: &WorkerSettings) -> Result<Ar
     let tuning = &settings.tuning;
     let spool_dir = tuning.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     std::fs::create_dir_all(&spool_dir).map_err(|source| BuildError::WorkDir { path: spool_dir.display().to_string(), source })?;
-    let fetcher = Fetcher::new(&settings.policy, &settings.limits, backends.store.clone(), spool_dir.clone())?;
+    let cache_settings = tuning.cache;
+    let fetcher = Fetcher::with_host_limit(&settings.policy, &settings.limits, backends.store.clone(), spool_dir.clone(), cache_settings.per_host_concurrency)?;
+    let cache = cache_settings.enabled.then(|| Cache::new(backends.store.clone(), cache_settings, spool_dir.clone()));
     let env = JobEnv {
         fetcher,
         budget: MemoryBudget::new(image_budget(tuning.memory_budget)),
@@ -62,6 +65,7 @@ pub fn build_worker(backends: &Backends, settings: &WorkerSettings) -> Result<Ar
         report: settings.report,
         metrics: Arc::new(WorkerMetrics::default()),
         outages: Arc::new(Outages::default()),
+        cache,
     };
     Ok(Arc::new(Worker {
         env: Arc::new(env),

@@ -7,8 +7,9 @@
 //! more than that, however many images it lists.
 
 use crate::budget::{CpuPool, MemoryBudget};
-use crate::metrics::{Stage, WorkerMetrics};
-use crate::fetch::{FetchError, Fetcher};
+use crate::cache::{content_of, Cache, UrlHit};
+use crate::metrics::{CacheKind, Stage, WorkerMetrics};
+use crate::fetch::{FetchError, Fetched, Fetcher};
 use crate::imaging::{self, ImageError, Rendered};
 use crate::report::{dataset_report, RenderedFacts, ReportImage};
 use crate::zipper::{Manifest, ManifestImage, ZipError, ZipSpool};
@@ -21,7 +22,7 @@ use tracing::{info, info_span, warn, Instrument};
 use zipfleet_shared::config::{Limits, ReportSettings};
 use zipfleet_shared::names::EntryNamer;
 use zipfleet_shared::retry::{retry_transient, GaveUp, OutageLog, Outages};
-use zipfleet_shared::spec::{ImageSpec, JobSpec, OnImageError};
+use zipfleet_shared::spec::{ImageSource, ImageSpec, JobSpec, OnImageError, OutputSpec};
 use zipfleet_shared::status::{JobError, JobResult, Location, Progress, SkippedImage};
 use zipfleet_shared::status_store::StatusStore;
 use zipfleet_shared::store::{ObjectStore, StoreError};
@@ -44,6 +45,8 @@ pub struct JobEnv {
     pub metrics: Arc<WorkerMetrics>,
     /// Backend outages, logged once per outage however many jobs notice.
     pub outages: Arc<Outages>,
+    /// Work reused across jobs (`None` with `ZIPFLEET_CACHE=off`).
+    pub cache: Option<Cache>,
 }
 
 /// How a job ended.
@@ -72,7 +75,8 @@ pub fn zip_key(store: &dyn ObjectStore, job_id: &str) -> String {
 
 /// What became of one image.
 enum ImageOutcome {
-    Done { rendered: Rendered },
+    /// `cached`: what the cache gave (`render`: the image itself; `source`: its download).
+    Done { rendered: Rendered, cached: Option<&'static str> },
     Skipped { code: ImageErrorCode, message: String },
 }
 
@@ -125,7 +129,7 @@ pub async fn run_job(env: &JobEnv, job_id: &str, spec: &JobSpec, stop: &Cancella
         let outcome = outcome?;
         let line = &mut manifest_images[index];
         match outcome {
-            ImageOutcome::Done { rendered } => {
+            ImageOutcome::Done { rendered, cached } => {
                 let added = spool.add(&entries[index], &rendered.bytes);
                 match added {
                     Ok(()) => {}
@@ -138,6 +142,7 @@ pub async fn run_job(env: &JobEnv, job_id: &str, spec: &JobSpec, stop: &Cancella
                 line.width = Some(rendered.source_width);
                 line.height = Some(rendered.source_height);
                 line.status = "ok";
+                line.cache = cached;
                 report_facts[index] =
                     Some(RenderedFacts { source_width: rendered.source_width, source_height: rendered.source_height, signature: rendered.signature });
                 progress.done += 1;
@@ -247,24 +252,188 @@ async fn upload(store: &dyn ObjectStore, outage: &OutageLog, key: &str, path: &s
     }
 }
 
-/// Fetch, probe, reserve, render one image.
-async fn process_image(env: &JobEnv, image: &ImageSpec, output: &zipfleet_shared::spec::OutputSpec) -> Result<ImageOutcome, Interrupted> {
-    let skipped = |code: ImageErrorCode, message: String| Ok(ImageOutcome::Skipped { code, message });
+/// Fetch, probe, reserve, render one image (through the cache when it is on).
+async fn process_image(env: &JobEnv, image: &ImageSpec, output: &OutputSpec) -> Result<ImageOutcome, Interrupted> {
     let Some(source) = image.source() else {
-        return skipped(ImageErrorCode::NotFound, "the image has no source".into());
+        return Ok(ImageOutcome::Skipped { code: ImageErrorCode::NotFound, message: "the image has no source".into() });
     };
+    if let Some(cache) = &env.cache {
+        return cached_image(env, cache, source, output).await;
+    }
+    let fetched = match fetch_source(env, source.clone()).await? {
+        Ok(fetched) => fetched,
+        Err(err) => return Ok(ImageOutcome::Skipped { code: err.code(), message: err.to_string() }),
+    };
+    Ok(match render_fetched(env, fetched, output).await? {
+        Ok(rendered) => ImageOutcome::Done { rendered, cached: None },
+        Err((code, message)) => ImageOutcome::Skipped { code, message },
+    })
+}
+
+/// One image through the cache (ARCHITECTURE.md, "Cache"). The source's
+/// key is held from the lookup to the render, so a second image needing the
+/// same URL or object on this worker waits and then finds everything cached.
+async fn cached_image(env: &JobEnv, cache: &Cache, source: ImageSource<'_>, output: &OutputSpec) -> Result<ImageOutcome, Interrupted> {
+    let skipped = |code: ImageErrorCode, message: String| Ok(ImageOutcome::Skipped { code, message });
+    let lock_key = match source {
+        ImageSource::Url(url) => format!("url\0{url}"),
+        ImageSource::Object(object) => format!("object\0{}\0{}", object.bucket.as_deref().unwrap_or(""), object.key),
+    };
+    let _source_held = cache.lock(lock_key).await;
+
+    // 1. What the source's content is, from the cache or by fetching it.
+    let mut etag = None;
+    let known = match source {
+        ImageSource::Url(url) => match cache.get_url(url).await {
+            Some(UrlHit::Failure { code, message }) => {
+                env.metrics.cache(CacheKind::Failure, true);
+                return skipped(code, message);
+            }
+            Some(UrlHit::Content(content)) => Some(content),
+            None => {
+                env.metrics.cache(CacheKind::Failure, false);
+                None
+            }
+        },
+        ImageSource::Object(object) => {
+            // No ETag (or no answer): fetch and let the read say what is wrong.
+            etag = env.store.head(object.bucket.as_deref(), &object.key).await.ok().and_then(|meta| meta.etag);
+            match &etag {
+                Some(etag) => cache.get_object(object.bucket.as_deref(), &object.key, etag).await,
+                None => None,
+            }
+        }
+    };
+    env.metrics.cache(CacheKind::Source, known.is_some());
+    let (content, mut fetched) = match known {
+        Some(content) => (content, None),
+        None => match fetch_and_remember(env, cache, source.clone(), etag.as_deref()).await? {
+            Ok((Some(content), fetched)) => (content, Some(fetched)),
+            // The spooled file could not be hashed: render it, uncached.
+            Ok((None, fetched)) => {
+                return Ok(match render_fetched(env, fetched, output).await? {
+                    Ok(rendered) => ImageOutcome::Done { rendered, cached: None },
+                    Err((code, message)) => ImageOutcome::Skipped { code, message },
+                })
+            }
+            Err(outcome) => return Ok(outcome),
+        },
+    };
+
+    // 2. The rendered image, from the cache or by rendering.
+    let mut key = cache.render_key(&content, output);
+    let _render_held = cache.lock(format!("render\0{key}")).await;
+    if let Some(rendered) = cache.get_render(&key).await {
+        env.metrics.cache(CacheKind::Render, true);
+        return Ok(ImageOutcome::Done { rendered, cached: Some("render") });
+    }
+    env.metrics.cache(CacheKind::Render, false);
+    let mut reused_source = false;
+    if fetched.is_none() {
+        if let ImageSource::Url(_) = source {
+            fetched = cache.get_source(&content).await;
+            reused_source = fetched.is_some();
+        }
+    }
+    let fetched = match fetched {
+        Some(fetched) => fetched,
+        // Known, but its bytes are not kept (an object, or an expired source): fetch
+        // again, and key the render by what was really fetched.
+        None => match fetch_and_remember(env, cache, source.clone(), etag.as_deref()).await? {
+            Ok((Some(content), fetched)) => {
+                key = cache.render_key(&content, output);
+                fetched
+            }
+            Ok((None, fetched)) => {
+                return Ok(match render_fetched(env, fetched, output).await? {
+                    Ok(rendered) => ImageOutcome::Done { rendered, cached: None },
+                    Err((code, message)) => ImageOutcome::Skipped { code, message },
+                })
+            }
+            Err(outcome) => return Ok(outcome),
+        },
+    };
+    match render_fetched(env, fetched, output).await? {
+        Ok(rendered) => {
+            cache.put_render(&key, &rendered).await;
+            Ok(ImageOutcome::Done { rendered, cached: reused_source.then_some("source") })
+        }
+        Err((code, message)) => {
+            if let (ImageSource::Url(url), ImageErrorCode::UnsupportedFormat) = (source, code) {
+                cache.put_url_failure(url, code, &message).await;
+            }
+            skipped(code, message)
+        }
+    }
+}
+
+/// Fetch a source and remember what it gave: a URL's content or failure, an
+/// object's content under its ETag. `Err` is the image's skip.
+async fn fetch_and_remember(
+    env: &JobEnv,
+    cache: &Cache,
+    source: ImageSource<'_>,
+    etag: Option<&str>,
+) -> Result<Result<(Option<crate::cache::ContentId>, Fetched), ImageOutcome>, Interrupted> {
+    let fetched = match fetch_source(env, source.clone()).await? {
+        Ok(fetched) => fetched,
+        Err(err) => {
+            let (code, message) = (err.code(), err.to_string());
+            if let ImageSource::Url(url) = source {
+                if remembered_failure(&err) {
+                    cache.put_url_failure(url, code, &message).await;
+                }
+            }
+            return Ok(Err(ImageOutcome::Skipped { code, message }));
+        }
+    };
+    let content = content_of(fetched.path()).await;
+    if let Some(content) = &content {
+        match source {
+            ImageSource::Url(url) => cache.put_source(url, content, fetched.path()).await,
+            ImageSource::Object(object) => {
+                // Only if the object did not change between the HEAD and the read.
+                let bucket = object.bucket.as_deref();
+                if let Some(etag) = etag {
+                    let now = env.store.head(bucket, &object.key).await.ok().and_then(|meta| meta.etag);
+                    if now.as_deref() == Some(etag) {
+                        cache.put_object(bucket, &object.key, etag, content).await;
+                    }
+                }
+            }
+        }
+    }
+    Ok(Ok((content, fetched)))
+}
+
+/// Failures worth remembering for `ZIPFLEET_FAILURE_CACHE_TTL`: the site
+/// said no (4xx) or the address is blocked; not timeouts or 5xx.
+fn remembered_failure(err: &FetchError) -> bool {
+    match err {
+        FetchError::HttpStatus { status, .. } => (400..500).contains(status),
+        FetchError::Blocked(_) => true,
+        _ => false,
+    }
+}
+
+/// Fetch with the stage time and download counters. `Ok(Err)` is the image's
+/// own failure; an unreachable object store interrupts the job.
+async fn fetch_source(env: &JobEnv, source: ImageSource<'_>) -> Result<Result<Fetched, FetchError>, Interrupted> {
     let fetch_started = std::time::Instant::now();
     let fetched = env.fetcher.fetch(source).await;
     env.metrics.stage(Stage::Fetch, fetch_started.elapsed());
-    let fetched = match fetched {
+    match fetched {
         Ok(fetched) => {
             env.metrics.downloaded(fetched.size());
-            fetched
+            Ok(Ok(fetched))
         }
-        Err(FetchError::StoreUnavailable(reason)) => return Err(Interrupted::Transient(format!("object store: {reason}"))),
-        Err(err) => return skipped(err.code(), err.to_string()),
-    };
+        Err(FetchError::StoreUnavailable(reason)) => Err(Interrupted::Transient(format!("object store: {reason}"))),
+        Err(err) => Ok(Err(err)),
+    }
+}
 
+/// Probe, reserve memory, render a fetched file on a CPU slot.
+async fn render_fetched(env: &JobEnv, fetched: Fetched, output: &OutputSpec) -> Result<Result<Rendered, (ImageErrorCode, String)>, Interrupted> {
     let path = fetched.path().to_path_buf();
     let (max_pixels, output_copy) = (env.limits.max_pixels, *output);
     let probe_started = std::time::Instant::now();
@@ -277,13 +446,13 @@ async fn process_image(env: &JobEnv, image: &ImageSpec, output: &zipfleet_shared
     env.metrics.stage(Stage::Probe, probe_started.elapsed());
     let probe = match probed {
         Ok(probe) => probe,
-        Err(err) => return skipped(err.code(), err.to_string()),
+        Err(err) => return Ok(Err((err.code(), err.to_string()))),
     };
 
     let needed = fetched.size() + probe.working_bytes;
     let reservation = match env.budget.reserve(needed).await {
         Ok(reservation) => reservation,
-        Err(over) => return skipped(ImageErrorCode::TooManyPixels, ImageError::OverBudget(over.to_string()).to_string()),
+        Err(over) => return Ok(Err((ImageErrorCode::TooManyPixels, ImageError::OverBudget(over.to_string()).to_string()))),
     };
 
     let path = fetched.path().to_path_buf();
@@ -300,14 +469,14 @@ async fn process_image(env: &JobEnv, image: &ImageSpec, output: &zipfleet_shared
         .await;
     drop(fetched);
     env.metrics.stage(Stage::Render, render_started.elapsed());
-    match rendered {
-        Ok(Ok(rendered)) => Ok(ImageOutcome::Done { rendered }),
-        Ok(Err(err)) => skipped(err.code(), err.to_string()),
+    Ok(match rendered {
+        Ok(Ok(rendered)) => Ok(rendered),
+        Ok(Err(err)) => Err((err.code(), err.to_string())),
         Err(panicked) => {
             warn!(%panicked, "image processing panicked");
-            skipped(ImageErrorCode::DecodeFailed, "the image file is damaged in a way that broke the decoder".into())
+            Err((ImageErrorCode::DecodeFailed, "the image file is damaged in a way that broke the decoder".into()))
         }
-    }
+    })
 }
 
 impl From<StoreError> for Interrupted {

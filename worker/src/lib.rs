@@ -9,6 +9,8 @@
 //!   render, entries into the zip, manifest, upload.
 //! - [`fetch`]: image bytes from the web (behind the SSRF guard in
 //!   [`fetch::guard`]) or the object store, spooled to disk.
+//! - [`cache`]: work reused across jobs (rendered images, downloads, known
+//!   failures, object contents) under `PREFIX/cache/`, and in-flight coalescing.
 //! - [`imaging`]: the pure image pipeline — probe, decode, resize, orient, encode.
 //! - [`zipper`]: the zip spooled to a temporary file, and the manifest.
 //! - [`report`]: the dataset report (label counts, copies, small and blank
@@ -23,6 +25,7 @@
 pub mod allocator;
 pub mod app;
 pub mod budget;
+pub mod cache;
 pub mod consumer;
 pub mod ecs;
 pub mod endpoint;

@@ -98,6 +98,11 @@ pub struct ManifestImage {
     pub code: Option<ImageErrorCode>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// What the cache gave instead of new work: `render` (the image as
+    /// rendered before) or `source` (the download, rendered again); absent
+    /// when nothing was reused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -124,6 +129,7 @@ impl ManifestImage {
             status: "skipped",
             code: None,
             message: None,
+            cache: None,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! default. Keys are paths relative to the directory and can never escape it;
 //! a `bucket` names a subdirectory.
 
-use super::{ObjectReader, ObjectStore, StoreError};
+use super::{ObjectMeta, ObjectReader, ObjectStore, StoreError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::path::{Component, Path, PathBuf};
@@ -80,6 +80,19 @@ impl ObjectStore for FileStore {
         let file = tokio::fs::File::open(&path).await?;
         let size = file.metadata().await?.len();
         Ok(ObjectReader { size: Some(size), body: Box::pin(file) })
+    }
+
+    async fn head(&self, bucket: Option<&str>, key: &str) -> Result<ObjectMeta, StoreError> {
+        let path = self.resolve_existing(bucket, key)?;
+        let meta = tokio::fs::metadata(&path).await?;
+        // A directory has no ETags: size, modification time and inode change
+        // whenever the file is rewritten or replaced.
+        let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let inode = 0u64;
+        Ok(ObjectMeta { size: meta.len(), etag: Some(format!("{}-{modified}-{inode}", meta.len())) })
     }
 
     fn local_path(&self, bucket: Option<&str>, key: &str) -> Result<Option<PathBuf>, StoreError> {

@@ -7,10 +7,12 @@
 //! local-directory store are used in place.
 
 pub mod guard;
+pub mod hosts;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use guard::{AddressPolicy, GuardedResolver, ResolveError};
+use hosts::HostLimits;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -109,10 +111,26 @@ pub struct Fetcher {
     limits: Limits,
     store: Arc<dyn ObjectStore>,
     spool_dir: PathBuf,
+    /// Courtesy: at most `ZIPFLEET_PER_HOST_CONCURRENCY` downloads at once per host.
+    hosts: HostLimits,
 }
+
+/// The longest `Retry-After` a `429` or `503` may ask for and still be waited out (once).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 impl Fetcher {
     pub fn new(policy: &SourcePolicy, limits: &Limits, store: Arc<dyn ObjectStore>, spool_dir: PathBuf) -> Result<Self, reqwest::Error> {
+        Self::with_host_limit(policy, limits, store, spool_dir, zipfleet_shared::config::CacheSettings::DEFAULT.per_host_concurrency)
+    }
+
+    /// Like [`Self::new`], with at most `per_host` downloads at once from one host.
+    pub fn with_host_limit(
+        policy: &SourcePolicy,
+        limits: &Limits,
+        store: Arc<dyn ObjectStore>,
+        spool_dir: PathBuf,
+        per_host: usize,
+    ) -> Result<Self, reqwest::Error> {
         let policy = Arc::new(AddressPolicy::new(policy));
         let client = reqwest::Client::builder()
             .user_agent(USER_AGENT)
@@ -124,26 +142,43 @@ impl Fetcher {
             .connect_timeout(limits.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(30))
             .build()?;
-        Ok(Self { client, policy, limits: limits.clone(), store, spool_dir })
+        Ok(Self { client, policy, limits: limits.clone(), store, spool_dir, hosts: HostLimits::new(per_host) })
     }
 
     /// Fetch one image's bytes, retrying a transient failure once.
     pub async fn fetch(&self, source: ImageSource<'_>) -> Result<Fetched, FetchError> {
-        let mut result = self.fetch_once(&source).await;
-        if matches!(&result, Err(err) if err.is_transient()) {
+        // A site that sent `Retry-After` was already asked twice: no third time.
+        let mut waited_out = false;
+        let mut result = self.fetch_once(&source, &mut waited_out).await;
+        if !waited_out && matches!(&result, Err(err) if err.is_transient()) {
             tokio::time::sleep(Duration::from_millis(250)).await;
-            result = self.fetch_once(&source).await;
+            result = self.fetch_once(&source, &mut waited_out).await;
         }
         result
     }
 
-    async fn fetch_once(&self, source: &ImageSource<'_>) -> Result<Fetched, FetchError> {
+    async fn fetch_once(&self, source: &ImageSource<'_>, waited_out: &mut bool) -> Result<Fetched, FetchError> {
         match source {
             ImageSource::Url(url) => {
                 let host = host_of(url);
-                tokio::time::timeout(self.limits.download_timeout, self.download(url))
-                    .await
-                    .unwrap_or(Err(FetchError::Timeout { host }))
+                let mut first = true;
+                loop {
+                    let attempt = tokio::time::timeout(self.limits.download_timeout, self.download(url)).await.unwrap_or(Err(Download::Failed(FetchError::Timeout { host: host.clone() })));
+                    match attempt {
+                        Ok(fetched) => return Ok(fetched),
+                        Err(Download::Failed(err)) => return Err(err),
+                        // `429`/`503` with a short `Retry-After`: wait it out, ask once more.
+                        Err(Download::RetryAfter { error, after }) => {
+                            if !first || *waited_out {
+                                return Err(error);
+                            }
+                            first = false;
+                            *waited_out = true;
+                            tracing::info!(%host, after_ms = after.as_millis() as u64, "the site asked us to come back later; waiting once");
+                            tokio::time::sleep(after).await;
+                        }
+                    }
+                }
             }
             ImageSource::Object(object) => tokio::time::timeout(self.limits.download_timeout, self.read_object(object))
                 .await
@@ -151,11 +186,13 @@ impl Fetcher {
         }
     }
 
-    async fn download(&self, raw_url: &str) -> Result<Fetched, FetchError> {
+    async fn download(&self, raw_url: &str) -> Result<Fetched, Download> {
         let mut url = Url::parse(raw_url).map_err(|err| FetchError::Failed(format!("not a valid URL ({err})")))?;
         for _hop in 0..=self.limits.max_redirects {
             self.check_target(&url)?;
             let host = url.host_str().unwrap_or_default().to_string();
+            // Held for the request and its whole body: one download slot of this host.
+            let _slot = self.hosts.acquire(&host_key(&url)).await;
             let response = self.client.get(url.clone()).send().await.map_err(|err| classify(&host, &err))?;
             let status = response.status();
             if status.is_redirection() {
@@ -168,15 +205,21 @@ impl Fetcher {
                 continue;
             }
             if !status.is_success() {
-                return Err(FetchError::HttpStatus { host, status: status.as_u16() });
+                let error = FetchError::HttpStatus { host, status: status.as_u16() };
+                if matches!(status.as_u16(), 429 | 503) {
+                    if let Some(after) = retry_after(response.headers()).filter(|after| *after <= MAX_RETRY_AFTER) {
+                        return Err(Download::RetryAfter { error, after });
+                    }
+                }
+                return Err(error.into());
             }
             if response.content_length().is_some_and(|len| len > self.limits.max_download_bytes) {
-                return Err(self.too_large());
+                return Err(self.too_large().into());
             }
             let body = response.bytes_stream().map(|chunk| chunk.map_err(|err| classify(&host, &err)));
-            return self.spool(body, &host).await;
+            return Ok(self.spool(body, &host).await?);
         }
-        Err(FetchError::Failed(format!("{} redirected too many times", host_of(raw_url))))
+        Err(FetchError::Failed(format!("{} redirected too many times", host_of(raw_url))).into())
     }
 
     /// Scheme, credentials and (for IP-literal hosts) the address, before any connection.
@@ -251,6 +294,35 @@ impl Fetcher {
     fn too_large(&self) -> FetchError {
         FetchError::TooLarge { limit_mib: self.limits.max_download_bytes.div_ceil(1 << 20) }
     }
+}
+
+/// How one download attempt ended badly.
+enum Download {
+    Failed(FetchError),
+    /// The site answered `429`/`503` and asked to be asked again after `after`.
+    RetryAfter { error: FetchError, after: Duration },
+}
+
+impl From<FetchError> for Download {
+    fn from(err: FetchError) -> Self {
+        Self::Failed(err)
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = when.signed_duration_since(chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO);
+    Some(wait)
+}
+
+/// The host a download slot is counted against (any port of it).
+fn host_key(url: &Url) -> String {
+    url.host_str().unwrap_or_default().to_ascii_lowercase()
 }
 
 /// An object's body as a stream of chunks.
