@@ -92,37 +92,9 @@ pub async fn create_job(State(state): State<AppState>, body: Result<Bytes, Bytes
     }
 }
 
-/// The spec in `body`. JSON does not tell `224` from `224.0` and JSON
-/// Schema's `integer` (the OpenAPI document) takes both, so whole numbers
-/// written with a fraction are read as integers; everything else goes to
-/// the spec's own parser untouched.
+/// The spec in `body`, parsed and validated by the spec's own rules.
 fn parse_spec(body: &[u8], limits: &SpecLimits) -> Result<JobSpec, ApiError> {
-    if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) {
-        if whole_numbers_as_integers(&mut value) {
-            let normalised = serde_json::to_vec(&value).expect("a JSON value serializes");
-            return Ok(JobSpec::parse(&normalised, limits)?);
-        }
-    }
     Ok(JobSpec::parse(body, limits)?)
-}
-
-/// Rewrite `5.0` as `5` throughout; true if anything changed.
-fn whole_numbers_as_integers(value: &mut serde_json::Value) -> bool {
-    use serde_json::Value;
-    match value {
-        Value::Number(number) if number.is_f64() => match number.as_f64() {
-            Some(float) if float.fract() == 0.0 && float.abs() < 9.0e15 => {
-                #[allow(clippy::cast_possible_truncation)]
-                let whole = float as i64;
-                *value = Value::from(whole);
-                true
-            }
-            _ => false,
-        },
-        Value::Array(items) => items.iter_mut().fold(false, |changed, item| whole_numbers_as_integers(item) | changed),
-        Value::Object(map) => map.values_mut().fold(false, |changed, item| whole_numbers_as_integers(item) | changed),
-        _ => false,
-    }
 }
 
 /// Publish the job message (claim-checked when large), then note it published.

@@ -219,6 +219,25 @@ impl Default for SpecLimits {
     }
 }
 
+/// Rewrite `5.0` as `5` throughout; true if anything changed.
+fn whole_numbers_as_integers(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Number(number) if number.is_f64() => match number.as_f64() {
+            Some(float) if float.fract() == 0.0 && float.abs() < 9.0e15 => {
+                #[allow(clippy::cast_possible_truncation)]
+                let whole = float as i64;
+                *value = Value::from(whole);
+                true
+            }
+            _ => false,
+        },
+        Value::Array(items) => items.iter_mut().fold(false, |changed, item| whole_numbers_as_integers(item) | changed),
+        Value::Object(map) => map.values_mut().fold(false, |changed, item| whole_numbers_as_integers(item) | changed),
+        _ => false,
+    }
+}
+
 impl JobSpec {
     /// Parse and validate a spec from JSON bytes.
     pub fn parse(bytes: &[u8], limits: &SpecLimits) -> Result<JobSpec, SpecError> {
@@ -228,7 +247,21 @@ impl JobSpec {
     }
 
     /// Parse without the semantic rules: only JSON types and known fields.
+    /// JSON does not tell `224` from `224.0` and JSON Schema's `integer` (the
+    /// OpenAPI document) takes both, so whole numbers written with a
+    /// fraction are read as integers — for the API, `zipfleet run` and the
+    /// worker alike.
     pub fn parse_unvalidated(bytes: &[u8]) -> Result<JobSpec, SpecError> {
+        if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes) {
+            if whole_numbers_as_integers(&mut value) {
+                let normalised = serde_json::to_vec(&value).expect("a JSON value serializes");
+                return Self::parse_exact(&normalised);
+            }
+        }
+        Self::parse_exact(bytes)
+    }
+
+    fn parse_exact(bytes: &[u8]) -> Result<JobSpec, SpecError> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let spec: JobSpec = serde_path_to_error::deserialize(&mut de).map_err(|err| {
             let path = err.path().to_string();
@@ -388,6 +421,16 @@ mod tests {
         assert_eq!(spec.output, OutputSpec { width: 224, height: 224, fit: Fit::Fill, format: OutputFormat::Jpeg, quality: 90 });
         assert_eq!(spec.on_image_error, OnImageError::Skip);
         assert_eq!(spec.job_id, None);
+    }
+
+    #[test]
+    fn whole_numbers_with_a_fraction_are_integers_but_fractions_are_refused() {
+        let spec = parse(json!({"images": [{"id": "1", "label": "a", "url": "https://example.org/a.jpg"}],
+            "output": {"width": 128.0, "height": 96, "quality": 80.0}}))
+        .unwrap();
+        assert_eq!((spec.output.width, spec.output.height, spec.output.quality), (128, 96, 80));
+        let err = parse(json!({"images": [{"id": "1", "label": "a", "url": "https://example.org/a.jpg"}], "output": {"width": 128.5}})).unwrap_err();
+        assert_eq!(fields(err), vec!["output.width"]);
     }
 
     #[test]
