@@ -11,6 +11,7 @@ use std::fmt::Write;
 use utoipa::ToSchema;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use zipfleet_shared::reachability::{all_ok, check_backends};
 use zipfleet_shared::status_store::{Histogram, IMAGE_SECONDS_BOUNDS, JOB_SECONDS_BOUNDS};
 
 /// Counters of this API process; the fleet-wide figures come from the
@@ -67,24 +68,10 @@ pub async fn healthz() -> Json<Health> {
         (status = 503, description = "A backend is unreachable; `checks` says which.", body = Readiness),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let limit = Duration::from_secs(3);
     let backends = &state.backends;
-    let (broker, store, status) = tokio::join!(
-        tokio::time::timeout(limit, backends.broker.check()),
-        tokio::time::timeout(limit, backends.store.check()),
-        tokio::time::timeout(limit, backends.status.check()),
-    );
-    let verdict = |result: Result<Result<(), String>, tokio::time::error::Elapsed>| match result {
-        Ok(Ok(())) => "ok".to_string(),
-        Ok(Err(err)) => err,
-        Err(_) => "timed out".to_string(),
-    };
-    let checks = [
-        ("broker", verdict(broker.map(|r| r.map_err(|e| e.to_string())))),
-        ("store", verdict(store.map(|r| r.map_err(|e| e.to_string())))),
-        ("status", verdict(status.map(|r| r.map_err(|e| e.to_string())))),
-    ];
-    let ready = checks.iter().all(|(_, verdict)| verdict == "ok");
+    let checks = check_backends(backends.broker.as_ref(), backends.store.as_ref(), backends.status.as_ref()).await;
+    let ready = all_ok(&checks);
+    let checks = checks.map(|(name, verdict)| (name, verdict.err().unwrap_or_else(|| "ok".to_string())));
     let body = Readiness {
         status: if ready { ReadyStatus::Ready } else { ReadyStatus::NotReady },
         checks: checks.into_iter().map(|(name, verdict)| (name.to_string(), verdict)).collect(),

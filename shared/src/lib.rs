@@ -9,6 +9,7 @@
 //! - [`codes`]: per-image error codes and job-level error codes.
 //! - [`names`]: turning labels and ids into safe zip entry names.
 //! - [`report`]: the dataset report's shape (label counts, warnings).
+//! - [`reachability`]: the backends check behind every `/readyz`.
 //! - [`retry`]: backoff with jitter and once-per-outage logging for vanished backends.
 //! - [`message`]: the job message carried by the broker (inline spec or claim check).
 //! - [`schema`]: JSON Schemas generated from these types (OpenAPI components, `shared/schema/`).
@@ -23,6 +24,7 @@ pub mod codes;
 pub mod config;
 pub mod message;
 pub mod names;
+pub mod reachability;
 pub mod report;
 pub mod schema;
 pub mod retry;

@@ -26,6 +26,7 @@ use tracing::{error, info, info_span, warn, Instrument};
 use zipfleet_shared::broker::{Broker, Consumer, Delivery};
 use zipfleet_shared::retry::{retry_transient, Backoff, GaveUp, OutageLog};
 use zipfleet_shared::message::JobMessage;
+use zipfleet_shared::reachability::{check_backends, Checks};
 use zipfleet_shared::spec::{JobSpec, SpecLimits};
 use zipfleet_shared::status::{now, JobError, JobState, JobStatus};
 use zipfleet_shared::status_store::{memory::cancelled_error, BeginOutcome};
@@ -168,16 +169,9 @@ impl Worker {
         }
     }
 
-    /// Whether the broker, object store and status store answer, each within a few seconds.
-    pub async fn reachability(&self) -> [(&'static str, Result<(), String>); 3] {
-        let limit = Duration::from_secs(3);
-        let timed = |result: Result<Result<(), String>, tokio::time::error::Elapsed>| result.unwrap_or_else(|_| Err("timed out".into()));
-        let (broker, store, status) = tokio::join!(
-            tokio::time::timeout(limit, async { self.broker.check().await.map_err(|e| e.to_string()) }),
-            tokio::time::timeout(limit, async { self.env.store.check().await.map_err(|e| e.to_string()) }),
-            tokio::time::timeout(limit, async { self.env.status.check().await.map_err(|e| e.to_string()) }),
-        );
-        [("broker", timed(broker)), ("store", timed(store)), ("status", timed(status))]
+    /// Whether the broker, object store and status store answer.
+    pub async fn reachability(&self) -> Checks {
+        check_backends(self.broker.as_ref(), self.env.store.as_ref(), self.env.status.as_ref()).await
     }
 
     /// Process one delivery to the end, settling it exactly once.

@@ -39,7 +39,7 @@ impl Readiness {
 
     /// Every backend answered at the last check (`false` before the first).
     pub fn is_ready(&self) -> bool {
-        self.checks.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|checks| checks.iter().all(|(_, v)| v.is_ok()))
+        self.checks.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|checks| zipfleet_shared::reachability::all_ok(checks))
     }
 
     fn snapshot(&self) -> Option<Vec<(&'static str, Result<(), String>)>> {
