@@ -1,6 +1,7 @@
 //! A tiny HTTP/1.1 server on 127.0.0.1 for tests, with full control over what
-//! goes on the wire (so it can also misbehave on purpose), and a count of the
-//! connections it accepted.
+//! goes on the wire (so it can also misbehave on purpose), counts of the
+//! connections it accepted and the requests it got (per path too), and the
+//! most requests it was serving at once.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,6 +24,13 @@ pub enum Route {
     LyingLength { claimed: u64, body: Vec<u8> },
     /// No Content-Length: stream `total` bytes of `fill` and close.
     Unbounded { total: usize },
+    /// Wait `delay`, then answer like `Body` with status 200.
+    Slow { content_type: &'static str, body: Vec<u8>, delay: Duration },
+    /// `status` (429 or 503) with `Retry-After: seconds`.
+    RetryAfter { status: u16, seconds: u64 },
+    /// The first request gets the first route, the next the second, ...;
+    /// the last repeats.
+    Sequence(Vec<Route>),
 }
 
 #[derive(Debug)]
@@ -31,7 +39,16 @@ pub struct TestServer {
     routes: Arc<Mutex<HashMap<String, Route>>>,
     connections: Arc<AtomicUsize>,
     requests: Arc<AtomicUsize>,
+    load: Arc<Load>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// Requests per path, and how many were being served at once.
+#[derive(Debug, Default)]
+struct Load {
+    per_path: Mutex<HashMap<String, usize>>,
+    serving: AtomicUsize,
+    most: AtomicUsize,
 }
 
 impl TestServer {
@@ -42,18 +59,19 @@ impl TestServer {
         let routes: Arc<Mutex<HashMap<String, Route>>> = Arc::default();
         let connections = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
-        let (routes_task, connections_task, requests_task) = (routes.clone(), connections.clone(), requests.clone());
+        let load = Arc::new(Load::default());
+        let (routes_task, connections_task, requests_task, load_task) = (routes.clone(), connections.clone(), requests.clone(), load.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { return };
                 connections_task.fetch_add(1, Ordering::SeqCst);
-                let (routes, requests) = (routes_task.clone(), requests_task.clone());
+                let (routes, requests, load) = (routes_task.clone(), requests_task.clone(), load_task.clone());
                 tokio::spawn(async move {
-                    let _ = serve(stream, routes, requests).await;
+                    let _ = serve(stream, routes, requests, load).await;
                 });
             }
         });
-        Self { addr, routes, connections, requests, task }
+        Self { addr, routes, connections, requests, load, task }
     }
 
     pub async fn start() -> Self {
@@ -82,6 +100,33 @@ impl TestServer {
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
     }
+
+    /// Requests received for one path so far.
+    pub fn requests_for(&self, path: &str) -> usize {
+        self.load.per_path.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+
+    /// The most requests this server was answering at the same time.
+    pub fn most_at_once(&self) -> usize {
+        self.load.most.load(Ordering::SeqCst)
+    }
+}
+
+/// Counts a request as being served until dropped.
+struct Serving<'a>(&'a Load);
+
+impl<'a> Serving<'a> {
+    fn start(load: &'a Load) -> Self {
+        let now = load.serving.fetch_add(1, Ordering::SeqCst) + 1;
+        load.most.fetch_max(now, Ordering::SeqCst);
+        Self(load)
+    }
+}
+
+impl Drop for Serving<'_> {
+    fn drop(&mut self) {
+        self.0.serving.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Drop for TestServer {
@@ -90,7 +135,7 @@ impl Drop for TestServer {
     }
 }
 
-async fn serve(mut stream: tokio::net::TcpStream, routes: Arc<Mutex<HashMap<String, Route>>>, requests: Arc<AtomicUsize>) -> std::io::Result<()> {
+async fn serve(mut stream: tokio::net::TcpStream, routes: Arc<Mutex<HashMap<String, Route>>>, requests: Arc<AtomicUsize>, load: Arc<Load>) -> std::io::Result<()> {
     loop {
         let mut head = Vec::new();
         let mut byte = [0u8; 1];
@@ -103,8 +148,27 @@ async fn serve(mut stream: tokio::net::TcpStream, routes: Arc<Mutex<HashMap<Stri
         requests.fetch_add(1, Ordering::SeqCst);
         let text = String::from_utf8_lossy(&head);
         let path = text.split_whitespace().nth(1).unwrap_or("/").to_string();
-        let route = routes.lock().unwrap().get(&path).cloned();
+        let _serving = Serving::start(&load);
+        let nth = {
+            let mut per_path = load.per_path.lock().unwrap();
+            let count = per_path.entry(path.clone()).or_insert(0);
+            *count += 1;
+            *count - 1
+        };
+        let mut route = routes.lock().unwrap().get(&path).cloned();
+        if let Some(Route::Sequence(steps)) = &route {
+            route = steps.get(nth.min(steps.len().saturating_sub(1))).cloned();
+        }
         match route {
+            Some(Route::Sequence(_)) => write_body(&mut stream, 500, "text/plain", b"nested sequence").await?,
+            Some(Route::Slow { content_type, body, delay }) => {
+                tokio::time::sleep(delay).await;
+                write_body(&mut stream, 200, content_type, &body).await?;
+            }
+            Some(Route::RetryAfter { status, seconds }) => {
+                let head = format!("HTTP/1.1 {status} Later\r\nRetry-After: {seconds}\r\nContent-Length: 0\r\n\r\n");
+                stream.write_all(head.as_bytes()).await?;
+            }
             None => write_body(&mut stream, 404, "text/plain", b"not here").await?,
             Some(Route::Body { status, content_type, body }) => write_body(&mut stream, status, content_type, &body).await?,
             Some(Route::Redirect { status, location }) => {
