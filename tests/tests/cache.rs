@@ -379,3 +379,53 @@ async fn two_concurrent_jobs_on_one_worker_sharing_20_urls_fetch_each_once() {
     assert_eq!(run.worker.env.cache.as_ref().unwrap().in_flight(), 0, "no key is left behind");
     run.stop().await;
 }
+
+/// The fleet's `/metrics` text of worker `index`.
+async fn fleet_metrics(fleet: &zipfleet_tests::fleet::Fleet, index: usize) -> String {
+    reqwest::get(format!("{}/metrics", fleet.worker_endpoint(index))).await.unwrap().text().await.unwrap()
+}
+
+async fn fleet_job(fleet: &zipfleet_tests::fleet::Fleet, job_id: &str, images: &Value) -> BTreeMap<String, Vec<u8>> {
+    let response = fleet.post_job(&json!({"job_id": job_id, "images": images})).await;
+    assert_eq!(response.status(), 202);
+    let status = fleet.wait_final(job_id, LIMIT).await;
+    assert_eq!(status.state, JobState::Succeeded, "{status:?}");
+    let result = status.result.unwrap();
+    assert_eq!(result.images, 6, "{result:?}");
+    zipcheck::entries_from_bytes(fleet.download(&result.url).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_the_fleet_a_re_train_comes_from_s3_and_cache_off_gives_the_same_entries() {
+    let server = TestServer::start().await;
+    let mut fleet = zipfleet_tests::fleet::spawn_fleet(1).await;
+    let unique = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let mut list = Vec::new();
+    for i in 0..3u8 {
+        let key = format!("cache-test-{unique}/o{i}.jpg");
+        fleet.put_object(&key, images::jpeg(900, 600, 60 + i)).await;
+        list.push(json!({"id": format!("o{i}"), "label": "objects", "object": {"key": key}}));
+        let url = server.image(&format!("/f{i}.png"), "image/png", images::png(500, 400, 70 + i));
+        list.push(json!({"id": format!("w{i}"), "label": "web", "url": url}));
+    }
+    let images = Value::Array(list);
+
+    let cold = fleet_job(&fleet, &format!("cold-{unique}"), &images).await;
+    assert_eq!(server.requests(), 3);
+    let before = fleet_metrics(&fleet, 0).await;
+    assert_eq!(metric(&before, RENDER_MISSES), 6);
+    let warm = fleet_job(&fleet, &format!("warm-{unique}"), &images).await;
+    let after = fleet_metrics(&fleet, 0).await;
+    assert_eq!(server.requests(), 3, "the re-train asks the site nothing");
+    assert_eq!(metric(&after, RENDER_MISSES), 6, "and renders nothing");
+    assert_eq!(metric(&after, RENDER_HITS), 6);
+    assert_eq!(pictures(warm), pictures(cold.clone()));
+
+    // A worker with the cache off, on the same fleet: everything again, the same pictures.
+    fleet.terminate_worker(0);
+    let off = fleet.add_worker_with(None, None, &[("ZIPFLEET_CACHE", "off")]);
+    let uncached = fleet_job(&fleet, &format!("off-{unique}"), &images).await;
+    assert_eq!(server.requests(), 6, "the cache off downloads again");
+    assert_eq!(pictures(uncached), pictures(cold));
+    assert_eq!(metric(&fleet_metrics(&fleet, off).await, RENDER_HITS), 0);
+}
