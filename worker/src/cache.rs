@@ -46,6 +46,9 @@ const MAX_META: u32 = 64 * 1024;
 const MAX_RENDER_BYTES: u64 = 96 * 1024 * 1024;
 /// Entries dated this far in the future (clock skew) are not trusted.
 const MAX_SKEW: Duration = Duration::from_secs(300);
+/// A cache read or write that takes longer is given up (a miss, a skipped
+/// write): a slow store must not hold an image up for longer than the work.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A source's content identity: its SHA-256 and size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,7 +175,8 @@ impl Cache {
     pub async fn get_source(&self, content: &ContentId) -> Option<Fetched> {
         let rel = format!("sources/{}", hex::encode(content.sha256));
         let key = self.store.own_key(&format!("cache/{rel}"));
-        let result = self.read_source(&key, content).await;
+        // Sized like a download: the same timeout as one.
+        let result = tokio::time::timeout(IO_TIMEOUT * 3, self.read_source(&key, content)).await.ok().flatten();
         if result.is_none() {
             debug!(key, "source entry missing, stale or damaged");
         }
@@ -198,7 +202,8 @@ impl Cache {
     async fn read_entry_aged(&self, rel: &str, max_body: u64, ttl: Duration) -> Option<(Vec<u8>, Vec<u8>, Duration)> {
         let key = self.store.own_key(&format!("cache/{rel}"));
         let max = HEADER as u64 + u64::from(MAX_META) + max_body;
-        let bytes = match zipfleet_shared::store::read_small(self.store.as_ref(), &key, max).await {
+        let read = tokio::time::timeout(IO_TIMEOUT, zipfleet_shared::store::read_small(self.store.as_ref(), &key, max)).await;
+        let bytes = match read.unwrap_or_else(|_| Err(zipfleet_shared::store::StoreError::Unavailable("timed out".into()))) {
             Ok(bytes) => bytes,
             Err(err) => {
                 debug!(key, %err, "cache miss");
@@ -260,8 +265,10 @@ impl Cache {
         let mut bytes = encode_header(now_millis(), meta, body.len() as u64, &Sha256::digest(body).into());
         bytes.extend_from_slice(meta);
         bytes.extend_from_slice(body);
-        if let Err(err) = self.store.put_bytes(&key, bytes.into(), "application/octet-stream").await {
-            debug!(key, %err, "cache write skipped");
+        match tokio::time::timeout(IO_TIMEOUT, self.store.put_bytes(&key, bytes.into(), "application/octet-stream")).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => debug!(key, %err, "cache write skipped"),
+            Err(_) => debug!(key, "cache write timed out"),
         }
     }
 
@@ -287,10 +294,14 @@ impl Cache {
                 return false;
             }
         };
-        match self.store.put_file(&key, &temp_path, "application/octet-stream").await {
-            Ok(_) => true,
-            Err(err) => {
+        match tokio::time::timeout(IO_TIMEOUT * 3, self.store.put_file(&key, &temp_path, "application/octet-stream")).await {
+            Ok(Ok(_)) => true,
+            Ok(Err(err)) => {
                 debug!(key, %err, "cache write skipped");
+                false
+            }
+            Err(_) => {
+                debug!(key, "cache write timed out");
                 false
             }
         }

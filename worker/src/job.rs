@@ -297,7 +297,7 @@ async fn cached_image(env: &JobEnv, cache: &Cache, source: ImageSource<'_>, outp
         },
         ImageSource::Object(object) => {
             // No ETag (or no answer): fetch and let the read say what is wrong.
-            etag = env.store.head(object.bucket.as_deref(), &object.key).await.ok().and_then(|meta| meta.etag);
+            etag = object_etag(env, object).await;
             match &etag {
                 Some(etag) => cache.get_object(object.bucket.as_deref(), &object.key, etag).await,
                 None => None,
@@ -395,7 +395,7 @@ async fn fetch_and_remember(
                 // Only if the object did not change between the HEAD and the read.
                 let bucket = object.bucket.as_deref();
                 if let Some(etag) = etag {
-                    let now = env.store.head(bucket, &object.key).await.ok().and_then(|meta| meta.etag);
+                    let now = object_etag(env, object).await;
                     if now.as_deref() == Some(etag) {
                         cache.put_object(bucket, &object.key, etag, content).await;
                     }
@@ -404,6 +404,12 @@ async fn fetch_and_remember(
         }
     }
     Ok(Ok((content, fetched)))
+}
+
+/// An object's ETag, if the store answers in time (else the object is just read).
+async fn object_etag(env: &JobEnv, object: &zipfleet_shared::spec::ObjectSource) -> Option<String> {
+    let head = tokio::time::timeout(Duration::from_secs(10), env.store.head(object.bucket.as_deref(), &object.key)).await;
+    head.ok()?.ok()?.etag
 }
 
 /// Failures worth remembering for `ZIPFLEET_FAILURE_CACHE_TTL`: the site
