@@ -44,6 +44,13 @@ if ! rabbitmqctl -q status >/dev/null 2>&1; then
   wait_for RabbitMQ rabbitmqctl -q status
 fi
 rabbitmqctl -q await_startup >/dev/null 2>&1 || true
+# The management HTTP API (off by default on RabbitMQ 3.10): the autoscaling
+# test reads the queue depth from it, as KEDA's rabbitmq trigger does.
+if ! curl -s -o /dev/null -u guest:guest http://127.0.0.1:15672/api/overview; then
+  log "enabling RabbitMQ's management plugin"
+  rabbitmq-plugins enable rabbitmq_management >/dev/null
+  wait_for "RabbitMQ management API" curl -sf -o /dev/null -u guest:guest http://127.0.0.1:15672/api/overview
+fi
 
 # Redis
 command -v redis-server >/dev/null || apt_install redis-server

@@ -1,6 +1,7 @@
 //! Helpers for zipfleet's end-to-end tests: test images made in memory, a
 //! way to run one job through the embedded backends, and zip inspection.
 
+pub mod autoscaler;
 pub mod conformance;
 pub mod fleet;
 pub mod http;

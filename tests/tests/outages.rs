@@ -1,7 +1,9 @@
 //! Backends that vanish, tried as an operator would: RabbitMQ stopped for
 //! 20 s under idle workers (they must use next to no CPU, log a handful of
 //! lines, stop promptly on SIGTERM and carry on when it returns) and Redis
-//! flushed in the middle of a burst (every job still ends `succeeded`, once).
+//! flushed in the middle of a burst (every job still ends `succeeded`, once),
+//! and S3 unreachable (SIGSTOPped) while a zip uploads (it lands, once, when
+//! S3 returns).
 //! Its own test binary, because it stops services other tests use; the tests
 //! here run one at a time.
 
@@ -173,4 +175,99 @@ async fn jobs_finish_once_when_redis_loses_everything_mid_burst() {
         let copies = completions.iter().filter(|raw| serde_json::from_slice::<JobStatus>(raw).is_ok_and(|s| &s.job_id == job_id)).count();
         assert!(copies >= 1, "{job_id} has no completion message");
     }
+}
+
+/// The SeaweedFS server processes (`weed mini`/`server`/`s3`), found by their command line.
+fn seaweed_pids() -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let args: Vec<String> = cmdline.split(|b| *b == 0).map(|arg| String::from_utf8_lossy(arg).into_owned()).collect();
+        let is_weed = args.first().is_some_and(|program| program.rsplit('/').next() == Some("weed"));
+        if is_weed && args.iter().skip(1).any(|arg| matches!(arg.as_str(), "mini" | "server" | "s3")) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// SIGSTOPs processes; SIGCONTs them when dropped (a panic included). A
+/// stopped server still accepts TCP connections but never answers.
+struct Frozen(Vec<u32>);
+
+impl Frozen {
+    fn new(pids: Vec<u32>) -> Self {
+        for pid in &pids {
+            run("kill", &["-STOP", &pid.to_string()]);
+        }
+        Self(pids)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            let _ = Command::new("kill").args(["-CONT", &pid.to_string()]).status();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zip_uploaded_while_s3_is_down_lands_once_it_returns() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let pids = seaweed_pids();
+    assert!(!pids.is_empty(), "no SeaweedFS (`weed`) process found: this test stops the S3 server infra/services.sh starts");
+    let mut fleet = spawn_fleet_on(&amqp_url(), 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("worker.log");
+    // Cache off: its reads and writes (each bounded by its own timeout) would
+    // meet the outage first; here the zip's upload is what must wait it out.
+    fleet.add_worker_with(Some(&log), Some("info"), &[("ZIPFLEET_CACHE", "off")]);
+    let server = TestServer::start().await;
+    let job_id = unique("s3-down");
+    // One image at once, one trickling in for about 4 s: S3 goes away between them.
+    let quick = server.image(&format!("/{job_id}/quick.jpg"), "image/jpeg", images::jpeg(320, 240, 6));
+    let slow_body = images::jpeg(40, 40, 6);
+    let interval = (Duration::from_secs(4) / slow_body.len() as u32).max(Duration::from_millis(1));
+    let slow = server.route(&format!("/{job_id}/slow.jpg"), Route::Drip { body: slow_body, interval });
+    let body = json!({"job_id": job_id, "images": [{"id": "quick", "label": "a", "url": quick}, {"id": "slow", "label": "b", "url": slow}]});
+    assert_eq!(fleet.post_job(&body).await.status(), 202);
+    fleet.wait_for(&job_id, Duration::from_secs(60), |s| s.state == JobState::Running && s.progress.done >= 1).await;
+
+    let frozen = Frozen::new(pids);
+    let outage_started = Instant::now();
+    let outage = std::panic::AssertUnwindSafe(async {
+        // The last image renders, the zip is built — and its upload cannot complete.
+        let status = fleet.wait_for(&job_id, Duration::from_secs(30), |s| s.progress.done == 2 || s.state.is_final()).await;
+        assert_eq!(status.state, JobState::Running, "{status:?}");
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let status = fleet.get_status(&job_id).await;
+        assert_eq!(status.state, JobState::Running, "the job cannot finish while S3 is down: {status:?}");
+    });
+    let measured = futures::FutureExt::catch_unwind(outage).await;
+    drop(frozen);
+    let outage = outage_started.elapsed();
+    let resumed_at = zipfleet_shared::status::now();
+    measured.unwrap_or_else(|panic| {
+        eprintln!("worker log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+        std::panic::resume_unwind(panic)
+    });
+
+    let status = fleet.wait_final(&job_id, Duration::from_secs(120)).await;
+    assert_eq!(status.state, JobState::Succeeded, "{status:?}");
+    assert_eq!(status.result.as_ref().unwrap().images, 2, "{status:?}");
+    assert_eq!(status.attempt, 1, "the upload waited the outage out in place: {status:?}");
+    assert_eq!(fleet.zip_count(&job_id).await, 1);
+    let finished_after = (status.finished_at.unwrap() - resumed_at).num_milliseconds();
+    assert!(finished_after > -500, "the job finished {finished_after} ms before S3 came back");
+    let zip = fleet.download(&status.result.as_ref().unwrap().url).await;
+    assert!(zip.starts_with(b"PK"), "the uploaded zip downloads");
+    let text = std::fs::read_to_string(&log).unwrap();
+    eprintln!(
+        "S3 stopped (SIGSTOP) for {:.1} s during the upload: the job succeeded {:.1} s after S3 came back, attempt 1, one zip; the worker logged the outage: {}",
+        outage.as_secs_f64(),
+        finished_after as f64 / 1000.0,
+        text.contains("uploading a zip")
+    );
 }
