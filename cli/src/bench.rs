@@ -52,6 +52,18 @@ pub struct BenchArgs {
     /// Burst: worker processes.
     #[arg(long, default_value_t = 2)]
     workers: usize,
+    /// Burst: the jobs draw from a shared pool of this many pictures (each
+    /// job a different mix), run with the cache off and on (issue 16).
+    #[arg(long)]
+    pool: Option<usize>,
+    /// Burst: every picture of every job distinct, cache off against on
+    /// (the cache's cold cost).
+    #[arg(long)]
+    cold: bool,
+    /// The re-train: one 40-image job (half objects, half from a loopback
+    /// web server) through `zipfleet run`, then again with a new job id.
+    #[arg(long)]
+    retrain: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -156,7 +168,21 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         has_taskset: installed("taskset", "--version"),
         args,
     };
-    if bench.args.burst {
+    if bench.args.retrain {
+        bench.retrain()?;
+    } else if bench.args.burst && (bench.args.pool.is_some() || bench.args.cold) {
+        println!("# zipfleet bench --burst (cache)");
+        crate::burst::run_cache(crate::burst::CacheBurstInput {
+            store_dir: &bench.store,
+            keys: bench.images.iter().map(|image| image.key.clone()).collect(),
+            jobs: bench.args.jobs,
+            images_per_job: bench.args.images,
+            workers: bench.args.workers,
+            size: bench.args.size,
+            rounds: bench.args.rounds,
+            pool: if bench.args.cold { None } else { bench.args.pool },
+        })?;
+    } else if bench.args.burst {
         bench.burst()?;
     } else {
         bench.report()?;
@@ -243,6 +269,32 @@ fn measure(command: &mut Command) -> anyhow::Result<Measured> {
     Ok(Measured { wall, max_rss_kib })
 }
 
+/// CPU seconds (user + sys) of this process's waited-for children so far.
+fn children_cpu() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // Fields after the parenthesised command name; cutime and cstime are the 16th and 17th.
+    let rest = stat.rsplit_once(')').map(|(_, rest)| rest).context("reading /proc/self/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(13).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0) + fields.get(14).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    Ok(ticks / 100.0)
+}
+
+/// A zip's picture entries (name → bytes), without the manifest.
+fn zip_pictures(path: &Path) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(path)?)?;
+    let mut out = BTreeMap::new();
+    for index in 0..archive.len() {
+        let mut entry = archive.by_index(index)?;
+        if entry.name() == "manifest.json" {
+            continue;
+        }
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes)?;
+        out.insert(entry.name().to_string(), bytes);
+    }
+    Ok(out)
+}
+
 pub(crate) fn high_water_mark_kib(status: &str) -> Option<u64> {
     let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
@@ -277,10 +329,95 @@ impl Bench {
         Ok(path)
     }
 
+    /// One `zipfleet run` with the cache off: these runs measure rendering,
+    /// and every round would otherwise be served from the first one's cache.
     fn zipfleet(&self, job: &Path, out: &Path, pin: bool) -> anyhow::Result<Measured> {
         let mut command = self.pinned(&self.exe, pin);
-        command.arg("run").arg(job).arg("--store").arg(&self.store).arg("--out").arg(out);
+        command.env("ZIPFLEET_CACHE", "off").arg("run").arg(job).arg("--store").arg(&self.store).arg("--out").arg(out);
         measure(&mut command)
+    }
+
+    /// The re-train target (issue 16): the same 40-image job, half objects
+    /// and half URLs of a loopback web server, through `zipfleet run` on a
+    /// fresh store, then again with a new job id. CPU = the child's user +
+    /// sys (this process's `cutime + cstime` from `/proc/self/stat` around
+    /// the run).
+    fn retrain(&self) -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Handle::current();
+        let log = std::sync::Arc::new(crate::burst::RequestLog::default());
+        let port = runtime.block_on(crate::burst::start_file_server(self.store.clone(), log.clone()))?;
+        let chosen: Vec<&Image> = self.images.iter().cycle().take(self.args.images).collect();
+        let rounds = self.args.rounds.max(1);
+        let (mut cold_wall, mut warm_wall, mut cold_cpu, mut warm_cpu, mut wall_ratio, mut cpu_ratio) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+        let mut warm_requests = 0;
+        let mut identical = true;
+        for round in 0..rounds {
+            let store = self.work.join(format!("retrain-{round}"));
+            let _ = std::fs::remove_dir_all(&store);
+            std::fs::create_dir_all(&store)?;
+            let list: Vec<serde_json::Value> = chosen
+                .iter()
+                .enumerate()
+                .map(|(i, image)| {
+                    if i % 2 == 0 {
+                        let target = store.join(&image.key);
+                        if !target.exists() {
+                            std::fs::copy(self.store.join(&image.key), &target)?;
+                        }
+                        Ok(serde_json::json!({"id": format!("i{i}"), "label": "stored", "object": {"key": image.key}}))
+                    } else {
+                        Ok(serde_json::json!({"id": format!("i{i}"), "label": "web", "url": format!("http://127.0.0.1:{port}/{}?v=r{round}", image.key)}))
+                    }
+                })
+                .collect::<anyhow::Result<_>>()?;
+            let mut runs = Vec::new();
+            for phase in ["cold", "warm"] {
+                let job = self.work.join(format!("job-retrain-{phase}.json"));
+                let spec = serde_json::json!({
+                    "job_id": format!("retrain-{phase}-{round}"),
+                    "images": list,
+                    "output": {"width": self.args.size, "height": self.args.size, "fit": "fill", "format": "jpeg", "quality": 90},
+                });
+                std::fs::write(&job, serde_json::to_vec(&spec)?)?;
+                let out = self.work.join(format!("retrain-{phase}.zip"));
+                let requests = log.total();
+                let cpu_before = children_cpu()?;
+                let mut command = Command::new(&self.exe);
+                command.env("ZIPFLEET_ALLOWED_SOURCE_NETS", "127.0.0.1/32").arg("run").arg(&job).arg("--store").arg(&store).arg("--out").arg(&out);
+                let measured = measure(&mut command)?;
+                let cpu = children_cpu()? - cpu_before;
+                runs.push((measured.wall.as_secs_f64(), cpu, log.total() - requests, zip_pictures(&out)?));
+            }
+            let (cold, warm) = (&runs[0], &runs[1]);
+            cold_wall.push(cold.0);
+            warm_wall.push(warm.0);
+            cold_cpu.push(cold.1);
+            warm_cpu.push(warm.1);
+            wall_ratio.push(warm.0 / cold.0);
+            cpu_ratio.push(warm.1 / cold.1.max(1e-9));
+            warm_requests += warm.2;
+            identical &= cold.3 == warm.3;
+        }
+        let pct = |s: Spread| format!("{:.1} / **{:.1}** / {:.1} %", s.min * 100.0, s.median * 100.0, s.max * 100.0);
+        println!("# zipfleet bench --retrain");
+        println!();
+        println!(
+            "## Cache — re-train: one {}-image job ({} objects, {} URLs of a loopback server) through `zipfleet run`, then again with a new job id; {rounds} rounds, a fresh store each",
+            chosen.len(),
+            chosen.len().div_ceil(2),
+            chosen.len() / 2
+        );
+        println!();
+        println!("| | cold | re-train | re-train ÷ cold |");
+        println!("|---|---|---|---|");
+        println!("| wall, s (min / **median** / max) | {} | {} | {} |", Spread::of(&cold_wall), Spread::of(&warm_wall), pct(Spread::of(&wall_ratio)));
+        println!("| CPU user+sys, s | {} | {} | {} |", Spread::of(&cold_cpu), Spread::of(&warm_cpu), pct(Spread::of(&cpu_ratio)));
+        println!();
+        println!(
+            "Web requests during the re-trains: {warm_requests}; zip entries identical to the cold run's: {}. Targets: CPU ≤ 8%, wall ≤ 20%, no requests, identical.",
+            if identical { "yes" } else { "NO" }
+        );
+        Ok(())
     }
 
     fn vips(&self, images: &[&Image], extension: &str) -> anyhow::Result<Measured> {

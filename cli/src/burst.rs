@@ -13,7 +13,10 @@
 //! `infra/bench-burst.sh CORPUS_DIR` starts the services and runs this.
 
 use anyhow::{bail, Context};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -66,7 +69,7 @@ pub fn run(input: BurstInput<'_>) -> anyhow::Result<()> {
     let store = runtime.block_on(zipfleet_backends::connect_store(&config)).context("connecting to the bench's object store")?;
     let http = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let http_port = http.local_addr()?.port();
-    runtime.spawn(serve_files(http, input.store_dir.to_path_buf()));
+    runtime.spawn(serve_files(http, input.store_dir.to_path_buf(), Arc::default()));
 
     // The same images in every job (a class training one shared project):
     // even ones from the store, odd ones from the web server.
@@ -105,8 +108,16 @@ pub fn run(input: BurstInput<'_>) -> anyhow::Result<()> {
     let mut children = Children(Vec::new());
     children.0.push(fleet_command(&api_binary, &config).env("ZIPFLEET_LISTEN", format!("127.0.0.1:{api_port}")).spawn().context("starting zipfleet-api")?);
     for _ in 0..input.workers {
+        // The same 40 pictures in every job: with the cache they would be
+        // rendered once, so this burst measures the pipeline with it off
+        // (`--pool` measures the cache).
         children.0.push(
-            fleet_command(&worker_binary, &config).env("ZIPFLEET_ALLOWED_SOURCE_NETS", "127.0.0.1/32").env("ZIPFLEET_WORKER_LISTEN", "off").spawn().context("starting zipfleet-worker")?,
+            fleet_command(&worker_binary, &config)
+                .env("ZIPFLEET_ALLOWED_SOURCE_NETS", "127.0.0.1/32")
+                .env("ZIPFLEET_WORKER_LISTEN", "off")
+                .env("ZIPFLEET_CACHE", "off")
+                .spawn()
+                .context("starting zipfleet-worker")?,
         );
     }
     let client = reqwest::Client::new();
@@ -229,12 +240,51 @@ async fn follow_job(client: &reqwest::Client, api_url: &str, body: serde_json::V
     }
 }
 
+/// Requests the bench's web server answered, per path (query included).
+#[derive(Debug, Default)]
+pub(crate) struct RequestLog {
+    total: AtomicUsize,
+    per_path: Mutex<HashMap<String, usize>>,
+}
+
+impl RequestLog {
+    pub(crate) fn total(&self) -> usize {
+        self.total.load(Ordering::SeqCst)
+    }
+
+    /// The most requests any one URL got.
+    pub(crate) fn most_for_one_url(&self) -> usize {
+        self.per_path.lock().expect("request log").values().copied().max().unwrap_or(0)
+    }
+
+    fn record(&self, path: &str) {
+        self.total.fetch_add(1, Ordering::SeqCst);
+        *self.per_path.lock().expect("request log").entry(path.to_string()).or_insert(0) += 1;
+    }
+}
+
+/// Start the bench's web server on loopback; its port.
+pub(crate) async fn start_file_server(dir: PathBuf, log: Arc<RequestLog>) -> anyhow::Result<u16> {
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = http.local_addr()?.port();
+    tokio::spawn(serve_files(http, dir, log));
+    Ok(port)
+}
+
+/// Trailing bytes that make `?v=N` a different file with the same picture
+/// (JPEG, PNG and WebP decoders stop at their end marker).
+fn variant_suffix(query: &str) -> Option<Vec<u8>> {
+    let n = query.strip_prefix("v=")?;
+    Some(format!("zipfleet-bench-variant-{n}").into_bytes())
+}
+
 /// A minimal static file server for the burst's "web" images: GET /NAME
-/// answers the file NAME from `dir` (names only, no paths).
-async fn serve_files(listener: tokio::net::TcpListener, dir: PathBuf) {
+/// answers the file NAME from `dir` (names only, no paths); `?v=N` appends
+/// bytes that make it a distinct file of the same picture.
+async fn serve_files(listener: tokio::net::TcpListener, dir: PathBuf, log: Arc<RequestLog>) {
     loop {
         let Ok((mut socket, _)) = listener.accept().await else { continue };
-        let dir = dir.clone();
+        let (dir, log) = (dir.clone(), log.clone());
         tokio::spawn(async move {
             loop {
                 let mut request = Vec::new();
@@ -246,8 +296,13 @@ async fn serve_files(listener: tokio::net::TcpListener, dir: PathBuf) {
                     }
                 }
                 let line = String::from_utf8_lossy(&request);
-                let name = line.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
-                let body = if name.contains('/') || name.contains("..") { None } else { tokio::fs::read(dir.join(&name)).await.ok() };
+                let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                log.record(&target);
+                let (name, query) = target.trim_start_matches('/').split_once('?').unwrap_or((target.trim_start_matches('/'), ""));
+                let mut body = if name.contains('/') || name.contains("..") { None } else { tokio::fs::read(dir.join(name)).await.ok() };
+                if let (Some(bytes), Some(suffix)) = (&mut body, variant_suffix(query)) {
+                    bytes.extend_from_slice(&suffix);
+                }
                 let head = match &body {
                     Some(bytes) => format!("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n", bytes.len()),
                     None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_string(),
@@ -263,4 +318,150 @@ async fn serve_files(listener: tokio::net::TcpListener, dir: PathBuf) {
             }
         });
     }
+}
+
+/// What `zipfleet bench --burst --pool N` (and `--cold`) needs.
+pub struct CacheBurstInput<'a> {
+    pub store_dir: &'a Path,
+    pub keys: Vec<String>,
+    pub jobs: usize,
+    pub images_per_job: usize,
+    pub workers: usize,
+    pub size: u32,
+    pub rounds: usize,
+    /// Shared pool size; `None` = every picture of every job distinct (`--cold`).
+    pub pool: Option<usize>,
+}
+
+/// The cache's fleet targets: a burst drawing from a shared pool, or one of
+/// all-distinct pictures, run with `ZIPFLEET_CACHE=off` and with the cache
+/// on (empty at the start of every burst: each round gets a new prefix),
+/// alternating, `rounds` times each.
+pub fn run_cache(input: CacheBurstInput<'_>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Handle::current();
+    let exe_dir = std::env::current_exe()?.parent().context("binary directory")?.to_path_buf();
+    let (api_binary, worker_binary) = (exe_dir.join("zipfleet-api"), exe_dir.join("zipfleet-worker"));
+    if !api_binary.exists() || !worker_binary.exists() {
+        bail!("zipfleet-api and zipfleet-worker must be built next to zipfleet (`cargo build --release --bins`)");
+    }
+    let log = Arc::new(RequestLog::default());
+    let http_port = runtime.block_on(start_file_server(input.store_dir.to_path_buf(), log.clone()))?;
+    let run_id = std::process::id();
+    let output = serde_json::json!({"width": input.size, "height": input.size, "fit": "fill", "format": "jpeg", "quality": 90});
+
+    // The pictures: pool picture p is an object when p is even, a URL when odd
+    // (so a picture is always the same source, as in a class).
+    let pool_keys: Vec<&String> = match input.pool {
+        Some(n) => input.keys.iter().cycle().take(n.max(1)).collect(),
+        None => input.keys.iter().collect(),
+    };
+    let job_images = |job: usize, objects_prefix: &str| -> Vec<serde_json::Value> {
+        (0..input.images_per_job)
+            .map(|i| match input.pool {
+                Some(n) => {
+                    // Each job a different window of the pool (stride 7 between jobs).
+                    let p = (job * 7 + i) % n.max(1);
+                    let key = pool_keys[p];
+                    if p.is_multiple_of(2) {
+                        serde_json::json!({"id": format!("i{i}"), "label": "pool", "object": {"key": format!("{objects_prefix}/{key}")}})
+                    } else {
+                        serde_json::json!({"id": format!("i{i}"), "label": "pool", "url": format!("http://127.0.0.1:{http_port}/{key}")})
+                    }
+                }
+                // All distinct: every image a web variant of its own.
+                None => {
+                    let key = pool_keys[i % pool_keys.len()];
+                    serde_json::json!({"id": format!("i{i}"), "label": "cold", "url": format!("http://127.0.0.1:{http_port}/{key}?v={run_id}x{job}x{i}")})
+                }
+            })
+            .collect()
+    };
+
+    let mut makespans: HashMap<bool, Vec<f64>> = HashMap::new();
+    let mut most_per_url = 0;
+    for round in 0..input.rounds.max(1) {
+        for cache in [false, true] {
+            let mut config = backend_config();
+            config.store = format!("{}-{round}-{}", config.store, if cache { "on" } else { "off" });
+            config.jobs_queue = config.jobs_queue.map(|q| format!("{q}.{round}{cache}"));
+            config.completed_queue = config.completed_queue.map(|q| format!("{q}.{round}{cache}"));
+            config.dead_letter_queue = config.dead_letter_queue.map(|q| format!("{q}.{round}{cache}"));
+            let store = runtime.block_on(zipfleet_backends::connect_store(&config)).context("connecting to the bench's object store")?;
+            let objects_prefix = "bench-pool";
+            if input.pool.is_some() {
+                for (p, key) in pool_keys.iter().enumerate() {
+                    if p.is_multiple_of(2) {
+                        let bytes = std::fs::read(input.store_dir.join(key))?;
+                        runtime.block_on(store.put_bytes(&format!("{objects_prefix}/{key}"), bytes.into(), "application/octet-stream"))?;
+                    }
+                }
+            }
+            let api_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let api_url = format!("http://127.0.0.1:{api_port}");
+            let mut children = Children(Vec::new());
+            children.0.push(fleet_command(&api_binary, &config).env("ZIPFLEET_LISTEN", format!("127.0.0.1:{api_port}")).spawn().context("starting zipfleet-api")?);
+            for _ in 0..input.workers {
+                children.0.push(
+                    fleet_command(&worker_binary, &config)
+                        .env("ZIPFLEET_ALLOWED_SOURCE_NETS", "127.0.0.1/32")
+                        .env("ZIPFLEET_WORKER_LISTEN", "off")
+                        .env("ZIPFLEET_CACHE", if cache { "on" } else { "off" })
+                        .spawn()
+                        .context("starting zipfleet-worker")?,
+                );
+            }
+            let client = reqwest::Client::new();
+            runtime.block_on(wait_until_ready(&client, &api_url))?;
+            let bodies: Vec<serde_json::Value> = (0..input.jobs)
+                .map(|j| serde_json::json!({"job_id": format!("cb-{run_id}-{round}-{cache}-{j}"), "images": job_images(j, objects_prefix), "output": output}))
+                .collect();
+            log.per_path.lock().expect("request log").clear();
+            let started = Instant::now();
+            runtime.block_on(async {
+                let posts = bodies.into_iter().map(|body| {
+                    let (client, api_url) = (client.clone(), api_url.clone());
+                    async move { follow_job(&client, &api_url, body, started).await }
+                });
+                futures::future::join_all(posts).await.into_iter().collect::<anyhow::Result<Vec<f64>>>()
+            })?;
+            makespans.entry(cache).or_default().push(started.elapsed().as_secs_f64());
+            if cache {
+                most_per_url = most_per_url.max(log.most_for_one_url());
+            }
+            drop(children);
+        }
+    }
+    let spread = |samples: &[f64]| {
+        let mut sorted = samples.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        (sorted[0], sorted[sorted.len() / 2], sorted[sorted.len() - 1])
+    };
+    let (off, on) = (spread(&makespans[&false]), spread(&makespans[&true]));
+    let ratios: Vec<f64> = makespans[&true].iter().zip(&makespans[&false]).map(|(on, off)| on / off).collect();
+    let ratio = spread(&ratios);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!();
+    match input.pool {
+        Some(n) => println!(
+            "## Cache — class burst from a shared pool of {n} pictures (half S3, half HTTP): {} jobs × {} images, {} workers, {cores} cores",
+            input.jobs, input.images_per_job, input.workers
+        ),
+        None => println!(
+            "## Cache — cold cost: {} jobs × {} images, every picture distinct (HTTP, a distinct file each), {} workers, {cores} cores",
+            input.jobs, input.images_per_job, input.workers
+        ),
+    }
+    println!();
+    println!("| makespan cache off (min / **median** / max) | cache on, empty at start | on ÷ off per round (min / **median** / max) | most requests for one URL (cache on) |");
+    println!("|---|---|---|---|");
+    println!(
+        "| {:.1} / **{:.1}** / {:.1} s | {:.1} / **{:.1}** / {:.1} s | {:.3} / **{:.3}** / {:.3} | {most_per_url} |",
+        off.0, off.1, off.2, on.0, on.1, on.2, ratio.0, ratio.1, ratio.2
+    );
+    println!();
+    match input.pool {
+        Some(_) => println!("Target: on ÷ off ≤ 0.25, each URL requested at most once per worker ({} workers).", input.workers),
+        None => println!("Target: on ÷ off ≤ 1.03 (the cache's cost when nothing can be reused)."),
+    }
+    Ok(())
 }
