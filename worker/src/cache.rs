@@ -116,8 +116,9 @@ impl Cache {
         render_key(RENDER_VERSION, &self.cpu_class, content, output)
     }
 
-    pub async fn get_render(&self, key: &str) -> Option<Rendered> {
-        let (meta, body) = self.read_entry(&format!("renders/{key}"), MAX_RENDER_BYTES, self.settings.cache_ttl).await?;
+    /// A rendered image, if kept, intact and fresh; entries larger than `max_bytes` are ignored.
+    pub async fn get_render(&self, key: &str, max_bytes: u64) -> Option<Rendered> {
+        let (meta, body) = self.read_entry(&format!("renders/{key}"), max_bytes.min(MAX_RENDER_BYTES), self.settings.cache_ttl).await?;
         let meta: RenderMeta = serde_json::from_slice(&meta).ok()?;
         let signature = Signature {
             exact: meta.exact,
@@ -525,9 +526,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = open(dir.path(), CacheSettings::DEFAULT);
         let key = cache.render_key(&content(1), &OutputSpec::default());
-        assert!(cache.get_render(&key).await.is_none());
+        assert!(cache.get_render(&key, 1 << 20).await.is_none());
         cache.put_render(&key, &rendered()).await;
-        let hit = cache.get_render(&key).await.expect("hit");
+        let hit = cache.get_render(&key, 1 << 20).await.expect("hit");
         assert_eq!(hit.bytes, rendered().bytes);
         assert_eq!((hit.source_width, hit.source_height), (640, 480));
         assert_eq!(hit.signature, rendered().signature);
@@ -535,13 +536,13 @@ mod tests {
         let path = dir.path().join("store/cache/renders").join(&key);
         let whole = std::fs::read(&path).unwrap();
         std::fs::write(&path, &whole[..whole.len() - 1]).unwrap();
-        assert!(cache.get_render(&key).await.is_none(), "truncated");
+        assert!(cache.get_render(&key, 1 << 20).await.is_none(), "truncated");
         let mut flipped = whole.clone();
         *flipped.last_mut().unwrap() ^= 1;
         std::fs::write(&path, &flipped).unwrap();
-        assert!(cache.get_render(&key).await.is_none(), "a flipped bit");
+        assert!(cache.get_render(&key, 1 << 20).await.is_none(), "a flipped bit");
         std::fs::write(&path, &whole).unwrap();
-        assert!(cache.get_render(&key).await.is_some());
+        assert!(cache.get_render(&key, 1 << 20).await.is_some());
     }
 
     #[tokio::test]
@@ -557,7 +558,7 @@ mod tests {
         let key = old.render_key(&content(3), &OutputSpec::default());
         old.put_render(&key, &rendered()).await;
         tokio::time::sleep(Duration::from_millis(5)).await;
-        assert!(old.get_render(&key).await.is_none(), "ZIPFLEET_CACHE_TTL bounds every kind");
+        assert!(old.get_render(&key, 1 << 20).await.is_none(), "ZIPFLEET_CACHE_TTL bounds every kind");
     }
 
     #[tokio::test]

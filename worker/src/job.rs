@@ -323,7 +323,16 @@ async fn cached_image(env: &JobEnv, cache: &Cache, source: ImageSource<'_>, outp
     // 2. The rendered image, from the cache or by rendering.
     let mut key = cache.render_key(&content, output);
     let _render_held = cache.lock(format!("render\0{key}")).await;
-    if let Some(rendered) = cache.get_render(&key).await {
+    // A rendered entry is read whole: charged to the budget like the
+    // encoded output of a fresh render (the raw pixels and half again: a
+    // JPEG of noise can outgrow them; a larger entry is just a miss).
+    let raw = u64::from(output.width) * u64::from(output.height) * 3;
+    let entry_bytes = raw + raw / 2 + (256 << 10);
+    let hit = match env.budget.reserve(entry_bytes).await {
+        Ok(_reading) => cache.get_render(&key, entry_bytes).await,
+        Err(_) => None,
+    };
+    if let Some(rendered) = hit {
         env.metrics.cache(CacheKind::Render, true);
         return Ok(ImageOutcome::Done { rendered, cached: Some("render") });
     }
