@@ -114,3 +114,24 @@ async fn large_files_round_trip_and_missing_objects_are_not_found() {
         store.check().await.unwrap();
     }
 }
+
+/// `head` (the cache's ETags): the size, an ETag that changes when the
+/// content does, and not-found for a missing key, on both stores.
+#[tokio::test]
+async fn head_gives_size_and_an_etag_that_changes_with_the_content() {
+    let (_dir, stores) = object_stores().await;
+    for store in stores {
+        let kind = store.kind();
+        let key = store.own_key(&format!("cache/{}", unique("head")));
+        store.put_bytes(&key, bytes::Bytes::from_static(b"first"), "application/octet-stream").await.unwrap();
+        let first = store.head(None, &key).await.unwrap();
+        assert_eq!(first.size, 5, "{kind}");
+        assert!(first.etag.is_some(), "{kind}");
+        assert_eq!(store.head(None, &key).await.unwrap(), first, "{kind}: stable while unchanged");
+        store.put_bytes(&key, bytes::Bytes::from_static(b"second!"), "application/octet-stream").await.unwrap();
+        let second = store.head(None, &key).await.unwrap();
+        assert_eq!(second.size, 7, "{kind}");
+        assert_ne!(second.etag, first.etag, "{kind}: a rewrite changes the ETag");
+        assert!(matches!(store.head(None, &unique("missing")).await, Err(StoreError::NotFound(_))), "{kind}");
+    }
+}
