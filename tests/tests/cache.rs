@@ -178,26 +178,31 @@ async fn new_settings_new_bytes_after_the_source_ttl_and_a_new_etag_miss() {
         {"id": "web", "label": "a", "url": url},
         {"id": "obj", "label": "a", "object": {"key": "o.png"}},
     ], "output": output});
-    let cache = CacheSettings { source_cache_ttl: Duration::from_secs(1), ..CacheSettings::DEFAULT };
+    let cache = CacheSettings { source_cache_ttl: Duration::from_secs(2), ..CacheSettings::DEFAULT };
     let run = Run::on_dir(dir.path(), cache);
     let (_, first) = run.job("first", &job(json!({}))).await;
 
-    // Other output settings: both rendered again, the download reused.
+    // Other output settings: both rendered again. The URL's bytes are kept
+    // from its second download on (the first keeps only what it is).
     let (_, resized) = run.job("resized", &job(json!({"width": 100, "height": 80}))).await;
     assert_eq!(run.metric(RENDER_MISSES), 4);
-    assert_eq!(server.requests_for("/p.jpg"), 1, "the download is reused for other settings");
-    assert_eq!(zipcheck::manifest(&resized)["images"][0]["cache"], "source");
+    assert_eq!(server.requests_for("/p.jpg"), 2);
     assert_eq!(zipcheck::rgb_size(&resized["a/web.jpg"]), (100, 80));
+    let (_, third) = run.job("third-size", &job(json!({"width": 64, "height": 64}))).await;
+    assert_eq!(run.metric(RENDER_MISSES), 6);
+    assert_eq!(server.requests_for("/p.jpg"), 2, "then the kept download serves new settings");
+    assert_eq!(zipcheck::manifest(&third)["images"][0]["cache"], "source");
+    assert_eq!(zipcheck::rgb_size(&third["a/web.jpg"]), (64, 64));
 
     // New bytes behind the URL: still the old picture within the source TTL, the new one after it.
     server.image("/p.jpg", "image/jpeg", images::jpeg(800, 600, 99));
     let (_, within) = run.job("within", &job(json!({}))).await;
     assert_eq!(within["a/web.jpg"], first["a/web.jpg"]);
-    assert_eq!(server.requests_for("/p.jpg"), 1);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(server.requests_for("/p.jpg"), 2);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     let misses = run.metric(RENDER_MISSES);
     let (_, after) = run.job("after", &job(json!({}))).await;
-    assert_eq!(server.requests_for("/p.jpg"), 2, "after the source TTL the site is asked again");
+    assert_eq!(server.requests_for("/p.jpg"), 3, "after the source TTL the site is asked again");
     assert_ne!(after["a/web.jpg"], first["a/web.jpg"], "and its new picture is rendered");
     assert_eq!(run.metric(RENDER_MISSES), misses + 1);
     assert_eq!(after["a/obj.jpg"], first["a/obj.jpg"], "the unchanged object is a hit");

@@ -163,12 +163,17 @@ impl Cache {
         self.write_small(&url_rel(url), &meta, &[]).await;
     }
 
+    /// Remember what `url` gave (its content id), without its bytes.
+    pub async fn put_url_content(&self, url: &str, content: &ContentId) {
+        let meta = serde_json::to_vec(&UrlEntry::Content(*content)).expect("serializes");
+        self.write_small(&url_rel(url), &meta, &[]).await;
+    }
+
     /// Keep a download: its bytes by content, then the URL's pointer to them.
     pub async fn put_source(&self, url: &str, content: &ContentId, path: &Path) {
         let rel = format!("sources/{}", hex::encode(content.sha256));
         if self.write_file(&rel, path, content).await {
-            let meta = serde_json::to_vec(&UrlEntry::Content(*content)).expect("serializes");
-            self.write_small(&url_rel(url), &meta, &[]).await;
+            self.put_url_content(url, content).await;
         }
     }
 
