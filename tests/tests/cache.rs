@@ -178,7 +178,7 @@ async fn new_settings_new_bytes_after_the_source_ttl_and_a_new_etag_miss() {
         {"id": "web", "label": "a", "url": url},
         {"id": "obj", "label": "a", "object": {"key": "o.png"}},
     ], "output": output});
-    let cache = CacheSettings { source_cache_ttl: Duration::from_secs(2), ..CacheSettings::DEFAULT };
+    let cache = CacheSettings { source_cache_ttl: Duration::from_secs(4), ..CacheSettings::DEFAULT };
     let run = Run::on_dir(dir.path(), cache);
     let (_, first) = run.job("first", &job(json!({}))).await;
 
@@ -199,7 +199,7 @@ async fn new_settings_new_bytes_after_the_source_ttl_and_a_new_etag_miss() {
     let (_, within) = run.job("within", &job(json!({}))).await;
     assert_eq!(within["a/web.jpg"], first["a/web.jpg"]);
     assert_eq!(server.requests_for("/p.jpg"), 2);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(4100)).await;
     let misses = run.metric(RENDER_MISSES);
     let (_, after) = run.job("after", &job(json!({}))).await;
     assert_eq!(server.requests_for("/p.jpg"), 3, "after the source TTL the site is asked again");
@@ -313,7 +313,7 @@ async fn a_refused_url_is_not_asked_again_within_the_failure_ttl_and_is_after_it
     let refused = server.route("/no.jpg", Route::Body { status: 403, content_type: "text/plain", body: b"no".to_vec() });
     let fine = server.image("/ok.png", "image/png", images::png(300, 200, 5));
     let job = json!({"images": [{"id": "1", "label": "a", "url": refused}, {"id": "2", "label": "a", "url": fine}]});
-    let ttl = Duration::from_secs(2);
+    let ttl = Duration::from_secs(5);
     let run = Run::on_dir(dir.path(), CacheSettings { failure_cache_ttl: ttl, ..CacheSettings::DEFAULT });
     let started = std::time::Instant::now();
     let (first, _) = run.job("first", &job).await;
