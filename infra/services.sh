@@ -14,7 +14,7 @@ cleanup() {
     case "$item" in
       weed:*|moto:*) kill "${item#*:}" 2>/dev/null || true ;;
       redis) redis-cli -p 6379 shutdown nosave >/dev/null 2>&1 || true ;;
-      rabbitmq) rabbitmqctl stop >/dev/null 2>&1 || true ;;
+      rabbitmq) timeout 60 rabbitmqctl stop >/dev/null 2>&1 || true ;;
     esac
   done
 }
@@ -39,16 +39,17 @@ command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)" >&
 
 # RabbitMQ
 command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
-if ! rabbitmqctl -q status >/dev/null 2>&1; then
+# (rabbitmqctl can hang while the node is half up: every call is time-limited.)
+if ! timeout 30 rabbitmqctl -q status >/dev/null 2>&1; then
   log "starting RabbitMQ"; rabbitmq-server -detached; started+=(rabbitmq)
-  wait_for RabbitMQ rabbitmqctl -q status
+  wait_for RabbitMQ timeout 10 rabbitmqctl -q status
 fi
-rabbitmqctl -q await_startup >/dev/null 2>&1 || true
+timeout 120 rabbitmqctl -q await_startup >/dev/null 2>&1 || true
 # The management HTTP API (off by default on RabbitMQ 3.10): the autoscaling
 # test reads the queue depth from it, as KEDA's rabbitmq trigger does.
 if ! curl -s -o /dev/null -u guest:guest http://127.0.0.1:15672/api/overview; then
   log "enabling RabbitMQ's management plugin"
-  rabbitmq-plugins enable rabbitmq_management >/dev/null
+  timeout 120 rabbitmq-plugins enable rabbitmq_management >/dev/null
   wait_for "RabbitMQ management API" curl -sf -o /dev/null -u guest:guest http://127.0.0.1:15672/api/overview
 fi
 

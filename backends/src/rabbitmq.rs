@@ -360,7 +360,8 @@ async fn get_dead_letter(channel: &Channel, queue: &str) -> Result<Option<lapin:
 impl DeadLetters for RabbitBroker {
     async fn list(&self, limit: usize) -> Result<Vec<DeadLetter>, BrokerError> {
         let queue = self.inner.names.dead_letter.clone();
-        self.inner
+        let listed = self
+            .inner
             .with_dead_letter_channel(|channel| async move {
                 let mut listed = Vec::new();
                 while listed.len() < limit {
@@ -375,7 +376,15 @@ impl DeadLetters for RabbitBroker {
                 }
                 Ok(listed)
             })
-            .await
+            .await?;
+        // Closing the channel hands the messages back, but the queue takes
+        // them back a moment later: wait for that, so that a redrive (or a
+        // depth) right after a listing sees them where the listing left them.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while self.depth().await? < listed.len() as u64 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(listed)
     }
 
     /// On a channel of its own: a passive declare of a missing queue closes

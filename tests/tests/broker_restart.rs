@@ -12,7 +12,8 @@ use zipfleet_tests::http::{Route, TestServer};
 use zipfleet_tests::images;
 
 fn rabbitmqctl(args: &[&str]) {
-    let status = Command::new("rabbitmqctl").args(args).status().expect("rabbitmqctl runs");
+    // Time-limited: rabbitmqctl can hang while a node is half up.
+    let status = Command::new("timeout").arg("120").arg("rabbitmqctl").args(args).status().expect("rabbitmqctl runs");
     assert!(status.success(), "rabbitmqctl {args:?} failed");
 }
 

@@ -22,7 +22,8 @@ const RESTART_AFTER_KILL: usize = 2;
 const WORKER_ENV: &[(&str, &str)] = &[("ZIPFLEET_SHUTDOWN_GRACE", "1s")];
 
 fn rabbitmqctl(args: &[&str]) -> bool {
-    Command::new("rabbitmqctl").args(args).status().unwrap_or_else(|err| panic!("rabbitmqctl runs: {err}")).success()
+    // Time-limited: rabbitmqctl can hang while a node is half up.
+    Command::new("timeout").arg("120").arg("rabbitmqctl").args(args).status().unwrap_or_else(|err| panic!("rabbitmqctl runs: {err}")).success()
 }
 
 /// Brings RabbitMQ back however the test leaves the restart (a panic included).

@@ -22,8 +22,9 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
 }
 
+/// Run a service's control command, time-limited (rabbitmqctl can hang while a node is half up).
 fn run(program: &str, args: &[&str]) {
-    let status = Command::new(program).args(args).status().unwrap_or_else(|err| panic!("{program} runs: {err}"));
+    let status = Command::new("timeout").arg("120").arg(program).args(args).status().unwrap_or_else(|err| panic!("{program} runs: {err}"));
     assert!(status.success(), "{program} {args:?} failed");
 }
 
