@@ -50,19 +50,25 @@ impl Metric {
         }
     }
 
-    /// The current value; fails the test loudly when the metric cannot be read.
-    pub async fn read(&self) -> u64 {
+    /// The current value, or why it could not be read.
+    pub async fn read(&self) -> Result<u64, String> {
         match self {
             Metric::RabbitMq { base, queue, client } => {
                 let url = format!("{base}/api/queues/%2f/{queue}");
-                let response = client.get(&url).basic_auth("guest", Some("guest")).timeout(Duration::from_secs(5)).send().await.unwrap_or_else(|err| {
-                    panic!("RabbitMQ's management API does not answer at {url} ({err}); `rabbitmq-plugins enable rabbitmq_management` (infra/services.sh does)")
-                });
-                assert_eq!(response.status(), 200, "GET {url}");
-                let queue: serde_json::Value = response.json().await.expect("queue JSON");
+                let response = client
+                    .get(&url)
+                    .basic_auth("guest", Some("guest"))
+                    .timeout(Duration::from_secs(5))
+                    .send()
+                    .await
+                    .map_err(|err| format!("RabbitMQ's management API does not answer at {url} ({err}); `rabbitmq-plugins enable rabbitmq_management` (infra/services.sh does)"))?;
+                if response.status() != 200 {
+                    return Err(format!("GET {url}: {}", response.status()));
+                }
+                let queue: serde_json::Value = response.json().await.map_err(|err| format!("queue JSON: {err}"))?;
                 // Right after the queue is declared the counters may be absent: nothing counted yet.
                 let count = |field: &str| queue.get(field).and_then(serde_json::Value::as_u64).unwrap_or(0);
-                count("messages_ready") + count("messages_unacknowledged")
+                Ok(count("messages_ready") + count("messages_unacknowledged"))
             }
             Metric::Sqs { client, queue_url } => {
                 use aws_sdk_sqs::types::QueueAttributeName as A;
@@ -73,10 +79,22 @@ impl Metric {
                     .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
                     .send()
                     .await
-                    .expect("GetQueueAttributes");
+                    .map_err(|err| format!("GetQueueAttributes: {err}"))?;
                 let attributes = answer.attributes.unwrap_or_default();
                 let count = |name: A| attributes.get(&name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-                count(A::ApproximateNumberOfMessages) + count(A::ApproximateNumberOfMessagesNotVisible)
+                Ok(count(A::ApproximateNumberOfMessages) + count(A::ApproximateNumberOfMessagesNotVisible))
+            }
+        }
+    }
+
+    /// Read once, allowing the service a few seconds; fails the test loudly if it never answers.
+    pub async fn read_now(&self) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match self.read().await {
+                Ok(value) => return value,
+                Err(err) if Instant::now() > deadline => panic!("the scaling metric cannot be read: {err}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
             }
         }
     }
@@ -131,6 +149,8 @@ pub struct Autoscaler {
     /// Scale-up events within the policies' 15 s period: (when, pods added).
     scale_ups: Vec<(Instant, usize)>,
     last_active: Option<Instant>,
+    /// Since when the metric cannot be read.
+    failing_since: Option<Instant>,
     pub events: Vec<Event>,
     /// The highest replica count reached.
     pub peak: usize,
@@ -156,6 +176,7 @@ impl Autoscaler {
             recommendations: Vec::new(),
             scale_ups: Vec::new(),
             last_active: None,
+            failing_since: None,
             events: Vec::new(),
             peak: 0,
             longest_exit: Duration::ZERO,
@@ -174,11 +195,25 @@ impl Autoscaler {
         self.replicas.is_empty() && self.stopping.is_empty()
     }
 
-    /// Read the metric, decide, and start or stop workers. Returns the metric read.
+    /// Read the metric, decide, and start or stop workers. Returns the metric
+    /// read (0 when it could not be read: then nothing changes).
     pub async fn tick(&mut self, fleet: &mut Fleet) -> u64 {
         self.reap(fleet);
-        let metric = self.metric.read().await;
         let now = Instant::now();
+        let metric = match self.metric.read().await {
+            Ok(metric) => {
+                self.failing_since = None;
+                metric
+            }
+            Err(err) => {
+                // KEDA and the HPA keep the current scale while a scaler errs
+                // (e.g. RabbitMQ restarting, its management API with it).
+                let since = *self.failing_since.get_or_insert(now);
+                assert!(now.duration_since(since) < Duration::from_secs(60), "the scaling metric has failed for a minute: {err}");
+                eprintln!("autoscaler: metric unavailable, keeping {} replicas: {err}", self.replicas.len());
+                return 0;
+            }
+        };
         if metric > self.rule.activation {
             self.last_active = Some(now);
         }

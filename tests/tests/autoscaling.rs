@@ -30,7 +30,7 @@ const MAX_REPLICAS: usize = 4;
 /// scale-in comes while the long ones still have seconds to go (more than
 /// the metric's lag — RabbitMQ's management API refreshes every 5 s — plus
 /// the stabilisation window plus the grace).
-const LONG: Duration = Duration::from_secs(16);
+const LONG: Duration = Duration::from_secs(20);
 const LONG_JOBS: usize = 2;
 const SHORT: Duration = Duration::from_secs(2);
 const WORKER_ENV: &[(&str, &str)] = &[("ZIPFLEET_CONCURRENCY", "2"), ("ZIPFLEET_SHUTDOWN_GRACE", "1s"), ("ZIPFLEET_LOG_FORMAT", "json")];
@@ -149,7 +149,9 @@ async fn a_burst_scales_out_and_back_to_zero(broker: &str) {
     let (fixed_makespan, fixed_wait) = fixed_fleet(broker, &server).await;
 
     let mut fleet = empty_fleet(broker).await;
-    let mut scaler = Autoscaler::new(rule(), Metric::for_fleet(&fleet).await, WORKER_ENV);
+    let metric = Metric::for_fleet(&fleet).await;
+    assert_eq!(metric.read_now().await, 0, "a new, empty jobs queue");
+    let mut scaler = Autoscaler::new(rule(), metric, WORKER_ENV);
     // Idle and empty: the autoscaler keeps the fleet at zero.
     for _ in 0..2 {
         assert_eq!(scaler.tick(&mut fleet).await, 0);
