@@ -291,12 +291,32 @@ async fn drain_sqs_queue(queue: &str) -> Vec<Vec<u8>> {
     }
 }
 
+/// Delete a RabbitMQ queue through the management API (plain blocking HTTP,
+/// usable from `Drop`). Test fleets make fresh quorum queues; left behind,
+/// hundreds of them make every broker restart slower until it wedges.
+pub fn delete_rabbitmq_queue(name: &str) {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], 15672).into(), Duration::from_secs(2)) else { return };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    // guest:guest
+    let request = format!("DELETE /api/queues/%2f/{name} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_ok() {
+        let _ = stream.read_to_end(&mut Vec::new());
+    }
+}
+
 impl Drop for Fleet {
     fn drop(&mut self) {
         self.stop_api.cancel();
         for child in &mut self.workers {
             // SIGTERM first: the graceful path, then make sure.
             terminate(child);
+        }
+        if self.config.broker.starts_with("amqp") {
+            let c = &self.config;
+            for queue in [&c.jobs_queue, &c.completed_queue, &c.dead_letter_queue].into_iter().flatten() {
+                delete_rabbitmq_queue(queue);
+            }
         }
     }
 }
