@@ -37,7 +37,15 @@ impl S3Store {
         }
         let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL_S3").is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
-        let config = aws_sdk_s3::config::Builder::from(&shared).force_path_style(custom_endpoint).build();
+        // Every request is time-limited: a store that accepts connections but
+        // never answers must count as unreachable (and be retried with
+        // backoff), not hang a job forever.
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .read_timeout(Duration::from_secs(60))
+            .operation_attempt_timeout(Duration::from_secs(300))
+            .build();
+        let config = aws_sdk_s3::config::Builder::from(&shared).force_path_style(custom_endpoint).timeout_config(timeouts).build();
         Ok(Self { client: Client::from_conf(config), bucket: bucket.to_string(), prefix: prefix.trim_matches('/').to_string() })
     }
 

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, info_span, warn, Instrument};
+use tracing::{error, error_span, info, warn, Instrument};
 use zipfleet_shared::broker::{Broker, Consumer, Delivery};
 use zipfleet_shared::retry::{retry_transient, Backoff, GaveUp, OutageLog};
 use zipfleet_shared::message::JobMessage;
@@ -186,7 +186,9 @@ impl Worker {
                 return;
             }
         };
-        let span = info_span!("job", job_id = %message.job_id, attempt = delivery.attempt);
+        // At error level so that it is never filtered out: every line of the
+        // job, warnings included, names the job whatever RUST_LOG says.
+        let span = error_span!("job", job_id = %message.job_id, attempt = delivery.attempt);
         self.handle_job(delivery, message, interrupt).instrument(span).await;
     }
 

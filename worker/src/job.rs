@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{error_span, info, warn, Instrument};
 use zipfleet_shared::config::{Limits, ReportSettings};
 use zipfleet_shared::names::EntryNamer;
 use zipfleet_shared::retry::{retry_transient, GaveUp, OutageLog, Outages};
@@ -100,7 +100,7 @@ pub async fn run_job(env: &JobEnv, job_id: &str, spec: &JobSpec, stop: &Cancella
     let mut results = futures::stream::iter(0..spec.images.len())
         .map(|index| {
             let image = &spec.images[index];
-            let span = info_span!("image", id = %image.id, index);
+            let span = error_span!("image", id = %image.id, index);
             async move {
                 let started = std::time::Instant::now();
                 let outcome = process_image(env, image, &output).await;
