@@ -383,9 +383,11 @@ pub fn run_cache(input: CacheBurstInput<'_>) -> anyhow::Result<()> {
         for cache in [false, true] {
             let mut config = backend_config();
             config.store = format!("{}-{round}-{}", config.store, if cache { "on" } else { "off" });
-            config.jobs_queue = config.jobs_queue.map(|q| format!("{q}.{round}{cache}"));
-            config.completed_queue = config.completed_queue.map(|q| format!("{q}.{round}{cache}"));
-            config.dead_letter_queue = config.dead_letter_queue.map(|q| format!("{q}.{round}{cache}"));
+            // A new queue set per burst (SQS names take no dots).
+            let sep = if config.broker.starts_with("sqs") { "-" } else { "." };
+            config.jobs_queue = config.jobs_queue.map(|q| format!("{q}{sep}{round}{cache}"));
+            config.completed_queue = config.completed_queue.map(|q| format!("{q}{sep}{round}{cache}"));
+            config.dead_letter_queue = config.dead_letter_queue.map(|q| format!("{q}{sep}{round}{cache}"));
             let store = runtime.block_on(zipfleet_backends::connect_store(&config)).context("connecting to the bench's object store")?;
             let objects_prefix = "bench-pool";
             if input.pool.is_some() {
