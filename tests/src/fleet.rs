@@ -210,6 +210,21 @@ impl Fleet {
         self.client.post(self.url("/v1/jobs")).bearer_auth(TOKEN).json(body).send().await.unwrap()
     }
 
+    /// Post until the API accepts: it answers 503 while a backend recovers,
+    /// and a client retries (within a minute, or the test fails).
+    pub async fn post_until_accepted(&self, body: &serde_json::Value) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = self.post_job(body).await.status();
+            if status == 202 {
+                return;
+            }
+            assert_eq!(status, 503, "while a backend recovers the API answers 503");
+            assert!(tokio::time::Instant::now() < deadline, "the API did not recover");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     pub async fn get_status(&self, job_id: &str) -> JobStatus {
         let response = self.client.get(self.url(&format!("/v1/jobs/{job_id}"))).bearer_auth(TOKEN).send().await.unwrap();
         assert_eq!(response.status(), 200, "status of {job_id}");

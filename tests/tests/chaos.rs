@@ -36,19 +36,6 @@ impl Drop for StartAppOnDrop {
     }
 }
 
-/// Post until the API accepts (it answers 503 while the broker is away).
-async fn post_until_accepted(fleet: &Fleet, body: &serde_json::Value) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let status = fleet.post_job(body).await.status();
-        if status == 202 {
-            return;
-        }
-        assert_eq!(status, 503, "while the broker recovers the API answers 503");
-        assert!(tokio::time::Instant::now() < deadline, "the API did not recover");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
 
 /// A job of about 1.5 s: a photo plus an image that trickles in.
 fn job(server: &TestServer, n: usize) -> (String, serde_json::Value) {
@@ -103,7 +90,7 @@ async fn thirty_jobs_survive_kill_9_and_a_broker_restart() {
             restart_took = Some(restart.elapsed());
         }
         for (_, body) in jobs.iter().skip(posted).take(6) {
-            post_until_accepted(&fleet, body).await;
+            fleet.post_until_accepted(body).await;
             posted += 1;
         }
     }

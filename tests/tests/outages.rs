@@ -57,19 +57,6 @@ async fn wait_for_code(url: &str, code: u16, limit: Duration) {
     }
 }
 
-/// Post until the API accepts (it answers 503 while a backend recovers).
-async fn post_until_accepted(fleet: &Fleet, body: &serde_json::Value) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let status = fleet.post_job(body).await.status();
-        if status == 202 {
-            return;
-        }
-        assert_eq!(status, 503, "while a backend recovers the API answers 503");
-        assert!(tokio::time::Instant::now() < deadline, "the API did not recover");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
 
 /// The status, tolerating a status store that lost it for a while.
 async fn status_if_known(fleet: &Fleet, job_id: &str) -> Option<JobStatus> {
@@ -129,7 +116,7 @@ async fn idle_workers_wait_out_a_broker_outage_quietly() {
     let server = TestServer::start().await;
     let job_id = unique("after-outage");
     let url = server.image(&format!("/{job_id}.jpg"), "image/jpeg", images::jpeg(300, 200, 4));
-    post_until_accepted(&fleet, &json!({"job_id": job_id, "images": [{"id": "1", "label": "a", "url": url}]})).await;
+    fleet.post_until_accepted(&json!({"job_id": job_id, "images": [{"id": "1", "label": "a", "url": url}]})).await;
     let status = fleet.wait_final(&job_id, Duration::from_secs(90)).await;
     assert_eq!(status.state, JobState::Succeeded, "{status:?}");
     assert_eq!(status.attempt, 1, "{status:?}");
