@@ -47,31 +47,56 @@ impl std::fmt::Debug for Backends {
 pub enum ConnectError {
     /// `url` holds only the scheme: the rest may carry credentials.
     #[error("{setting}: unsupported URL scheme {url:?} ({expected})")]
-    Unsupported { setting: &'static str, url: String, expected: &'static str },
+    Unsupported {
+        setting: &'static str,
+        url: String,
+        expected: &'static str,
+    },
     #[error("{setting}: {reason}")]
-    Failed { setting: &'static str, reason: String, transient: bool },
+    Failed {
+        setting: &'static str,
+        reason: String,
+        transient: bool,
+    },
 }
 
 impl ConnectError {
     /// Whether the backend was unreachable (worth waiting for) rather than misconfigured.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Failed { transient: true, .. })
+        matches!(
+            self,
+            Self::Failed {
+                transient: true,
+                ..
+            }
+        )
     }
 
     fn failed(setting: &'static str, reason: impl std::fmt::Display, transient: bool) -> Self {
-        Self::Failed { setting, reason: reason.to_string(), transient }
+        Self::Failed {
+            setting,
+            reason: reason.to_string(),
+            transient,
+        }
     }
 }
 
 /// Build every backend the configuration names.
 pub async fn connect(config: &BackendConfig) -> Result<Backends, ConnectError> {
-    Ok(Backends { broker: connect_broker(config).await?, store: connect_store(config).await?, status: connect_status(config).await? })
+    Ok(Backends {
+        broker: connect_broker(config).await?,
+        store: connect_store(config).await?,
+        status: connect_status(config).await?,
+    })
 }
 
 /// [`connect`], waiting out backends that are unreachable at start (with
 /// backoff, logged once) the way a running process waits out an outage.
 /// `None` if `stop` is cancelled first; a misconfiguration is an error at once.
-pub async fn connect_waiting(config: &BackendConfig, stop: &tokio_util::sync::CancellationToken) -> Result<Option<Backends>, ConnectError> {
+pub async fn connect_waiting(
+    config: &BackendConfig,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<Option<Backends>, ConnectError> {
     let outage = zipfleet_shared::retry::OutageLog::new("backends");
     let mut backoff = zipfleet_shared::retry::Backoff::default();
     loop {
@@ -112,9 +137,14 @@ pub async fn connect_broker(config: &BackendConfig) -> Result<Arc<dyn Broker>, C
     match scheme(url) {
         "memory" => Ok(Arc::new(MemoryBroker::new(config.max_deliveries))),
         "amqp" | "amqps" => {
-            let broker = rabbitmq::RabbitBroker::connect(url, config.queue_names(), config.max_deliveries, config.create_queues)
-                .await
-                .map_err(|err| ConnectError::failed("ZIPFLEET_BROKER", &err, err.is_transient()))?;
+            let broker = rabbitmq::RabbitBroker::connect(
+                url,
+                config.queue_names(),
+                config.max_deliveries,
+                config.create_queues,
+            )
+            .await
+            .map_err(|err| ConnectError::failed("ZIPFLEET_BROKER", &err, err.is_transient()))?;
             Ok(Arc::new(broker))
         }
         "sqs" => {
@@ -128,7 +158,11 @@ pub async fn connect_broker(config: &BackendConfig) -> Result<Arc<dyn Broker>, C
                 .map_err(|err| ConnectError::failed("ZIPFLEET_BROKER", &err, err.is_transient()))?;
             Ok(Arc::new(broker))
         }
-        _ => Err(ConnectError::Unsupported { setting: "ZIPFLEET_BROKER", url: format!("{}://…", scheme(url)), expected: "amqp://…, sqs:// or memory://" }),
+        _ => Err(ConnectError::Unsupported {
+            setting: "ZIPFLEET_BROKER",
+            url: format!("{}://…", scheme(url)),
+            expected: "amqp://…, sqs:// or memory://",
+        }),
     }
 }
 
@@ -136,14 +170,21 @@ pub async fn connect_store(config: &BackendConfig) -> Result<Arc<dyn ObjectStore
     let url = config.store.as_str();
     match scheme(url) {
         "file" => {
-            let store = FileStore::new(file_url_path(url)).map_err(|err| ConnectError::failed("ZIPFLEET_STORE", &err, false))?;
+            let store = FileStore::new(file_url_path(url))
+                .map_err(|err| ConnectError::failed("ZIPFLEET_STORE", &err, false))?;
             Ok(Arc::new(store))
         }
         "s3" => {
-            let store = s3_store::S3Store::connect(url).await.map_err(|err| ConnectError::failed("ZIPFLEET_STORE", &err, err.is_transient()))?;
+            let store = s3_store::S3Store::connect(url)
+                .await
+                .map_err(|err| ConnectError::failed("ZIPFLEET_STORE", &err, err.is_transient()))?;
             Ok(Arc::new(store))
         }
-        _ => Err(ConnectError::Unsupported { setting: "ZIPFLEET_STORE", url: format!("{}://…", scheme(url)), expected: "s3://BUCKET/PREFIX or file:///DIR" }),
+        _ => Err(ConnectError::Unsupported {
+            setting: "ZIPFLEET_STORE",
+            url: format!("{}://…", scheme(url)),
+            expected: "s3://BUCKET/PREFIX or file:///DIR",
+        }),
     }
 }
 
@@ -157,7 +198,11 @@ pub async fn connect_status(config: &BackendConfig) -> Result<Arc<dyn StatusStor
                 .map_err(|err| ConnectError::failed("ZIPFLEET_STATUS", &err, err.is_transient()))?;
             Ok(Arc::new(store))
         }
-        _ => Err(ConnectError::Unsupported { setting: "ZIPFLEET_STATUS", url: format!("{}://…", scheme(url)), expected: "redis://… or memory://" }),
+        _ => Err(ConnectError::Unsupported {
+            setting: "ZIPFLEET_STATUS",
+            url: format!("{}://…", scheme(url)),
+            expected: "redis://… or memory://",
+        }),
     }
 }
 
@@ -182,12 +227,18 @@ mod tests {
         config.status = "postgres://admin:hunter2@db/zipfleet".into();
         let err = connect_status(&config).await.err().expect("unsupported");
         let text = err.to_string();
-        assert!(text.contains("postgres://") && !text.contains("hunter2"), "{text}");
+        assert!(
+            text.contains("postgres://") && !text.contains("hunter2"),
+            "{text}"
+        );
     }
 
     #[test]
     fn file_urls() {
-        assert_eq!(file_url_path("file:///var/lib/zipfleet"), PathBuf::from("/var/lib/zipfleet"));
+        assert_eq!(
+            file_url_path("file:///var/lib/zipfleet"),
+            PathBuf::from("/var/lib/zipfleet")
+        );
         assert_eq!(file_url_path("file://examples"), PathBuf::from("examples"));
     }
 }

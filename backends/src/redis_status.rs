@@ -15,7 +15,8 @@ use std::time::Duration;
 use zipfleet_shared::status::{now, JobState, JobStatus, Progress};
 use zipfleet_shared::status_store::memory::cancelled_error;
 use zipfleet_shared::status_store::{
-    job_seconds, BeginOutcome, CancelOutcome, CreateOutcome, Histogram, Stats, StatusError, StatusStore, IMAGE_SECONDS_BOUNDS, JOB_SECONDS_BOUNDS,
+    job_seconds, BeginOutcome, CancelOutcome, CreateOutcome, Histogram, Stats, StatusError,
+    StatusStore, IMAGE_SECONDS_BOUNDS, JOB_SECONDS_BOUNDS,
 };
 
 const FINAL: &str = "state == 'succeeded' or state == 'failed' or state == 'cancelled'";
@@ -48,7 +49,9 @@ impl RedisStatusStore {
             .set_connection_timeout(Duration::from_secs(5))
             .set_response_timeout(Duration::from_secs(5))
             .set_number_of_retries(3);
-        let connection = ConnectionManager::new_with_config(client, config).await.map_err(unavailable)?;
+        let connection = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(unavailable)?;
         let ttl_seconds = ttl.as_secs().max(60);
         Ok(Self {
             connection,
@@ -117,7 +120,10 @@ impl RedisStatusStore {
     }
 
     fn parse(job_id: &str, doc: &str) -> Result<JobStatus, StatusError> {
-        serde_json::from_str(doc).map_err(|err| StatusError::Corrupt { job_id: job_id.to_string(), reason: err.to_string() })
+        serde_json::from_str(doc).map_err(|err| StatusError::Corrupt {
+            job_id: job_id.to_string(),
+            reason: err.to_string(),
+        })
     }
 
     fn encode(status: &JobStatus) -> String {
@@ -131,7 +137,11 @@ impl StatusStore for RedisStatusStore {
         "redis"
     }
 
-    async fn create(&self, status: &JobStatus, fingerprint: &str) -> Result<CreateOutcome, StatusError> {
+    async fn create(
+        &self,
+        status: &JobStatus,
+        fingerprint: &str,
+    ) -> Result<CreateOutcome, StatusError> {
         let mut connection = self.connection.clone();
         let existing: Option<(String, String, String, u32, u32)> = self
             .create
@@ -151,21 +161,31 @@ impl StatusStore for RedisStatusStore {
                     status.progress.done = done;
                     status.progress.failed = failed;
                 }
-                CreateOutcome::Existing { status, fingerprint, published: published == "1" }
+                CreateOutcome::Existing {
+                    status,
+                    fingerprint,
+                    published: published == "1",
+                }
             }
         })
     }
 
     async fn mark_published(&self, job_id: &str) -> Result<(), StatusError> {
         let mut connection = self.connection.clone();
-        let _: () = connection.hset(key(job_id), "published", "1").await.map_err(unavailable)?;
+        let _: () = connection
+            .hset(key(job_id), "published", "1")
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
     async fn get(&self, job_id: &str) -> Result<Option<JobStatus>, StatusError> {
         let mut connection = self.connection.clone();
-        let fields: HashMap<String, String> = connection.hgetall(key(job_id)).await.map_err(unavailable)?;
-        let Some(doc) = fields.get("doc") else { return Ok(None) };
+        let fields: HashMap<String, String> =
+            connection.hgetall(key(job_id)).await.map_err(unavailable)?;
+        let Some(doc) = fields.get("doc") else {
+            return Ok(None);
+        };
         let mut status = Self::parse(job_id, doc)?;
         if status.state == JobState::Running {
             let count = |name: &str| fields.get(name).and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -175,15 +195,26 @@ impl StatusStore for RedisStatusStore {
         Ok(Some(status))
     }
 
-    async fn begin(&self, job_id: &str, project_id: Option<&str>, attempt: u32, total: u32) -> Result<BeginOutcome, StatusError> {
+    async fn begin(
+        &self,
+        job_id: &str,
+        project_id: Option<&str>,
+        attempt: u32,
+        total: u32,
+    ) -> Result<BeginOutcome, StatusError> {
         let existing = self.get(job_id).await?;
-        let mut status = existing.unwrap_or_else(|| JobStatus::queued(job_id, project_id.map(str::to_string), total));
+        let mut status = existing
+            .unwrap_or_else(|| JobStatus::queued(job_id, project_id.map(str::to_string), total));
         if status.state.is_final() {
             return Ok(BeginOutcome::AlreadyFinal(status));
         }
         status.state = JobState::Running;
         status.attempt = attempt;
-        status.progress = Progress { total, done: 0, failed: 0 };
+        status.progress = Progress {
+            total,
+            done: 0,
+            failed: 0,
+        };
         status.started_at = Some(now());
         let mut connection = self.connection.clone();
         let final_doc: Option<String> = self
@@ -201,9 +232,18 @@ impl StatusStore for RedisStatusStore {
         }
     }
 
-    async fn add_progress(&self, job_id: &str, done: u32, failed: u32, took: Duration) -> Result<(), StatusError> {
+    async fn add_progress(
+        &self,
+        job_id: &str,
+        done: u32,
+        failed: u32,
+        took: Duration,
+    ) -> Result<(), StatusError> {
         let mut connection = self.connection.clone();
-        let bucket = format!("image:b{}", Histogram::bucket(&IMAGE_SECONDS_BOUNDS, took.as_secs_f64()));
+        let bucket = format!(
+            "image:b{}",
+            Histogram::bucket(&IMAGE_SECONDS_BOUNDS, took.as_secs_f64())
+        );
         let _: bool = self
             .progress
             .key(key(job_id))
@@ -227,7 +267,10 @@ impl StatusStore for RedisStatusStore {
             .arg(Self::encode(status))
             .arg(status.state.as_str())
             .arg(self.ttl_seconds)
-            .arg(format!("job:b{}", Histogram::bucket(&JOB_SECONDS_BOUNDS, job_seconds(status))))
+            .arg(format!(
+                "job:b{}",
+                Histogram::bucket(&JOB_SECONDS_BOUNDS, job_seconds(status))
+            ))
             .arg((job_seconds(status) * 1000.0) as u64)
             .invoke_async(&mut connection)
             .await
@@ -236,7 +279,9 @@ impl StatusStore for RedisStatusStore {
     }
 
     async fn cancel(&self, job_id: &str) -> Result<CancelOutcome, StatusError> {
-        let Some(mut status) = self.get(job_id).await? else { return Ok(CancelOutcome::NotFound) };
+        let Some(mut status) = self.get(job_id).await? else {
+            return Ok(CancelOutcome::NotFound);
+        };
         let mut cancelled = status.clone();
         cancelled.state = JobState::Cancelled;
         cancelled.finished_at = Some(now());
@@ -264,22 +309,33 @@ impl StatusStore for RedisStatusStore {
 
     async fn cancel_requested(&self, job_id: &str) -> Result<bool, StatusError> {
         let mut connection = self.connection.clone();
-        let (cancel, state): (Option<String>, Option<String>) =
-            redis::cmd("HMGET").arg(key(job_id)).arg("cancel").arg("state").query_async(&mut connection).await.map_err(unavailable)?;
+        let (cancel, state): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(key(job_id))
+            .arg("cancel")
+            .arg("state")
+            .query_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
         Ok(cancel.as_deref() == Some("1") || state.as_deref() == Some("cancelled"))
     }
 
     async fn stats(&self) -> Result<Stats, StatusError> {
         let mut connection = self.connection.clone();
-        let fields: HashMap<String, u64> = connection.hgetall(STATS_KEY).await.map_err(unavailable)?;
+        let fields: HashMap<String, u64> =
+            connection.hgetall(STATS_KEY).await.map_err(unavailable)?;
         let field = |name: String| fields.get(&name).copied().unwrap_or(0);
         let histogram = |prefix: &str, bounds: &[f64]| Histogram {
-            counts: (0..=bounds.len()).map(|i| field(format!("{prefix}:b{i}"))).collect(),
+            counts: (0..=bounds.len())
+                .map(|i| field(format!("{prefix}:b{i}")))
+                .collect(),
             sum_seconds: field(format!("{prefix}:sum_ms")) as f64 / 1000.0,
             count: field(format!("{prefix}:count")),
         };
         Ok(Stats {
-            entered: JobState::ALL.iter().map(|state| (*state, field(format!("entered:{}", state.as_str())))).collect(),
+            entered: JobState::ALL
+                .iter()
+                .map(|state| (*state, field(format!("entered:{}", state.as_str()))))
+                .collect(),
             job_seconds: histogram("job", &JOB_SECONDS_BOUNDS),
             image_seconds: histogram("image", &IMAGE_SECONDS_BOUNDS),
         })
@@ -287,7 +343,10 @@ impl StatusStore for RedisStatusStore {
 
     async fn check(&self) -> Result<(), StatusError> {
         let mut connection = self.connection.clone();
-        let _: String = redis::cmd("PING").query_async(&mut connection).await.map_err(unavailable)?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 }

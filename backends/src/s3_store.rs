@@ -30,13 +30,16 @@ pub struct S3Store {
 impl S3Store {
     /// `url` is `s3://BUCKET/PREFIX` (prefix optional).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let rest = url.strip_prefix("s3://").ok_or_else(|| StoreError::Refused(format!("not an s3:// URL: {url}")))?;
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| StoreError::Refused(format!("not an s3:// URL: {url}")))?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
             return Err(StoreError::Refused("the s3:// URL names no bucket".into()));
         }
         let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL_S3").is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
+        let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL").is_some();
         // Every request is time-limited: a store that accepts connections but
         // never answers must count as unreachable (and be retried with
         // backoff), not hang a job forever.
@@ -45,16 +48,31 @@ impl S3Store {
             .read_timeout(Duration::from_secs(60))
             .operation_attempt_timeout(Duration::from_secs(300))
             .build();
-        let config = aws_sdk_s3::config::Builder::from(&shared).force_path_style(custom_endpoint).timeout_config(timeouts).build();
-        Ok(Self { client: Client::from_conf(config), bucket: bucket.to_string(), prefix: prefix.trim_matches('/').to_string() })
+        let config = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(custom_endpoint)
+            .timeout_config(timeouts)
+            .build();
+        Ok(Self {
+            client: Client::from_conf(config),
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+        })
     }
 
-    async fn upload_parts(&self, key: &str, upload_id: &str, path: &Path) -> Result<Vec<CompletedPart>, StoreError> {
+    async fn upload_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        path: &Path,
+    ) -> Result<Vec<CompletedPart>, StoreError> {
         let mut file = tokio::fs::File::open(path).await?;
         let mut parts = Vec::new();
         for number in 1.. {
             let mut buffer = Vec::with_capacity(PART_BYTES);
-            (&mut file).take(PART_BYTES as u64).read_to_end(&mut buffer).await?;
+            (&mut file)
+                .take(PART_BYTES as u64)
+                .read_to_end(&mut buffer)
+                .await?;
             if buffer.is_empty() && number > 1 {
                 break;
             }
@@ -70,7 +88,12 @@ impl S3Store {
                 .send()
                 .await
                 .map_err(store_error)?;
-            parts.push(CompletedPart::builder().part_number(number).set_e_tag(uploaded.e_tag).build());
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(uploaded.e_tag)
+                    .build(),
+            );
             if last {
                 break;
             }
@@ -86,11 +109,17 @@ fn store_error<E: ProvideErrorMetadata + std::fmt::Debug, R>(err: SdkError<E, R>
             let code = service.err().code().unwrap_or("Unknown").to_string();
             let message = service.err().message().unwrap_or("").to_string();
             match code.as_str() {
-                "NoSuchKey" | "NotFound" | "NoSuchUpload" => StoreError::NotFound(format!("{code}: {message}")),
-                "NoSuchBucket" | "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "InvalidBucketName" | "EntityTooLarge" | "InvalidRequest"
-                | "InvalidArgument" => {
-                    StoreError::Refused(format!("{code}: {message}"))
+                "NoSuchKey" | "NotFound" | "NoSuchUpload" => {
+                    StoreError::NotFound(format!("{code}: {message}"))
                 }
+                "NoSuchBucket"
+                | "AccessDenied"
+                | "InvalidAccessKeyId"
+                | "SignatureDoesNotMatch"
+                | "InvalidBucketName"
+                | "EntityTooLarge"
+                | "InvalidRequest"
+                | "InvalidArgument" => StoreError::Refused(format!("{code}: {message}")),
                 _ => StoreError::Unavailable(format!("{code}: {message}")),
             }
         }
@@ -117,36 +146,76 @@ impl ObjectStore for S3Store {
     }
 
     async fn get(&self, bucket: Option<&str>, key: &str) -> Result<ObjectReader, StoreError> {
-        let response = self.client.get_object().bucket(bucket.unwrap_or(&self.bucket)).key(key).send().await.map_err(|err| {
-            // S3 answers a missing key with NoSuchKey; some gateways with a bare 404.
-            if matches!(&err, SdkError::ServiceError(s) if s.raw().status().as_u16() == 404) {
-                StoreError::NotFound(key.to_string())
-            } else {
-                store_error(err)
-            }
-        })?;
-        let size = response.content_length().and_then(|len| u64::try_from(len).ok());
-        Ok(ObjectReader { size, body: Box::pin(response.body.into_async_read()) })
+        let response = self
+            .client
+            .get_object()
+            .bucket(bucket.unwrap_or(&self.bucket))
+            .key(key)
+            .send()
+            .await
+            .map_err(|err| {
+                // S3 answers a missing key with NoSuchKey; some gateways with a bare 404.
+                if matches!(&err, SdkError::ServiceError(s) if s.raw().status().as_u16() == 404) {
+                    StoreError::NotFound(key.to_string())
+                } else {
+                    store_error(err)
+                }
+            })?;
+        let size = response
+            .content_length()
+            .and_then(|len| u64::try_from(len).ok());
+        Ok(ObjectReader {
+            size,
+            body: Box::pin(response.body.into_async_read()),
+        })
     }
 
     async fn head(&self, bucket: Option<&str>, key: &str) -> Result<ObjectMeta, StoreError> {
-        let response = self.client.head_object().bucket(bucket.unwrap_or(&self.bucket)).key(key).send().await.map_err(|err| {
-            // HEAD has no body, so a missing key is only a bare 404.
-            if matches!(&err, SdkError::ServiceError(s) if s.raw().status().as_u16() == 404) {
-                StoreError::NotFound(key.to_string())
-            } else {
-                store_error(err)
-            }
-        })?;
-        let size = response.content_length().and_then(|len| u64::try_from(len).ok()).unwrap_or(0);
-        Ok(ObjectMeta { size, etag: response.e_tag().map(str::to_string) })
+        let response = self
+            .client
+            .head_object()
+            .bucket(bucket.unwrap_or(&self.bucket))
+            .key(key)
+            .send()
+            .await
+            .map_err(|err| {
+                // HEAD has no body, so a missing key is only a bare 404.
+                if matches!(&err, SdkError::ServiceError(s) if s.raw().status().as_u16() == 404) {
+                    StoreError::NotFound(key.to_string())
+                } else {
+                    store_error(err)
+                }
+            })?;
+        let size = response
+            .content_length()
+            .and_then(|len| u64::try_from(len).ok())
+            .unwrap_or(0);
+        Ok(ObjectMeta {
+            size,
+            etag: response.e_tag().map(str::to_string),
+        })
     }
 
-    async fn put_file(&self, key: &str, path: &Path, content_type: &str) -> Result<u64, StoreError> {
+    async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        content_type: &str,
+    ) -> Result<u64, StoreError> {
         let size = tokio::fs::metadata(path).await?.len();
         if size <= PART_BYTES as u64 {
-            let body = ByteStream::from_path(path).await.map_err(|err| StoreError::Unavailable(err.to_string()))?;
-            self.client.put_object().bucket(&self.bucket).key(key).content_type(content_type).body(body).send().await.map_err(store_error)?;
+            let body = ByteStream::from_path(path)
+                .await
+                .map_err(|err| StoreError::Unavailable(err.to_string()))?;
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type(content_type)
+                .body(body)
+                .send()
+                .await
+                .map_err(store_error)?;
             return Ok(size);
         }
         let created = self
@@ -158,23 +227,36 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map_err(store_error)?;
-        let upload_id = created.upload_id().ok_or_else(|| StoreError::Unavailable("no upload id".into()))?.to_string();
+        let upload_id = created
+            .upload_id()
+            .ok_or_else(|| StoreError::Unavailable("no upload id".into()))?
+            .to_string();
         let completed = match self.upload_parts(key, &upload_id, path).await {
-            Ok(parts) => {
-                self.client
-                    .complete_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .upload_id(&upload_id)
-                    .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-                    .send()
-                    .await
-                    .map_err(store_error)
-            }
+            Ok(parts) => self
+                .client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(store_error),
             Err(err) => Err(err),
         };
         if let Err(err) = completed {
-            let aborted = self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(&upload_id).send().await;
+            let aborted = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
             if let Err(abort_err) = aborted {
                 tracing::warn!(%abort_err, key, "could not abort a failed multipart upload");
             }
@@ -183,7 +265,12 @@ impl ObjectStore for S3Store {
         Ok(size)
     }
 
-    async fn put_bytes(&self, key: &str, bytes: Bytes, content_type: &str) -> Result<(), StoreError> {
+    async fn put_bytes(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        content_type: &str,
+    ) -> Result<(), StoreError> {
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -197,13 +284,26 @@ impl ObjectStore for S3Store {
     }
 
     async fn download_url(&self, key: &str, expires: Duration) -> Result<String, StoreError> {
-        let config = PresigningConfig::expires_in(expires).map_err(|err| StoreError::Refused(err.to_string()))?;
-        let request = self.client.get_object().bucket(&self.bucket).key(key).presigned(config).await.map_err(store_error)?;
+        let config = PresigningConfig::expires_in(expires)
+            .map_err(|err| StoreError::Refused(err.to_string()))?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(store_error)?;
         Ok(request.uri().to_string())
     }
 
     async fn check(&self) -> Result<(), StoreError> {
-        self.client.head_bucket().bucket(&self.bucket).send().await.map_err(store_error)?;
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(store_error)?;
         Ok(())
     }
 }

@@ -32,7 +32,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use zipfleet_shared::broker::{Broker, BrokerError, Consumer, Delivery, QueueDepth, QueueNames, Settle};
+use zipfleet_shared::broker::{
+    Broker, BrokerError, Consumer, Delivery, QueueDepth, QueueNames, Settle,
+};
 
 /// SQS's largest batch for one `ReceiveMessage`.
 const MAX_BATCH: usize = 10;
@@ -81,12 +83,22 @@ pub struct SqsOptions {
 
 /// Server-side trouble and throttling are worth retrying; anything else the
 /// service refused (missing queue, bad credentials, message too large) is not.
-fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static>(what: &str, err: SdkError<E, HttpResponse>) -> BrokerError {
+fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    what: &str,
+    err: SdkError<E, HttpResponse>,
+) -> BrokerError {
     match &err {
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or("Unknown");
             let message = service.err().message().unwrap_or("");
-            let throttled = matches!(code, "ThrottlingException" | "RequestThrottled" | "ServiceUnavailable" | "InternalError" | "InternalFailure");
+            let throttled = matches!(
+                code,
+                "ThrottlingException"
+                    | "RequestThrottled"
+                    | "ServiceUnavailable"
+                    | "InternalError"
+                    | "InternalFailure"
+            );
             let text = format!("{what}: {code}: {message}");
             if throttled || service.raw().status().is_server_error() {
                 BrokerError::Unavailable(text)
@@ -94,7 +106,10 @@ fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static>(what: &str, 
                 BrokerError::Refused(text)
             }
         }
-        _ => BrokerError::Unavailable(format!("{what}: {}", aws_sdk_sqs::error::DisplayErrorContext(&err))),
+        _ => BrokerError::Unavailable(format!(
+            "{what}: {}",
+            aws_sdk_sqs::error::DisplayErrorContext(&err)
+        )),
     }
 }
 
@@ -103,7 +118,9 @@ fn is_queue_url(name: &str) -> bool {
 }
 
 fn seconds(duration: Duration) -> i32 {
-    i32::try_from(duration.as_secs()).unwrap_or(i32::MAX).clamp(0, 43_200)
+    i32::try_from(duration.as_secs())
+        .unwrap_or(i32::MAX)
+        .clamp(0, 43_200)
 }
 
 impl SqsBroker {
@@ -113,22 +130,46 @@ impl SqsBroker {
     }
 
     /// Build on an existing client (tests, custom endpoints).
-    pub async fn with_client(client: Client, names: QueueNames, options: SqsOptions) -> Result<Self, BrokerError> {
+    pub async fn with_client(
+        client: Client,
+        names: QueueNames,
+        options: SqsOptions,
+    ) -> Result<Self, BrokerError> {
         let visibility = Duration::from_secs(options.visibility_timeout.as_secs().clamp(1, 43_200));
-        let dead_letter = resolve(&client, &names.dead_letter, options.create_queues, Vec::new()).await?;
-        let completed = resolve(&client, &names.completed, options.create_queues, Vec::new()).await?;
+        let dead_letter = resolve(
+            &client,
+            &names.dead_letter,
+            options.create_queues,
+            Vec::new(),
+        )
+        .await?;
+        let completed =
+            resolve(&client, &names.completed, options.create_queues, Vec::new()).await?;
         let jobs_attributes = if options.create_queues && !is_queue_url(&names.jobs) {
             let arn = queue_arn(&client, &dead_letter).await?;
             let redrive = serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": options.max_deliveries.max(1)});
             vec![
                 (QueueAttributeName::RedrivePolicy, redrive.to_string()),
-                (QueueAttributeName::VisibilityTimeout, seconds(visibility).to_string()),
+                (
+                    QueueAttributeName::VisibilityTimeout,
+                    seconds(visibility).to_string(),
+                ),
             ]
         } else {
             Vec::new()
         };
         let jobs = resolve(&client, &names.jobs, options.create_queues, jobs_attributes).await?;
-        Ok(Self { inner: Arc::new(Inner { client, urls: QueueUrls { jobs, completed, dead_letter }, visibility }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                urls: QueueUrls {
+                    jobs,
+                    completed,
+                    dead_letter,
+                },
+                visibility,
+            }),
+        })
     }
 
     /// The jobs queue's URL.
@@ -139,18 +180,31 @@ impl SqsBroker {
 
 /// A queue's URL: the name as given when it is a URL, else looked up, creating
 /// the queue (with `attributes`) when allowed and missing.
-async fn resolve(client: &Client, name: &str, create: bool, attributes: Vec<(QueueAttributeName, String)>) -> Result<String, BrokerError> {
+async fn resolve(
+    client: &Client,
+    name: &str,
+    create: bool,
+    attributes: Vec<(QueueAttributeName, String)>,
+) -> Result<String, BrokerError> {
     if is_queue_url(name) {
         return Ok(name.to_string());
     }
     match client.get_queue_url().queue_name(name).send().await {
-        Ok(found) => return found.queue_url.ok_or_else(|| BrokerError::Refused(format!("SQS returned no URL for queue {name}"))),
-        Err(SdkError::ServiceError(service)) if service.err().is_queue_does_not_exist() && create => {}
+        Ok(found) => {
+            return found.queue_url.ok_or_else(|| {
+                BrokerError::Refused(format!("SQS returned no URL for queue {name}"))
+            })
+        }
+        Err(SdkError::ServiceError(service))
+            if service.err().is_queue_does_not_exist() && create => {}
         Err(err) => return Err(sdk_error(&format!("looking up queue {name}"), err)),
     }
     let mut request = client.create_queue().queue_name(name);
     if name.ends_with("-dlq") || name.ends_with(".dlq") {
-        request = request.attributes(QueueAttributeName::MessageRetentionPeriod, DEAD_LETTER_RETENTION_SECONDS);
+        request = request.attributes(
+            QueueAttributeName::MessageRetentionPeriod,
+            DEAD_LETTER_RETENTION_SECONDS,
+        );
     }
     for (key, value) in attributes {
         request = request.attributes(key, value);
@@ -158,12 +212,21 @@ async fn resolve(client: &Client, name: &str, create: bool, attributes: Vec<(Que
     match request.send().await {
         Ok(created) => {
             tracing::info!(queue = name, "created SQS queue");
-            created.queue_url.ok_or_else(|| BrokerError::Refused(format!("SQS returned no URL for the new queue {name}")))
+            created.queue_url.ok_or_else(|| {
+                BrokerError::Refused(format!("SQS returned no URL for the new queue {name}"))
+            })
         }
         // Created meanwhile by another process (with other attributes): use it.
         Err(SdkError::ServiceError(service)) if service.err().is_queue_name_exists() => {
-            let found = client.get_queue_url().queue_name(name).send().await.map_err(|err| sdk_error(&format!("looking up queue {name}"), err))?;
-            found.queue_url.ok_or_else(|| BrokerError::Refused(format!("SQS returned no URL for queue {name}")))
+            let found = client
+                .get_queue_url()
+                .queue_name(name)
+                .send()
+                .await
+                .map_err(|err| sdk_error(&format!("looking up queue {name}"), err))?;
+            found.queue_url.ok_or_else(|| {
+                BrokerError::Refused(format!("SQS returned no URL for queue {name}"))
+            })
         }
         Err(err) => Err(sdk_error(&format!("creating queue {name}"), err)),
     }
@@ -185,10 +248,20 @@ async fn queue_arn(client: &Client, url: &str) -> Result<String, BrokerError> {
 }
 
 impl Inner {
-    async fn send(&self, url: &str, job_id: &str, body: &[u8], reason: Option<&str>) -> Result<(), BrokerError> {
-        let body = std::str::from_utf8(body).map_err(|_| BrokerError::Refused("SQS messages must be UTF-8 text".into()))?;
+    async fn send(
+        &self,
+        url: &str,
+        job_id: &str,
+        body: &[u8],
+        reason: Option<&str>,
+    ) -> Result<(), BrokerError> {
+        let body = std::str::from_utf8(body)
+            .map_err(|_| BrokerError::Refused("SQS messages must be UTF-8 text".into()))?;
         if body.len() > MAX_MESSAGE_BYTES {
-            return Err(BrokerError::Refused(format!("a {} byte message is larger than SQS accepts ({MAX_MESSAGE_BYTES})", body.len())));
+            return Err(BrokerError::Refused(format!(
+                "a {} byte message is larger than SQS accepts ({MAX_MESSAGE_BYTES})",
+                body.len()
+            )));
         }
         let mut request = self.client.send_message().queue_url(url).message_body(body);
         if !job_id.is_empty() {
@@ -198,13 +271,20 @@ impl Inner {
             let reason: String = reason.chars().take(1000).collect();
             request = request.message_attributes("dead_letter_reason", string_attribute(&reason));
         }
-        request.send().await.map_err(|err| sdk_error("sending a message", err))?;
+        request
+            .send()
+            .await
+            .map_err(|err| sdk_error("sending a message", err))?;
         Ok(())
     }
 }
 
 fn string_attribute(value: &str) -> MessageAttributeValue {
-    MessageAttributeValue::builder().data_type("String").string_value(value).build().expect("data type is set")
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .expect("data type is set")
 }
 
 #[async_trait]
@@ -214,11 +294,15 @@ impl Broker for SqsBroker {
     }
 
     async fn publish_job(&self, job_id: &str, body: &[u8]) -> Result<(), BrokerError> {
-        self.inner.send(&self.inner.urls.jobs, job_id, body, None).await
+        self.inner
+            .send(&self.inner.urls.jobs, job_id, body, None)
+            .await
     }
 
     async fn publish_completion(&self, job_id: &str, body: &[u8]) -> Result<(), BrokerError> {
-        self.inner.send(&self.inner.urls.completed, job_id, body, None).await
+        self.inner
+            .send(&self.inner.urls.completed, job_id, body, None)
+            .await
     }
 
     async fn consumer(&self, prefetch: u16) -> Result<Box<dyn Consumer>, BrokerError> {
@@ -242,7 +326,12 @@ impl Broker for SqsBroker {
             .send()
             .await
             .map_err(|err| sdk_error("reading the jobs queue's depth", err))?;
-        let read = |name: &QueueAttributeName| output.attributes().and_then(|map| map.get(name)).and_then(|value| value.parse::<u64>().ok());
+        let read = |name: &QueueAttributeName| {
+            output
+                .attributes()
+                .and_then(|map| map.get(name))
+                .and_then(|value| value.parse::<u64>().ok())
+        };
         Ok(QueueDepth {
             ready: read(&QueueAttributeName::ApproximateNumberOfMessages).unwrap_or(0),
             in_flight: read(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
@@ -292,7 +381,12 @@ impl Consumer for SqsConsumer {
                 std::future::pending::<()>().await;
             }
             if self.pending.is_none() {
-                let first = self.capacity.clone().acquire_owned().await.map_err(|_| BrokerError::Unavailable("consumer closed".into()))?;
+                let first = self
+                    .capacity
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| BrokerError::Unavailable("consumer closed".into()))?;
                 let mut slots = vec![first];
                 while slots.len() < MAX_BATCH {
                     match self.capacity.clone().try_acquire_owned() {
@@ -301,14 +395,20 @@ impl Consumer for SqsConsumer {
                     }
                 }
                 let request = self.receive(i32::try_from(slots.len()).unwrap_or(1));
-                self.pending = Some(PendingReceive { request: tokio::spawn(request), slots });
+                self.pending = Some(PendingReceive {
+                    request: tokio::spawn(request),
+                    slots,
+                });
             }
             // Cancel-safe: if this future is dropped while waiting here, the
             // receive carries on in its task and stays in `self.pending`.
             let pending = self.pending.as_mut().expect("a receive is in progress");
             let finished = (&mut pending.request).await;
-            let PendingReceive { mut slots, .. } = self.pending.take().expect("a receive is in progress");
-            let messages = finished.map_err(|err| BrokerError::Unavailable(format!("the receive task failed: {err}")))??;
+            let PendingReceive { mut slots, .. } =
+                self.pending.take().expect("a receive is in progress");
+            let messages = finished.map_err(|err| {
+                BrokerError::Unavailable(format!("the receive task failed: {err}"))
+            })??;
             for message in messages {
                 let Some(slot) = slots.pop() else {
                     // More than asked for: leave the extra for someone else.
@@ -347,10 +447,16 @@ impl SqsConsumer {
     /// One long-poll receive for up to `batch` messages. Not retried by the
     /// SDK: the worker loop backs off itself, and a quick answer during an
     /// outage keeps shutdown prompt.
-    fn receive(&self, batch: i32) -> impl std::future::Future<Output = Result<Vec<aws_sdk_sqs::types::Message>, BrokerError>> + Send + 'static {
+    fn receive(
+        &self,
+        batch: i32,
+    ) -> impl std::future::Future<Output = Result<Vec<aws_sdk_sqs::types::Message>, BrokerError>>
+           + Send
+           + 'static {
         let inner = self.inner.clone();
         async move {
-            let no_retries = aws_sdk_sqs::config::Builder::default().retry_config(aws_sdk_sqs::config::retry::RetryConfig::disabled());
+            let no_retries = aws_sdk_sqs::config::Builder::default()
+                .retry_config(aws_sdk_sqs::config::retry::RetryConfig::disabled());
             let output = inner
                 .client
                 .receive_message()
@@ -372,11 +478,23 @@ impl SqsConsumer {
     /// Make a received message visible to other workers at once.
     async fn release(&self, message: &aws_sdk_sqs::types::Message) {
         if let Some(handle) = message.receipt_handle() {
-            let _ = self.inner.client.change_message_visibility().queue_url(&self.inner.urls.jobs).receipt_handle(handle).visibility_timeout(0).send().await;
+            let _ = self
+                .inner
+                .client
+                .change_message_visibility()
+                .queue_url(&self.inner.urls.jobs)
+                .receipt_handle(handle)
+                .visibility_timeout(0)
+                .send()
+                .await;
         }
     }
 
-    fn delivery(&self, message: aws_sdk_sqs::types::Message, slot: OwnedSemaphorePermit) -> Option<Delivery> {
+    fn delivery(
+        &self,
+        message: aws_sdk_sqs::types::Message,
+        slot: OwnedSemaphorePermit,
+    ) -> Option<Delivery> {
         let handle = message.receipt_handle()?.to_string();
         let attempt = message
             .attributes()
@@ -391,7 +509,13 @@ impl SqsConsumer {
             .unwrap_or_default()
             .to_string();
         let body = Bytes::from(message.body.unwrap_or_default());
-        let settle = SqsSettle { inner: self.inner.clone(), handle, body: body.clone(), job_id, _slot: slot };
+        let settle = SqsSettle {
+            inner: self.inner.clone(),
+            handle,
+            body: body.clone(),
+            job_id,
+            _slot: slot,
+        };
         Some(Delivery::new(body, attempt, Box::new(settle)))
     }
 }
@@ -435,16 +559,25 @@ impl Settle for SqsSettle {
     }
 
     async fn hand_back(&self) -> Result<(), BrokerError> {
-        self.set_visibility(Duration::ZERO, "handing a job back").await
+        self.set_visibility(Duration::ZERO, "handing a job back")
+            .await
     }
 
     async fn dead_letter(&self, reason: &str) -> Result<(), BrokerError> {
-        self.inner.send(&self.inner.urls.dead_letter, &self.job_id, &self.body, Some(reason)).await?;
+        self.inner
+            .send(
+                &self.inner.urls.dead_letter,
+                &self.job_id,
+                &self.body,
+                Some(reason),
+            )
+            .await?;
         self.ack().await
     }
 
     async fn extend_lease(&self) -> Result<(), BrokerError> {
-        self.set_visibility(self.inner.visibility, "extending a job's visibility").await
+        self.set_visibility(self.inner.visibility, "extending a job's visibility")
+            .await
     }
 
     fn lease_renewal_interval(&self) -> Option<Duration> {
@@ -466,11 +599,19 @@ const LIST_PEEK_SECONDS: i32 = 5;
 const REDRIVE_LEASE_SECONDS: i32 = 60;
 
 fn message_attribute(message: &aws_sdk_sqs::types::Message, name: &str) -> Option<String> {
-    message.message_attributes().and_then(|map| map.get(name)).and_then(|value| value.string_value()).map(str::to_string)
+    message
+        .message_attributes()
+        .and_then(|map| map.get(name))
+        .and_then(|value| value.string_value())
+        .map(str::to_string)
 }
 
 impl Inner {
-    async fn receive_dead_letters(&self, count: usize, visibility: i32) -> Result<Vec<aws_sdk_sqs::types::Message>, BrokerError> {
+    async fn receive_dead_letters(
+        &self,
+        count: usize,
+        visibility: i32,
+    ) -> Result<Vec<aws_sdk_sqs::types::Message>, BrokerError> {
         let output = self
             .client
             .receive_message()
@@ -495,7 +636,10 @@ impl DeadLetters for SqsBroker {
         let mut handles = Vec::new();
         let mut result = Ok(());
         while listed.len() < limit {
-            let batch = match inner.receive_dead_letters(limit - listed.len(), LIST_PEEK_SECONDS).await {
+            let batch = match inner
+                .receive_dead_letters(limit - listed.len(), LIST_PEEK_SECONDS)
+                .await
+            {
                 Ok(batch) => batch,
                 Err(err) => {
                     result = Err(err);
@@ -512,10 +656,16 @@ impl DeadLetters for SqsBroker {
                     continue;
                 }
                 // Ours when the worker dead-lettered it; none when the redrive policy did.
-                let reason = message_attribute(&message, "dead_letter_reason").unwrap_or_else(|| EXCEEDED_MAX_DELIVERIES.to_string());
-                let mut letter = DeadLetter::describe(id, Some(reason), message.body().unwrap_or_default().as_bytes());
+                let reason = message_attribute(&message, "dead_letter_reason")
+                    .unwrap_or_else(|| EXCEEDED_MAX_DELIVERIES.to_string());
+                let mut letter = DeadLetter::describe(
+                    id,
+                    Some(reason),
+                    message.body().unwrap_or_default().as_bytes(),
+                );
                 if letter.job_id.is_none() {
-                    letter.job_id = message_attribute(&message, "job_id").filter(|id| zipfleet_shared::spec::is_valid_job_id(id));
+                    letter.job_id = message_attribute(&message, "job_id")
+                        .filter(|id| zipfleet_shared::spec::is_valid_job_id(id));
                 }
                 listed.push(letter);
             }
@@ -525,7 +675,14 @@ impl DeadLetters for SqsBroker {
         }
         // Visible again at once (else they come back after LIST_PEEK_SECONDS anyway).
         for handle in handles {
-            let _ = inner.client.change_message_visibility().queue_url(&inner.urls.dead_letter).receipt_handle(handle).visibility_timeout(0).send().await;
+            let _ = inner
+                .client
+                .change_message_visibility()
+                .queue_url(&inner.urls.dead_letter)
+                .receipt_handle(handle)
+                .visibility_timeout(0)
+                .send()
+                .await;
         }
         result.map(|()| listed)
     }
@@ -541,8 +698,15 @@ impl DeadLetters for SqsBroker {
             .send()
             .await
             .map_err(|err| sdk_error("reading the dead-letter queue's depth", err))?;
-        let read = |name: &QueueAttributeName| output.attributes().and_then(|map| map.get(name)).and_then(|value| value.parse::<u64>().ok()).unwrap_or(0);
-        Ok(read(&QueueAttributeName::ApproximateNumberOfMessages) + read(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
+        let read = |name: &QueueAttributeName| {
+            output
+                .attributes()
+                .and_then(|map| map.get(name))
+                .and_then(|value| value.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Ok(read(&QueueAttributeName::ApproximateNumberOfMessages)
+            + read(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
     }
 
     /// Receive from the dead-letter queue, send to the jobs queue, then delete
@@ -552,18 +716,24 @@ impl DeadLetters for SqsBroker {
         let inner = &self.inner;
         let mut moved = 0u64;
         while (moved as usize) < max {
-            let batch = inner.receive_dead_letters(max - moved as usize, REDRIVE_LEASE_SECONDS).await?;
+            let batch = inner
+                .receive_dead_letters(max - moved as usize, REDRIVE_LEASE_SECONDS)
+                .await?;
             if batch.is_empty() {
                 break;
             }
             for message in batch {
-                let Some(handle) = message.receipt_handle() else { continue };
+                let Some(handle) = message.receipt_handle() else {
+                    continue;
+                };
                 let body = message.body().unwrap_or_default();
                 let job_id = message_attribute(&message, "job_id")
                     .filter(|id| zipfleet_shared::spec::is_valid_job_id(id))
                     .or_else(|| DeadLetter::describe("", None, body.as_bytes()).job_id)
                     .unwrap_or_default();
-                inner.send(&inner.urls.jobs, &job_id, body.as_bytes(), None).await?;
+                inner
+                    .send(&inner.urls.jobs, &job_id, body.as_bytes(), None)
+                    .await?;
                 inner
                     .client
                     .delete_message()

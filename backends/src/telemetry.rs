@@ -16,7 +16,11 @@ pub enum LogStream {
 /// The format actually used: the configured one, else `text` on a terminal
 /// and `json` (one object a line) everywhere else.
 pub fn resolve_format(settings: &LogSettings, on_terminal: bool) -> LogFormat {
-    settings.log_format.unwrap_or(if on_terminal { LogFormat::Text } else { LogFormat::Json })
+    settings.log_format.unwrap_or(if on_terminal {
+        LogFormat::Text
+    } else {
+        LogFormat::Json
+    })
 }
 
 /// Install the global subscriber. `RUST_LOG` filters (default `info`).
@@ -28,7 +32,9 @@ pub fn init_logging(settings: &LogSettings, stream: LogStream) {
         LogStream::Stderr => std::io::stderr().is_terminal(),
     };
     let format = resolve_format(settings, on_terminal);
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(on_terminal && format == LogFormat::Text);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(on_terminal && format == LogFormat::Text);
     match (stream, format) {
         (LogStream::Stdout, LogFormat::Json) => builder.json().with_writer(std::io::stdout).init(),
         (LogStream::Stdout, LogFormat::Text) => builder.with_writer(std::io::stdout).init(),
@@ -42,7 +48,9 @@ pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("installing the SIGTERM handler");
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing the SIGTERM handler");
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}
@@ -64,9 +72,13 @@ mod tests {
         let unset = LogSettings::default();
         assert_eq!(resolve_format(&unset, false), LogFormat::Json);
         assert_eq!(resolve_format(&unset, true), LogFormat::Text);
-        let text = LogSettings { log_format: Some(LogFormat::Text) };
+        let text = LogSettings {
+            log_format: Some(LogFormat::Text),
+        };
         assert_eq!(resolve_format(&text, false), LogFormat::Text);
-        let json = LogSettings { log_format: Some(LogFormat::Json) };
+        let json = LogSettings {
+            log_format: Some(LogFormat::Json),
+        };
         assert_eq!(resolve_format(&json, true), LogFormat::Json);
     }
 }

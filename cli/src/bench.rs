@@ -121,13 +121,21 @@ impl Spread {
     fn of(samples: &[f64]) -> Self {
         let mut sorted = samples.to_vec();
         sorted.sort_by(f64::total_cmp);
-        Self { min: sorted[0], median: sorted[sorted.len() / 2], max: sorted[sorted.len() - 1] }
+        Self {
+            min: sorted[0],
+            median: sorted[sorted.len() / 2],
+            max: sorted[sorted.len() - 1],
+        }
     }
 }
 
 impl std::fmt::Display for Spread {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:.2} / **{:.2}** / {:.2}", self.min, self.median, self.max)
+        write!(
+            f,
+            "{:.2} / **{:.2}** / {:.2}",
+            self.min, self.median, self.max
+        )
     }
 }
 
@@ -156,7 +164,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&store)?;
     let images = copy_corpus(&args.corpus, &store)?;
     if images.is_empty() {
-        bail!("no JPEG, PNG or WebP images in {} (fetch them with ../shared/corpus/fetch.sh DIR)", args.corpus.display());
+        bail!(
+            "no JPEG, PNG or WebP images in {} (fetch them with ../shared/corpus/fetch.sh DIR)",
+            args.corpus.display()
+        );
     }
     let bench = Bench {
         exe: std::env::current_exe().context("locating the zipfleet binary")?,
@@ -180,7 +191,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             workers: bench.args.workers,
             size: bench.args.size,
             rounds: bench.args.rounds,
-            pool: if bench.args.cold { None } else { bench.args.pool },
+            pool: if bench.args.cold {
+                None
+            } else {
+                bench.args.pool
+            },
         })?;
     } else if bench.args.burst {
         bench.burst()?;
@@ -199,7 +214,12 @@ impl Drop for TempDirGuard {
 }
 
 fn installed(program: &str, version_flag: &str) -> bool {
-    Command::new(program).arg(version_flag).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|status| status.success())
+    Command::new(program)
+        .arg(version_flag)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 fn copy_corpus(corpus: &Path, store: &Path) -> anyhow::Result<Vec<Image>> {
@@ -208,7 +228,9 @@ fn copy_corpus(corpus: &Path, store: &Path) -> anyhow::Result<Vec<Image>> {
     files.sort();
     let mut images = Vec::new();
     for (index, path) in files.iter().enumerate() {
-        let Some(format) = Format::sniff(path) else { continue };
+        let Some(format) = Format::sniff(path) else {
+            continue;
+        };
         let extension = match format {
             Format::Jpeg => "jpg",
             Format::Png => "png",
@@ -243,7 +265,11 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
 /// execs its program, so the PID stays the same).
 fn measure(command: &mut Command) -> anyhow::Result<Measured> {
     let started = Instant::now();
-    let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().with_context(|| format!("starting {command:?}"))?;
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {command:?}"))?;
     let mut stderr = child.stderr.take().expect("piped");
     let reader = std::thread::spawn(move || {
         let mut text = String::new();
@@ -253,7 +279,11 @@ fn measure(command: &mut Command) -> anyhow::Result<Measured> {
     let status_file = format!("/proc/{}/status", child.id());
     let mut max_rss_kib = 0;
     let status = loop {
-        if let Some(hwm) = std::fs::read_to_string(&status_file).ok().as_deref().and_then(high_water_mark_kib) {
+        if let Some(hwm) = std::fs::read_to_string(&status_file)
+            .ok()
+            .as_deref()
+            .and_then(high_water_mark_kib)
+        {
             max_rss_kib = max_rss_kib.max(hwm);
         }
         if let Some(status) = child.try_wait()? {
@@ -273,9 +303,19 @@ fn measure(command: &mut Command) -> anyhow::Result<Measured> {
 fn children_cpu() -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat")?;
     // Fields after the parenthesised command name; cutime and cstime are the 16th and 17th.
-    let rest = stat.rsplit_once(')').map(|(_, rest)| rest).context("reading /proc/self/stat")?;
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("reading /proc/self/stat")?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(13).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0) + fields.get(14).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks: f64 = fields
+        .get(13)
+        .and_then(|f| f.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        + fields
+            .get(14)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0);
     Ok(ticks / 100.0)
 }
 
@@ -312,7 +352,10 @@ impl Bench {
     }
 
     fn subset(&self, format: Option<Format>) -> Vec<&Image> {
-        self.images.iter().filter(|image| format.is_none_or(|wanted| image.format == wanted)).collect()
+        self.images
+            .iter()
+            .filter(|image| format.is_none_or(|wanted| image.format == wanted))
+            .collect()
     }
 
     /// Write the job spec for `images` and return its path.
@@ -333,7 +376,14 @@ impl Bench {
     /// and every round would otherwise be served from the first one's cache.
     fn zipfleet(&self, job: &Path, out: &Path, pin: bool) -> anyhow::Result<Measured> {
         let mut command = self.pinned(&self.exe, pin);
-        command.env("ZIPFLEET_CACHE", "off").arg("run").arg(job).arg("--store").arg(&self.store).arg("--out").arg(out);
+        command
+            .env("ZIPFLEET_CACHE", "off")
+            .arg("run")
+            .arg(job)
+            .arg("--store")
+            .arg(&self.store)
+            .arg("--out")
+            .arg(out);
         measure(&mut command)
     }
 
@@ -345,10 +395,20 @@ impl Bench {
     fn retrain(&self) -> anyhow::Result<()> {
         let runtime = tokio::runtime::Handle::current();
         let log = std::sync::Arc::new(crate::burst::RequestLog::default());
-        let port = runtime.block_on(crate::burst::start_file_server(self.store.clone(), log.clone()))?;
+        let port = runtime.block_on(crate::burst::start_file_server(
+            self.store.clone(),
+            log.clone(),
+        ))?;
         let chosen: Vec<&Image> = self.images.iter().cycle().take(self.args.images).collect();
         let rounds = self.args.rounds.max(1);
-        let (mut cold_wall, mut warm_wall, mut cold_cpu, mut warm_cpu, mut wall_ratio, mut cpu_ratio) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+        let (
+            mut cold_wall,
+            mut warm_wall,
+            mut cold_cpu,
+            mut warm_cpu,
+            mut wall_ratio,
+            mut cpu_ratio,
+        ) = (vec![], vec![], vec![], vec![], vec![], vec![]);
         let mut warm_requests = 0;
         let mut identical = true;
         for round in 0..rounds {
@@ -383,10 +443,22 @@ impl Bench {
                 let requests = log.total();
                 let cpu_before = children_cpu()?;
                 let mut command = Command::new(&self.exe);
-                command.env("ZIPFLEET_ALLOWED_SOURCE_NETS", "127.0.0.1/32").arg("run").arg(&job).arg("--store").arg(&store).arg("--out").arg(&out);
+                command
+                    .env("ZIPFLEET_ALLOWED_SOURCE_NETS", "127.0.0.1/32")
+                    .arg("run")
+                    .arg(&job)
+                    .arg("--store")
+                    .arg(&store)
+                    .arg("--out")
+                    .arg(&out);
                 let measured = measure(&mut command)?;
                 let cpu = children_cpu()? - cpu_before;
-                runs.push((measured.wall.as_secs_f64(), cpu, log.total() - requests, zip_pictures(&out)?));
+                runs.push((
+                    measured.wall.as_secs_f64(),
+                    cpu,
+                    log.total() - requests,
+                    zip_pictures(&out)?,
+                ));
             }
             let (cold, warm) = (&runs[0], &runs[1]);
             cold_wall.push(cold.0);
@@ -398,7 +470,14 @@ impl Bench {
             warm_requests += warm.2;
             identical &= cold.3 == warm.3;
         }
-        let pct = |s: Spread| format!("{:.1} / **{:.1}** / {:.1} %", s.min * 100.0, s.median * 100.0, s.max * 100.0);
+        let pct = |s: Spread| {
+            format!(
+                "{:.1} / **{:.1}** / {:.1} %",
+                s.min * 100.0,
+                s.median * 100.0,
+                s.max * 100.0
+            )
+        };
         println!("# zipfleet bench --retrain");
         println!();
         println!(
@@ -410,8 +489,18 @@ impl Bench {
         println!();
         println!("| | cold | re-train | re-train ÷ cold |");
         println!("|---|---|---|---|");
-        println!("| wall, s (min / **median** / max) | {} | {} | {} |", Spread::of(&cold_wall), Spread::of(&warm_wall), pct(Spread::of(&wall_ratio)));
-        println!("| CPU user+sys, s | {} | {} | {} |", Spread::of(&cold_cpu), Spread::of(&warm_cpu), pct(Spread::of(&cpu_ratio)));
+        println!(
+            "| wall, s (min / **median** / max) | {} | {} | {} |",
+            Spread::of(&cold_wall),
+            Spread::of(&warm_wall),
+            pct(Spread::of(&wall_ratio))
+        );
+        println!(
+            "| CPU user+sys, s | {} | {} | {} |",
+            Spread::of(&cold_cpu),
+            Spread::of(&warm_cpu),
+            pct(Spread::of(&cpu_ratio))
+        );
         println!();
         println!(
             "Web requests during the re-trains: {warm_requests}; zip entries identical to the cold run's: {}. Targets: CPU ≤ 8%, wall ≤ 20%, no requests, identical.",
@@ -424,8 +513,15 @@ impl Bench {
         let out = self.work.join(format!("vips-{extension}"));
         std::fs::create_dir_all(&out)?;
         let mut command = self.pinned("vipsthumbnail", true);
-        command.env("VIPS_CONCURRENCY", "1").arg("-s").arg(format!("{0}x{0}!", self.args.size));
-        let pattern = if extension == "jpg" { "%s.jpg[Q=90]".to_string() } else { format!("%s.{extension}") };
+        command
+            .env("VIPS_CONCURRENCY", "1")
+            .arg("-s")
+            .arg(format!("{0}x{0}!", self.args.size));
+        let pattern = if extension == "jpg" {
+            "%s.jpg[Q=90]".to_string()
+        } else {
+            format!("%s.{extension}")
+        };
         command.arg("-o").arg(out.join(pattern));
         command.args(images.iter().map(|image| self.store.join(&image.key)));
         measure(&mut command)
@@ -435,11 +531,23 @@ impl Bench {
         let out = self.work.join("gm");
         std::fs::create_dir_all(&out)?;
         let mut command = self.pinned("gm", true);
-        command.env("OMP_NUM_THREADS", "1").arg("mogrify").arg("-output-directory").arg(&out);
-        command.arg("-resize").arg(format!("{0}x{0}!", self.args.size)).arg("-quality").arg("90").arg("-format").arg("jpg");
+        command
+            .env("OMP_NUM_THREADS", "1")
+            .arg("mogrify")
+            .arg("-output-directory")
+            .arg(&out);
+        command
+            .arg("-resize")
+            .arg(format!("{0}x{0}!", self.args.size))
+            .arg("-quality")
+            .arg("90")
+            .arg("-format")
+            .arg("jpg");
         // mogrify joins -output-directory with each input path as given, so the
         // inputs are named relative to the store.
-        command.current_dir(&self.store).args(images.iter().map(|image| &image.key));
+        command
+            .current_dir(&self.store)
+            .args(images.iter().map(|image| &image.key));
         measure(&mut command)
     }
 
@@ -456,7 +564,9 @@ impl Bench {
             rounds: self.args.rounds,
             one_job_one_core: Box::new(|job| {
                 let out = self.work.join("burst-floor.zip");
-                let rounds = (0..self.args.rounds.max(1)).map(|_| self.zipfleet(job, &out, true).map(|m| m.wall)).collect::<anyhow::Result<Vec<_>>>()?;
+                let rounds = (0..self.args.rounds.max(1))
+                    .map(|_| self.zipfleet(job, &out, true).map(|m| m.wall))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
                 let mut sorted = rounds;
                 sorted.sort();
                 Ok(sorted[sorted.len() / 2])
@@ -492,7 +602,12 @@ impl Bench {
         println!();
         println!("| subset | images | zipfleet | vipsthumbnail | gm | zipfleet ÷ vips | gm ÷ zipfleet | zipfleet peak RSS |");
         println!("|---|---|---|---|---|---|---|---|");
-        let subsets = [Some(Format::Jpeg), Some(Format::Png), Some(Format::Webp), None];
+        let subsets = [
+            Some(Format::Jpeg),
+            Some(Format::Png),
+            Some(Format::Webp),
+            None,
+        ];
         for format in subsets {
             let images = self.subset(format);
             if images.is_empty() {
@@ -506,12 +621,21 @@ impl Bench {
             for _ in 0..rounds {
                 let ours = self.zipfleet(&job, &out, true)?;
                 peak_rss = peak_rss.max(ours.max_rss_kib);
-                times.entry("zipfleet").or_default().push(ours.wall.as_secs_f64());
+                times
+                    .entry("zipfleet")
+                    .or_default()
+                    .push(ours.wall.as_secs_f64());
                 if self.has_vips {
-                    times.entry("vips").or_default().push(self.vips(&images, "jpg")?.wall.as_secs_f64());
+                    times
+                        .entry("vips")
+                        .or_default()
+                        .push(self.vips(&images, "jpg")?.wall.as_secs_f64());
                 }
                 if self.has_gm {
-                    times.entry("gm").or_default().push(self.gm(&images)?.wall.as_secs_f64());
+                    times
+                        .entry("gm")
+                        .or_default()
+                        .push(self.gm(&images)?.wall.as_secs_f64());
                 }
             }
             let ours = Spread::of(&times["zipfleet"]);
@@ -522,8 +646,14 @@ impl Bench {
                 images.len(),
                 vips.map_or("–".into(), |s| s.to_string()),
                 gm.map_or("–".into(), |s| s.to_string()),
-                vips.map_or("–".into(), |s| format!("**{:.2}×**", ours.median / s.median)),
-                gm.map_or("–".into(), |s| format!("**{:.1}×**", s.median / ours.median)),
+                vips.map_or("–".into(), |s| format!(
+                    "**{:.2}×**",
+                    ours.median / s.median
+                )),
+                gm.map_or("–".into(), |s| format!(
+                    "**{:.1}×**",
+                    s.median / ours.median
+                )),
                 peak_rss as f64 / 1024.0
             );
         }
@@ -549,7 +679,11 @@ impl Bench {
         println!();
         println!("| 1 core | {cores} cores | speed-up | ideal | peak RSS ({cores} cores) |");
         println!("|---|---|---|---|---|");
-        println!("| {one} | {many} | **{:.2}×** | {cores}× | {:.0} MiB |", one.median / many.median, peak_many as f64 / 1024.0);
+        println!(
+            "| {one} | {many} | **{:.2}×** | {cores}× | {:.0} MiB |",
+            one.median / many.median,
+            peak_many as f64 / 1024.0
+        );
 
         if self.has_vips {
             self.accuracy(&all)?;
@@ -567,15 +701,34 @@ impl Bench {
         let mut per_format: BTreeMap<Format, Vec<f64>> = BTreeMap::new();
         for image in images {
             let mut ours = Vec::new();
-            archive.by_name(&format!("corpus/{}.png", image.id))?.read_to_end(&mut ours)?;
+            archive
+                .by_name(&format!("corpus/{}.png", image.id))?
+                .read_to_end(&mut ours)?;
             let ours = image::load_from_memory(&ours)?.to_rgb8();
-            let stem = image.key.rsplit_once('.').map_or(image.key.as_str(), |(stem, _)| stem);
-            let theirs = image::open(self.work.join("vips-png").join(format!("{stem}.png")))?.to_rgb8();
+            let stem = image
+                .key
+                .rsplit_once('.')
+                .map_or(image.key.as_str(), |(stem, _)| stem);
+            let theirs =
+                image::open(self.work.join("vips-png").join(format!("{stem}.png")))?.to_rgb8();
             if ours.dimensions() != theirs.dimensions() {
-                bail!("{}: zipfleet made {:?}, libvips {:?}", image.key, ours.dimensions(), theirs.dimensions());
+                bail!(
+                    "{}: zipfleet made {:?}, libvips {:?}",
+                    image.key,
+                    ours.dimensions(),
+                    theirs.dimensions()
+                );
             }
-            let total: u64 = ours.as_raw().iter().zip(theirs.as_raw()).map(|(a, b)| u64::from(a.abs_diff(*b))).sum();
-            per_format.entry(image.format).or_default().push(total as f64 / ours.as_raw().len() as f64);
+            let total: u64 = ours
+                .as_raw()
+                .iter()
+                .zip(theirs.as_raw())
+                .map(|(a, b)| u64::from(a.abs_diff(*b)))
+                .sum();
+            per_format
+                .entry(image.format)
+                .or_default()
+                .push(total as f64 / ours.as_raw().len() as f64);
         }
         println!();
         println!("## Accuracy — mean absolute difference per channel against libvips (0–255, PNG output)");
@@ -587,11 +740,18 @@ impl Bench {
             everything.extend_from_slice(values);
             let mean = values.iter().sum::<f64>() / values.len() as f64;
             let worst = values.iter().copied().fold(0.0, f64::max);
-            println!("| {} | {} | {mean:.2} | {worst:.2} |", format.name(), values.len());
+            println!(
+                "| {} | {} | {mean:.2} | {worst:.2} |",
+                format.name(),
+                values.len()
+            );
         }
         let mean = everything.iter().sum::<f64>() / everything.len().max(1) as f64;
         let worst = everything.iter().copied().fold(0.0, f64::max);
-        println!("| all | {} | **{mean:.2}** | {worst:.2} |", everything.len());
+        println!(
+            "| all | {} | **{mean:.2}** | {worst:.2} |",
+            everything.len()
+        );
         println!();
         println!("Target: mean ≤ 1.0.");
         Ok(())

@@ -15,9 +15,9 @@
 use anyhow::{bail, Context};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zipfleet_shared::config::BackendConfig;
@@ -55,28 +55,51 @@ impl Drop for Children {
 
 pub fn run(input: BurstInput<'_>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Handle::current();
-    let exe_dir = std::env::current_exe()?.parent().context("binary directory")?.to_path_buf();
+    let exe_dir = std::env::current_exe()?
+        .parent()
+        .context("binary directory")?
+        .to_path_buf();
     let binary = |name: &str| -> anyhow::Result<PathBuf> {
         let path = exe_dir.join(name);
         if !path.exists() {
-            bail!("{} is missing: build every binary first (`cargo build --release --bins`)", path.display());
+            bail!(
+                "{} is missing: build every binary first (`cargo build --release --bins`)",
+                path.display()
+            );
         }
         Ok(path)
     };
     let (api_binary, worker_binary) = (binary("zipfleet-api")?, binary("zipfleet-worker")?);
 
     let config = backend_config();
-    let store = runtime.block_on(zipfleet_backends::connect_store(&config)).context("connecting to the bench's object store")?;
+    let store = runtime
+        .block_on(zipfleet_backends::connect_store(&config))
+        .context("connecting to the bench's object store")?;
     let http = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let http_port = http.local_addr()?.port();
-    runtime.spawn(serve_files(http, input.store_dir.to_path_buf(), Arc::default()));
+    runtime.spawn(serve_files(
+        http,
+        input.store_dir.to_path_buf(),
+        Arc::default(),
+    ));
 
     // The same images in every job (a class training one shared project):
     // even ones from the store, odd ones from the web server.
-    let chosen: Vec<&String> = input.keys.iter().cycle().take(input.images_per_job).collect();
+    let chosen: Vec<&String> = input
+        .keys
+        .iter()
+        .cycle()
+        .take(input.images_per_job)
+        .collect();
     for key in input.keys.iter().take(input.images_per_job) {
         let bytes = std::fs::read(input.store_dir.join(key))?;
-        runtime.block_on(store.put_bytes(&format!("bench/{key}"), bytes.into(), "application/octet-stream")).with_context(|| format!("uploading {key}"))?;
+        runtime
+            .block_on(store.put_bytes(
+                &format!("bench/{key}"),
+                bytes.into(),
+                "application/octet-stream",
+            ))
+            .with_context(|| format!("uploading {key}"))?;
     }
     let images: Vec<serde_json::Value> = chosen
         .iter()
@@ -95,7 +118,12 @@ pub fn run(input: BurstInput<'_>) -> anyhow::Result<()> {
     let local: Vec<serde_json::Value> =
         chosen.iter().enumerate().map(|(i, key)| serde_json::json!({"id": format!("i{i}"), "label": "x", "object": {"key": key}})).collect();
     let floor_job = input.work.join("job-burst-floor.json");
-    std::fs::write(&floor_job, serde_json::to_vec(&serde_json::json!({"job_id": "burst-floor", "images": local, "output": output}))?)?;
+    std::fs::write(
+        &floor_job,
+        serde_json::to_vec(
+            &serde_json::json!({"job_id": "burst-floor", "images": local, "output": output}),
+        )?,
+    )?;
     let one_job = (input.one_job_one_core)(&floor_job)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let floor = one_job.as_secs_f64() * input.jobs as f64 / cores as f64;
@@ -106,7 +134,12 @@ pub fn run(input: BurstInput<'_>) -> anyhow::Result<()> {
     };
     let api_url = format!("http://127.0.0.1:{api_port}");
     let mut children = Children(Vec::new());
-    children.0.push(fleet_command(&api_binary, &config).env("ZIPFLEET_LISTEN", format!("127.0.0.1:{api_port}")).spawn().context("starting zipfleet-api")?);
+    children.0.push(
+        fleet_command(&api_binary, &config)
+            .env("ZIPFLEET_LISTEN", format!("127.0.0.1:{api_port}"))
+            .spawn()
+            .context("starting zipfleet-api")?,
+    );
     for _ in 0..input.workers {
         // The same 40 pictures in every job: with the cache they would be
         // rendered once, so this burst measures the pipeline with it off
@@ -137,7 +170,11 @@ pub fn run(input: BurstInput<'_>) -> anyhow::Result<()> {
             futures::future::join_all(posts).await
         });
         makespans.push(started.elapsed().as_secs_f64());
-        latencies.extend(round_latencies.into_iter().collect::<anyhow::Result<Vec<f64>>>()?);
+        latencies.extend(
+            round_latencies
+                .into_iter()
+                .collect::<anyhow::Result<Vec<f64>>>()?,
+        );
     }
     makespans.sort_by(f64::total_cmp);
     latencies.sort_by(f64::total_cmp);
@@ -185,10 +222,17 @@ pub fn run(input: BurstInput<'_>) -> anyhow::Result<()> {
 fn backend_config() -> BackendConfig {
     let mut config = BackendConfig::embedded(Path::new("/tmp"));
     let id = std::process::id();
-    config.broker = std::env::var("ZIPFLEET_BROKER").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
-    config.status = std::env::var("ZIPFLEET_STATUS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
-    config.store = std::env::var("ZIPFLEET_BENCH_STORE").unwrap_or_else(|_| format!("s3://zipfleet/bench-{id}"));
-    let sep = if config.broker.starts_with("sqs") { "-" } else { "." };
+    config.broker = std::env::var("ZIPFLEET_BROKER")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    config.status =
+        std::env::var("ZIPFLEET_STATUS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+    config.store = std::env::var("ZIPFLEET_BENCH_STORE")
+        .unwrap_or_else(|_| format!("s3://zipfleet/bench-{id}"));
+    let sep = if config.broker.starts_with("sqs") {
+        "-"
+    } else {
+        "."
+    };
     config.jobs_queue = Some(format!("zipfleet{sep}bench{sep}jobs{sep}{id}"));
     config.completed_queue = Some(format!("zipfleet{sep}bench{sep}completed{sep}{id}"));
     config.dead_letter_queue = Some(format!("zipfleet{sep}bench{sep}dlq{sep}{id}"));
@@ -199,9 +243,18 @@ fn fleet_command(binary: &Path, config: &BackendConfig) -> Command {
     let mut command = Command::new(binary);
     command
         .env("ZIPFLEET_BROKER", &config.broker)
-        .env("ZIPFLEET_JOBS_QUEUE", config.jobs_queue.as_deref().unwrap_or_default())
-        .env("ZIPFLEET_COMPLETED_QUEUE", config.completed_queue.as_deref().unwrap_or_default())
-        .env("ZIPFLEET_DEAD_LETTER_QUEUE", config.dead_letter_queue.as_deref().unwrap_or_default())
+        .env(
+            "ZIPFLEET_JOBS_QUEUE",
+            config.jobs_queue.as_deref().unwrap_or_default(),
+        )
+        .env(
+            "ZIPFLEET_COMPLETED_QUEUE",
+            config.completed_queue.as_deref().unwrap_or_default(),
+        )
+        .env(
+            "ZIPFLEET_DEAD_LETTER_QUEUE",
+            config.dead_letter_queue.as_deref().unwrap_or_default(),
+        )
         .env("ZIPFLEET_STORE", &config.store)
         .env("ZIPFLEET_STATUS", &config.status)
         .env("ZIPFLEET_API_TOKEN", TOKEN)
@@ -213,7 +266,12 @@ fn fleet_command(binary: &Path, config: &BackendConfig) -> Command {
 
 async fn wait_until_ready(client: &reqwest::Client, api_url: &str) -> anyhow::Result<()> {
     for _ in 0..100 {
-        if client.get(format!("{api_url}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+        if client
+            .get(format!("{api_url}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -222,19 +280,41 @@ async fn wait_until_ready(client: &reqwest::Client, api_url: &str) -> anyhow::Re
 }
 
 /// Post one job and poll it until it ends; its latency from the burst's start.
-async fn follow_job(client: &reqwest::Client, api_url: &str, body: serde_json::Value, started: Instant) -> anyhow::Result<f64> {
+async fn follow_job(
+    client: &reqwest::Client,
+    api_url: &str,
+    body: serde_json::Value,
+    started: Instant,
+) -> anyhow::Result<f64> {
     let job_id = body["job_id"].as_str().unwrap_or_default().to_string();
-    let response = client.post(format!("{api_url}/v1/jobs")).bearer_auth(TOKEN).json(&body).send().await?;
+    let response = client
+        .post(format!("{api_url}/v1/jobs"))
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await?;
     if !response.status().is_success() {
-        bail!("the API refused {job_id}: {} {}", response.status(), response.text().await.unwrap_or_default());
+        bail!(
+            "the API refused {job_id}: {} {}",
+            response.status(),
+            response.text().await.unwrap_or_default()
+        );
     }
     loop {
         // A student's page polling twice a second.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let status: serde_json::Value = client.get(format!("{api_url}/v1/jobs/{job_id}")).bearer_auth(TOKEN).send().await?.json().await?;
+        let status: serde_json::Value = client
+            .get(format!("{api_url}/v1/jobs/{job_id}"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await?
+            .json()
+            .await?;
         match status["state"].as_str() {
             Some("succeeded") => return Ok(started.elapsed().as_secs_f64()),
-            Some("failed" | "cancelled") => bail!("{job_id} ended {}: {}", status["state"], status["error"]),
+            Some("failed" | "cancelled") => {
+                bail!("{job_id} ended {}: {}", status["state"], status["error"])
+            }
             _ => {}
         }
     }
@@ -254,12 +334,23 @@ impl RequestLog {
 
     /// The most requests any one URL got.
     pub(crate) fn most_for_one_url(&self) -> usize {
-        self.per_path.lock().expect("request log").values().copied().max().unwrap_or(0)
+        self.per_path
+            .lock()
+            .expect("request log")
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(0)
     }
 
     fn record(&self, path: &str) {
         self.total.fetch_add(1, Ordering::SeqCst);
-        *self.per_path.lock().expect("request log").entry(path.to_string()).or_insert(0) += 1;
+        *self
+            .per_path
+            .lock()
+            .expect("request log")
+            .entry(path.to_string())
+            .or_insert(0) += 1;
     }
 }
 
@@ -283,7 +374,9 @@ fn variant_suffix(query: &str) -> Option<Vec<u8>> {
 /// bytes that make it a distinct file of the same picture.
 async fn serve_files(listener: tokio::net::TcpListener, dir: PathBuf, log: Arc<RequestLog>) {
     loop {
-        let Ok((mut socket, _)) = listener.accept().await else { continue };
+        let Ok((mut socket, _)) = listener.accept().await else {
+            continue;
+        };
         let (dir, log) = (dir.clone(), log.clone());
         tokio::spawn(async move {
             loop {
@@ -298,8 +391,15 @@ async fn serve_files(listener: tokio::net::TcpListener, dir: PathBuf, log: Arc<R
                 let line = String::from_utf8_lossy(&request);
                 let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
                 log.record(&target);
-                let (name, query) = target.trim_start_matches('/').split_once('?').unwrap_or((target.trim_start_matches('/'), ""));
-                let mut body = if name.contains('/') || name.contains("..") { None } else { tokio::fs::read(dir.join(name)).await.ok() };
+                let (name, query) = target
+                    .trim_start_matches('/')
+                    .split_once('?')
+                    .unwrap_or((target.trim_start_matches('/'), ""));
+                let mut body = if name.contains('/') || name.contains("..") {
+                    None
+                } else {
+                    tokio::fs::read(dir.join(name)).await.ok()
+                };
                 if let (Some(bytes), Some(suffix)) = (&mut body, variant_suffix(query)) {
                     bytes.extend_from_slice(&suffix);
                 }
@@ -339,13 +439,22 @@ pub struct CacheBurstInput<'a> {
 /// alternating, `rounds` times each.
 pub fn run_cache(input: CacheBurstInput<'_>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Handle::current();
-    let exe_dir = std::env::current_exe()?.parent().context("binary directory")?.to_path_buf();
-    let (api_binary, worker_binary) = (exe_dir.join("zipfleet-api"), exe_dir.join("zipfleet-worker"));
+    let exe_dir = std::env::current_exe()?
+        .parent()
+        .context("binary directory")?
+        .to_path_buf();
+    let (api_binary, worker_binary) = (
+        exe_dir.join("zipfleet-api"),
+        exe_dir.join("zipfleet-worker"),
+    );
     if !api_binary.exists() || !worker_binary.exists() {
         bail!("zipfleet-api and zipfleet-worker must be built next to zipfleet (`cargo build --release --bins`)");
     }
     let log = Arc::new(RequestLog::default());
-    let http_port = runtime.block_on(start_file_server(input.store_dir.to_path_buf(), log.clone()))?;
+    let http_port = runtime.block_on(start_file_server(
+        input.store_dir.to_path_buf(),
+        log.clone(),
+    ))?;
     let run_id = std::process::id();
     let output = serde_json::json!({"width": input.size, "height": input.size, "fit": "fill", "format": "jpeg", "quality": 90});
 
@@ -382,26 +491,51 @@ pub fn run_cache(input: CacheBurstInput<'_>) -> anyhow::Result<()> {
     for round in 0..input.rounds.max(1) {
         for cache in [false, true] {
             let mut config = backend_config();
-            config.store = format!("{}-{round}-{}", config.store, if cache { "on" } else { "off" });
+            config.store = format!(
+                "{}-{round}-{}",
+                config.store,
+                if cache { "on" } else { "off" }
+            );
             // A new queue set per burst (SQS names take no dots).
-            let sep = if config.broker.starts_with("sqs") { "-" } else { "." };
+            let sep = if config.broker.starts_with("sqs") {
+                "-"
+            } else {
+                "."
+            };
             config.jobs_queue = config.jobs_queue.map(|q| format!("{q}{sep}{round}{cache}"));
-            config.completed_queue = config.completed_queue.map(|q| format!("{q}{sep}{round}{cache}"));
-            config.dead_letter_queue = config.dead_letter_queue.map(|q| format!("{q}{sep}{round}{cache}"));
-            let store = runtime.block_on(zipfleet_backends::connect_store(&config)).context("connecting to the bench's object store")?;
+            config.completed_queue = config
+                .completed_queue
+                .map(|q| format!("{q}{sep}{round}{cache}"));
+            config.dead_letter_queue = config
+                .dead_letter_queue
+                .map(|q| format!("{q}{sep}{round}{cache}"));
+            let store = runtime
+                .block_on(zipfleet_backends::connect_store(&config))
+                .context("connecting to the bench's object store")?;
             let objects_prefix = "bench-pool";
             if input.pool.is_some() {
                 for (p, key) in pool_keys.iter().enumerate() {
                     if p.is_multiple_of(2) {
                         let bytes = std::fs::read(input.store_dir.join(key))?;
-                        runtime.block_on(store.put_bytes(&format!("{objects_prefix}/{key}"), bytes.into(), "application/octet-stream"))?;
+                        runtime.block_on(store.put_bytes(
+                            &format!("{objects_prefix}/{key}"),
+                            bytes.into(),
+                            "application/octet-stream",
+                        ))?;
                     }
                 }
             }
-            let api_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let api_port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
             let api_url = format!("http://127.0.0.1:{api_port}");
             let mut children = Children(Vec::new());
-            children.0.push(fleet_command(&api_binary, &config).env("ZIPFLEET_LISTEN", format!("127.0.0.1:{api_port}")).spawn().context("starting zipfleet-api")?);
+            children.0.push(
+                fleet_command(&api_binary, &config)
+                    .env("ZIPFLEET_LISTEN", format!("127.0.0.1:{api_port}"))
+                    .spawn()
+                    .context("starting zipfleet-api")?,
+            );
             for _ in 0..input.workers {
                 children.0.push(
                     fleet_command(&worker_binary, &config)
@@ -424,9 +558,15 @@ pub fn run_cache(input: CacheBurstInput<'_>) -> anyhow::Result<()> {
                     let (client, api_url) = (client.clone(), api_url.clone());
                     async move { follow_job(&client, &api_url, body, started).await }
                 });
-                futures::future::join_all(posts).await.into_iter().collect::<anyhow::Result<Vec<f64>>>()
+                futures::future::join_all(posts)
+                    .await
+                    .into_iter()
+                    .collect::<anyhow::Result<Vec<f64>>>()
             })?;
-            makespans.entry(cache).or_default().push(started.elapsed().as_secs_f64());
+            makespans
+                .entry(cache)
+                .or_default()
+                .push(started.elapsed().as_secs_f64());
             if cache {
                 most_per_url = most_per_url.max(log.most_for_one_url());
             }
@@ -436,10 +576,18 @@ pub fn run_cache(input: CacheBurstInput<'_>) -> anyhow::Result<()> {
     let spread = |samples: &[f64]| {
         let mut sorted = samples.to_vec();
         sorted.sort_by(f64::total_cmp);
-        (sorted[0], sorted[sorted.len() / 2], sorted[sorted.len() - 1])
+        (
+            sorted[0],
+            sorted[sorted.len() / 2],
+            sorted[sorted.len() - 1],
+        )
     };
     let (off, on) = (spread(&makespans[&false]), spread(&makespans[&true]));
-    let ratios: Vec<f64> = makespans[&true].iter().zip(&makespans[&false]).map(|(on, off)| on / off).collect();
+    let ratios: Vec<f64> = makespans[&true]
+        .iter()
+        .zip(&makespans[&false])
+        .map(|(on, off)| on / off)
+        .collect();
     let ratio = spread(&ratios);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!();
@@ -462,7 +610,10 @@ pub fn run_cache(input: CacheBurstInput<'_>) -> anyhow::Result<()> {
     );
     println!();
     match input.pool {
-        Some(_) => println!("Target: on ÷ off ≤ 0.25, each URL requested at most once per worker ({} workers).", input.workers),
+        Some(_) => println!(
+            "Target: on ÷ off ≤ 0.25, each URL requested at most once per worker ({} workers).",
+            input.workers
+        ),
         None => println!("Target: on ÷ off ≤ 1.03 (the cache's cost when nothing can be reused)."),
     }
     Ok(())

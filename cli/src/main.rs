@@ -17,7 +17,11 @@ use std::process::ExitCode;
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Parser, Debug)]
-#[command(name = "zipfleet", version, about = "Build resized image training-set zips")]
+#[command(
+    name = "zipfleet",
+    version,
+    about = "Build resized image training-set zips"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -60,7 +64,9 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => embedded::run(args).await,
-        Command::Bench(args) => tokio::task::spawn_blocking(move || bench::run(args)).await.unwrap_or_else(|err| Err(err.into())),
+        Command::Bench(args) => tokio::task::spawn_blocking(move || bench::run(args))
+            .await
+            .unwrap_or_else(|err| Err(err.into())),
         Command::Submit { job, wait, api } => remote::submit(&api, &job, wait).await,
         Command::Status { job_id, watch, api } => remote::status(&api, &job_id, watch).await,
         Command::Dlq { command } => remote::dlq(command).await,

@@ -10,7 +10,11 @@ use zipfleet_shared::status::JobStatus;
 #[derive(clap::Args, Debug)]
 pub struct ApiArgs {
     /// Base URL of the zipfleet API.
-    #[arg(long, env = "ZIPFLEET_API_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "ZIPFLEET_API_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     api_url: String,
     /// Bearer token for the API.
     #[arg(long, env = "ZIPFLEET_API_TOKEN", hide_env_values = true)]
@@ -18,7 +22,12 @@ pub struct ApiArgs {
 }
 
 impl ApiArgs {
-    fn request(&self, client: &reqwest::Client, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    fn request(
+        &self,
+        client: &reqwest::Client,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
         let url = format!("{}{path}", self.api_url.trim_end_matches('/'));
         let request = client.request(method, url);
         match &self.api_token {
@@ -45,8 +54,14 @@ pub async fn submit(api: &ApiArgs, job: &Path, wait: bool) -> anyhow::Result<Exi
         eprintln!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(ExitCode::from(2));
     }
-    let job_id = answer["job_id"].as_str().context("the API's answer has no job_id")?.to_string();
-    println!("job {job_id} {}", answer["state"].as_str().unwrap_or("queued"));
+    let job_id = answer["job_id"]
+        .as_str()
+        .context("the API's answer has no job_id")?
+        .to_string();
+    println!(
+        "job {job_id} {}",
+        answer["state"].as_str().unwrap_or("queued")
+    );
     if wait {
         return watch(api, &client, &job_id).await;
     }
@@ -76,8 +91,16 @@ async fn watch(api: &ApiArgs, client: &reqwest::Client, job_id: &str) -> anyhow:
     }
 }
 
-async fn fetch_status(api: &ApiArgs, client: &reqwest::Client, job_id: &str) -> anyhow::Result<JobStatus> {
-    let response = api.request(client, reqwest::Method::GET, &format!("/v1/jobs/{job_id}")).send().await.context("asking for the job's status")?;
+async fn fetch_status(
+    api: &ApiArgs,
+    client: &reqwest::Client,
+    job_id: &str,
+) -> anyhow::Result<JobStatus> {
+    let response = api
+        .request(client, reqwest::Method::GET, &format!("/v1/jobs/{job_id}"))
+        .send()
+        .await
+        .context("asking for the job's status")?;
     if !response.status().is_success() {
         let code = response.status();
         let text = response.text().await.unwrap_or_default();
@@ -107,12 +130,22 @@ pub async fn dlq(command: DlqCommand) -> anyhow::Result<ExitCode> {
     let client = reqwest::Client::new();
     match command {
         DlqCommand::List { api } => {
-            let listing = call(api.request(&client, reqwest::Method::GET, "/v1/dead-letters")).await?;
+            let listing =
+                call(api.request(&client, reqwest::Method::GET, "/v1/dead-letters")).await?;
             let messages = listing["messages"].as_array().cloned().unwrap_or_default();
-            println!("{} message(s) in the dead-letter queue", listing["depth"].as_u64().unwrap_or(messages.len() as u64));
+            println!(
+                "{} message(s) in the dead-letter queue",
+                listing["depth"].as_u64().unwrap_or(messages.len() as u64)
+            );
             for message in &messages {
                 let text = |key: &str| message[key].as_str().unwrap_or("-").to_string();
-                println!("{}\tjob {}\t{}\t{}", text("id"), text("job_id"), text("reason"), text("preview").replace(['\n', '\r', '\t'], " "));
+                println!(
+                    "{}\tjob {}\t{}\t{}",
+                    text("id"),
+                    text("job_id"),
+                    text("reason"),
+                    text("preview").replace(['\n', '\r', '\t'], " ")
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -121,9 +154,18 @@ pub async fn dlq(command: DlqCommand) -> anyhow::Result<ExitCode> {
                 Some(max) => serde_json::json!({ "max": max }),
                 None => serde_json::json!({}),
             };
-            let answer = call(api.request(&client, reqwest::Method::POST, "/v1/dead-letters/redrive").json(&body)).await?;
-            let moved = answer["moved"].as_u64().context("the API's answer has no count")?;
-            println!("moved {moved} message{} back to the jobs queue", if moved == 1 { "" } else { "s" });
+            let answer = call(
+                api.request(&client, reqwest::Method::POST, "/v1/dead-letters/redrive")
+                    .json(&body),
+            )
+            .await?;
+            let moved = answer["moved"]
+                .as_u64()
+                .context("the API's answer has no count")?;
+            println!(
+                "moved {moved} message{} back to the jobs queue",
+                if moved == 1 { "" } else { "s" }
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

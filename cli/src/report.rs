@@ -17,14 +17,19 @@ impl ProgressView {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(0);
             bar.set_style(
-                ProgressStyle::with_template("{spinner} [{bar:32.cyan/blue}] {pos}/{len} images {msg} ({elapsed})")
-                    .expect("valid template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{spinner} [{bar:32.cyan/blue}] {pos}/{len} images {msg} ({elapsed})",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
             );
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
             bar
         });
-        Self { bar, last_line: None }
+        Self {
+            bar,
+            last_line: None,
+        }
     }
 
     pub fn update(&mut self, status: &JobStatus) {
@@ -34,11 +39,20 @@ impl ProgressView {
             Some(bar) => {
                 bar.set_length(u64::from(p.total));
                 bar.set_position(u64::from(finished));
-                bar.set_message(if p.failed > 0 { format!("· {} skipped · {}", p.failed, status.state.as_str()) } else { status.state.as_str().to_string() });
+                bar.set_message(if p.failed > 0 {
+                    format!("· {} skipped · {}", p.failed, status.state.as_str())
+                } else {
+                    status.state.as_str().to_string()
+                });
             }
             None => {
                 if self.last_line != Some((finished, p.total)) {
-                    eprintln!("{}: {finished}/{} images ({} skipped)", status.state.as_str(), p.total, p.failed);
+                    eprintln!(
+                        "{}: {finished}/{} images ({} skipped)",
+                        status.state.as_str(),
+                        p.total,
+                        p.failed
+                    );
                     self.last_line = Some((finished, p.total));
                 }
             }
@@ -59,8 +73,15 @@ pub fn summarize(status: &JobStatus, zip_path: Option<&str>) -> ExitCode {
             let result = status.result.as_ref();
             let images = result.map_or(0, |r| r.images);
             let size = result.map_or(0, |r| r.size_bytes);
-            let location = zip_path.map(str::to_string).or_else(|| result.map(|r| r.url.clone())).unwrap_or_default();
-            println!("job {} succeeded: {images} images, {} KiB", status.job_id, size.div_ceil(1024));
+            let location = zip_path
+                .map(str::to_string)
+                .or_else(|| result.map(|r| r.url.clone()))
+                .unwrap_or_default();
+            println!(
+                "job {} succeeded: {images} images, {} KiB",
+                status.job_id,
+                size.div_ceil(1024)
+            );
             println!("zip: {location}");
             if let Some(result) = result.filter(|r| !r.skipped.is_empty()) {
                 println!("skipped {} image(s):", result.skipped.len());
@@ -69,7 +90,11 @@ pub fn summarize(status: &JobStatus, zip_path: Option<&str>) -> ExitCode {
                 }
             }
             if let Some(report) = result.map(|r| &r.report) {
-                let labels: Vec<String> = report.labels.iter().map(|(label, count)| format!("{label} {count}")).collect();
+                let labels: Vec<String> = report
+                    .labels
+                    .iter()
+                    .map(|(label, count)| format!("{label} {count}"))
+                    .collect();
                 println!("labels: {}", labels.join(", "));
                 for warning in &report.warnings {
                     println!("  [{}] {}", warning.code.as_str(), warning.message);

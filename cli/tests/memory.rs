@@ -23,7 +23,11 @@ fn write_corpus(dir: &Path) -> serde_json::Value {
     let pngs: Vec<Vec<u8>> = (0..2).map(|seed| images::png(2400, 1600, seed)).collect();
     let mut list = Vec::new();
     for i in 0..200 {
-        let (name, bytes) = if i % 4 == 3 { (format!("img-{i}.png"), &pngs[i % 2]) } else { (format!("img-{i}.jpg"), &jpegs[i % 4]) };
+        let (name, bytes) = if i % 4 == 3 {
+            (format!("img-{i}.png"), &pngs[i % 2])
+        } else {
+            (format!("img-{i}.jpg"), &jpegs[i % 4])
+        };
         std::fs::write(dir.join(&name), bytes).unwrap();
         list.push(serde_json::json!({"id": i.to_string(), "label": format!("class-{}", i % 5), "object": {"key": name}}));
     }
@@ -59,7 +63,10 @@ fn a_large_job_stays_within_the_memory_budget() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(started.elapsed() < Duration::from_secs(600), "the job took too long");
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "the job took too long"
+        );
         std::thread::sleep(Duration::from_millis(10));
     };
     let output = child.wait_with_output().unwrap();
@@ -68,9 +75,15 @@ fn a_large_job_stays_within_the_memory_budget() {
     assert!(stdout.contains("200 images"), "{stdout}");
 
     let peak_mib = peak_kib as f64 / 1024.0;
-    eprintln!("peak RSS {peak_mib:.1} MiB under a {BUDGET_MIB} MiB budget, 200 images in {:.1?}", started.elapsed());
+    eprintln!(
+        "peak RSS {peak_mib:.1} MiB under a {BUDGET_MIB} MiB budget, 200 images in {:.1?}",
+        started.elapsed()
+    );
     assert!(peak_kib > 0, "VmHWM was sampled");
-    assert!(peak_mib < BUDGET_MIB as f64, "peak RSS {peak_mib:.1} MiB exceeds the {BUDGET_MIB} MiB budget");
+    assert!(
+        peak_mib < BUDGET_MIB as f64,
+        "peak RSS {peak_mib:.1} MiB exceeds the {BUDGET_MIB} MiB budget"
+    );
 
     let archive = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
     assert_eq!(archive.len(), 201, "200 images and the manifest");

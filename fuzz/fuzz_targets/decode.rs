@@ -15,7 +15,13 @@ fuzz_target!(|data: &[u8]| {
         Some(1) => Fit::Cover,
         _ => Fit::Contain,
     };
-    let output = OutputSpec { width: 48, height: 32, fit, format: OutputFormat::Jpeg, quality: 80 };
+    let output = OutputSpec {
+        width: 48,
+        height: 32,
+        fit,
+        format: OutputFormat::Jpeg,
+        quality: 80,
+    };
     // The worker refuses images above its pixel cap and its memory budget
     // before decoding; the fuzzer runs with the same kind of limits.
     if let Ok(probed) = probe(Cursor::new(data), &output, 16_000_000) {

@@ -9,7 +9,9 @@ use zipfleet_shared::names::EntryNamer;
 use zipfleet_shared::spec::{JobSpec, SpecLimits};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(spec) = JobSpec::parse(data, &SpecLimits::default()) else { return };
+    let Ok(spec) = JobSpec::parse(data, &SpecLimits::default()) else {
+        return;
+    };
     let _ = spec.fingerprint();
     let mut namer = EntryNamer::new();
     let mut seen = std::collections::HashSet::new();
@@ -19,7 +21,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(parts.len(), 2, "{name:?}");
         for part in parts {
             assert!(!part.is_empty() && part != "." && part != "..", "{name:?}");
-            assert!(!part.contains('\\') && !part.chars().any(char::is_control), "{name:?}");
+            assert!(
+                !part.contains('\\') && !part.chars().any(char::is_control),
+                "{name:?}"
+            );
         }
         assert!(seen.insert(name.to_lowercase()), "duplicate entry {name:?}");
     }

@@ -41,13 +41,19 @@ pub struct RedriveRequest {
 /// Any JSON number without a fraction (`5` or `5.0`, as JSON Schema's
 /// `integer` has it), or null.
 fn integral<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
-    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else { return Ok(None) };
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
     if let Some(value) = number.as_u64() {
         return Ok(Some(value));
     }
     match number.as_f64() {
-        Some(value) if value.fract() == 0.0 && (0.0..=1e15).contains(&value) => Ok(Some(value as u64)),
-        _ => Err(serde::de::Error::custom(format!("must be a whole number between 1 and {MAX_REDRIVE}, not {number}"))),
+        Some(value) if value.fract() == 0.0 && (0.0..=1e15).contains(&value) => {
+            Ok(Some(value as u64))
+        }
+        _ => Err(serde::de::Error::custom(format!(
+            "must be a whole number between 1 and {MAX_REDRIVE}, not {number}"
+        ))),
     }
 }
 
@@ -59,11 +65,12 @@ pub struct RedriveResult {
 }
 
 fn queue(state: &AppState) -> Result<&dyn DeadLetters, ApiError> {
-    state
-        .backends
-        .broker
-        .dead_letter_queue()
-        .ok_or_else(|| ApiError::Unsupported(format!("the {} broker cannot list or move dead letters", state.backends.broker.kind())))
+    state.backends.broker.dead_letter_queue().ok_or_else(|| {
+        ApiError::Unsupported(format!(
+            "the {} broker cannot list or move dead letters",
+            state.backends.broker.kind()
+        ))
+    })
 }
 
 fn broker_down(err: BrokerError) -> ApiError {
@@ -88,7 +95,10 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<DeadLetterList>,
     // Depth first: on RabbitMQ the listed messages are back in the count only a moment after.
     let depth = dlq.depth().await.map_err(broker_down)?;
     let messages = dlq.list(LIST_LIMIT).await.map_err(broker_down)?;
-    Ok(Json(DeadLetterList { depth: depth.max(messages.len() as u64), messages }))
+    Ok(Json(DeadLetterList {
+        depth: depth.max(messages.len() as u64),
+        messages,
+    }))
 }
 
 /// Redrive dead letters
@@ -107,8 +117,16 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<DeadLetterList>,
         (status = 503, description = "The broker is unreachable (messages moved until then stay moved).", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn redrive(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Json<RedriveResult>, ApiError> {
-    let invalid = |field: &str, message: String| ApiError::InvalidRequest(vec![FieldError { field: field.into(), message }]);
+pub async fn redrive(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<RedriveResult>, ApiError> {
+    let invalid = |field: &str, message: String| {
+        ApiError::InvalidRequest(vec![FieldError {
+            field: field.into(),
+            message,
+        }])
+    };
     let body = body.map_err(|rejection| {
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge(state.settings.max_body_bytes)
@@ -116,10 +134,17 @@ pub async fn redrive(State(state): State<AppState>, body: Result<Bytes, BytesRej
             invalid("$", rejection.body_text())
         }
     })?;
-    let request = if body.is_empty() { RedriveRequest::default() } else { parse_request(&body).map_err(|(field, message)| invalid(&field, message))? };
+    let request = if body.is_empty() {
+        RedriveRequest::default()
+    } else {
+        parse_request(&body).map_err(|(field, message)| invalid(&field, message))?
+    };
     if let Some(max) = request.max {
         if !(1..=u64::from(MAX_REDRIVE)).contains(&max) {
-            return Err(invalid("max", format!("must be between 1 and {MAX_REDRIVE}, not {max}")));
+            return Err(invalid(
+                "max",
+                format!("must be between 1 and {MAX_REDRIVE}, not {max}"),
+            ));
         }
     }
     let dlq = queue(&state)?;
@@ -128,7 +153,11 @@ pub async fn redrive(State(state): State<AppState>, body: Result<Bytes, BytesRej
     // and round.
     let present = dlq.depth().await.map_err(broker_down)?;
     let max = request.max.unwrap_or(u64::from(MAX_REDRIVE)).min(present);
-    let moved = if max == 0 { 0 } else { dlq.redrive(max as usize).await.map_err(broker_down)? };
+    let moved = if max == 0 {
+        0
+    } else {
+        dlq.redrive(max as usize).await.map_err(broker_down)?
+    };
     info!(moved, "dead letters moved back to the jobs queue");
     Ok(Json(RedriveResult { moved }))
 }
@@ -137,7 +166,14 @@ fn parse_request(body: &[u8]) -> Result<RedriveRequest, (String, String)> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let request: RedriveRequest = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
-        (if path == "." || path.is_empty() { "$".to_string() } else { path }, err.into_inner().to_string())
+        (
+            if path == "." || path.is_empty() {
+                "$".to_string()
+            } else {
+                path
+            },
+            err.into_inner().to_string(),
+        )
     })?;
     de.end().map_err(|err| ("$".to_string(), err.to_string()))?;
     Ok(request)

@@ -94,18 +94,32 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let (message, details) = match self {
-            Self::InvalidSpec(problems) | Self::InvalidRequest(problems) => {
-                (problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "), problems)
-            }
+            Self::InvalidSpec(problems) | Self::InvalidRequest(problems) => (
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                problems,
+            ),
             other => (other.to_string(), Vec::new()),
         };
         if status.is_server_error() {
             tracing::warn!(%message, "request failed");
         }
-        let body = ErrorBody { error: ErrorDetail { code, message, details } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message,
+                details,
+            },
+        };
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(
+                "www-authenticate",
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
         }
         response
     }

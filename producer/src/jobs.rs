@@ -29,7 +29,11 @@ pub struct JobAccepted {
 }
 
 fn accepted(status: &JobStatus) -> Response {
-    let body = JobAccepted { job_id: status.job_id.clone(), state: status.state, status_url: format!("/v1/jobs/{}", status.job_id) };
+    let body = JobAccepted {
+        job_id: status.job_id.clone(),
+        state: status.state,
+        status_url: format!("/v1/jobs/{}", status.job_id),
+    };
     (StatusCode::ACCEPTED, Json(body)).into_response()
 }
 
@@ -58,12 +62,18 @@ fn status_store_down(err: impl std::fmt::Display) -> ApiError {
         (status = 503, description = "The broker, object store or status store is unreachable; retry with the same `job_id`.", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn create_job(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn create_job(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge(state.settings.max_body_bytes)
         } else {
-            ApiError::InvalidSpec(vec![FieldError { field: "$".into(), message: rejection.body_text() }])
+            ApiError::InvalidSpec(vec![FieldError {
+                field: "$".into(),
+                message: rejection.body_text(),
+            }])
         }
     })?;
     let mut spec = parse_spec(&body, &state.settings.spec_limits)?;
@@ -72,16 +82,31 @@ pub async fn create_job(State(state): State<AppState>, body: Result<Bytes, Bytes
     let fingerprint = spec.fingerprint();
     let queued = JobStatus::queued(&job_id, spec.project_id.clone(), spec.images.len() as u32);
 
-    match state.backends.status.create(&queued, &fingerprint).await.map_err(status_store_down)? {
+    match state
+        .backends
+        .status
+        .create(&queued, &fingerprint)
+        .await
+        .map_err(status_store_down)?
+    {
         CreateOutcome::Created => {
             enqueue(&state, &job_id, &spec).await?;
-            state.metrics.jobs_accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            state
+                .metrics
+                .jobs_accepted
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             info!(job_id, images = spec.images.len(), "job accepted");
             Ok(accepted(&queued))
         }
-        CreateOutcome::Existing { status, fingerprint: existing, published } => {
+        CreateOutcome::Existing {
+            status,
+            fingerprint: existing,
+            published,
+        } => {
             if existing != fingerprint {
-                return Err(ApiError::Conflict(format!("job {job_id} already exists with a different spec")));
+                return Err(ApiError::Conflict(format!(
+                    "job {job_id} already exists with a different spec"
+                )));
             }
             // A first post whose publish failed left the job unpublished: finish it now.
             if !published && status.state == JobState::Queued {
@@ -100,14 +125,25 @@ fn parse_spec(body: &[u8], limits: &SpecLimits) -> Result<JobSpec, ApiError> {
 /// Publish the job message (claim-checked when large), then note it published.
 async fn enqueue(state: &AppState, job_id: &str, spec: &JobSpec) -> Result<(), ApiError> {
     let backends = &state.backends;
-    let message = JobMessage::pack(backends.store.as_ref(), job_id, spec, state.settings.claim_check_bytes).await.map_err(|err| {
+    let message = JobMessage::pack(
+        backends.store.as_ref(),
+        job_id,
+        spec,
+        state.settings.claim_check_bytes,
+    )
+    .await
+    .map_err(|err| {
         warn!(%err, "could not store a large spec");
         ApiError::Unavailable("the object store".into())
     })?;
-    backends.broker.publish_job(job_id, &message).await.map_err(|err| {
-        warn!(%err, job_id, "could not enqueue a job");
-        ApiError::Unavailable("the job queue".into())
-    })?;
+    backends
+        .broker
+        .publish_job(job_id, &message)
+        .await
+        .map_err(|err| {
+            warn!(%err, job_id, "could not enqueue a job");
+            ApiError::Unavailable("the job queue".into())
+        })?;
     if let Err(err) = backends.status.mark_published(job_id).await {
         warn!(%err, job_id, "could not mark a job published");
     }
@@ -134,11 +170,25 @@ fn check_id(job_id: &str) -> Result<(), ApiError> {
         (status = 503, description = "The status store is unreachable.", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn get_job(State(state): State<AppState>, Path(job_id): Path<String>) -> Result<Json<JobStatus>, ApiError> {
+pub async fn get_job(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+) -> Result<Json<JobStatus>, ApiError> {
     check_id(&job_id)?;
-    let mut status = state.backends.status.get(&job_id).await.map_err(status_store_down)?.ok_or_else(|| ApiError::NotFound(job_id.clone()))?;
+    let mut status = state
+        .backends
+        .status
+        .get(&job_id)
+        .await
+        .map_err(status_store_down)?
+        .ok_or_else(|| ApiError::NotFound(job_id.clone()))?;
     if let Some(result) = status.result.as_mut() {
-        match state.backends.store.download_url(&result.location.key, state.settings.download_url_expiry).await {
+        match state
+            .backends
+            .store
+            .download_url(&result.location.key, state.settings.download_url_expiry)
+            .await
+        {
             Ok(url) => result.url = url,
             Err(err) => warn!(%err, job_id, "could not refresh the download URL"),
         }
@@ -161,9 +211,18 @@ pub async fn get_job(State(state): State<AppState>, Path(job_id): Path<String>) 
         (status = 503, description = "The status store is unreachable.", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn cancel_job(State(state): State<AppState>, Path(job_id): Path<String>) -> Result<Response, ApiError> {
+pub async fn cancel_job(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+) -> Result<Response, ApiError> {
     check_id(&job_id)?;
-    match state.backends.status.cancel(&job_id).await.map_err(status_store_down)? {
+    match state
+        .backends
+        .status
+        .cancel(&job_id)
+        .await
+        .map_err(status_store_down)?
+    {
         CancelOutcome::Cancelled(status) => {
             info!(job_id, "queued job cancelled");
             Ok((StatusCode::OK, Json(status)).into_response())
@@ -172,7 +231,10 @@ pub async fn cancel_job(State(state): State<AppState>, Path(job_id): Path<String
             info!(job_id, "running job asked to stop");
             Ok((StatusCode::ACCEPTED, Json(status)).into_response())
         }
-        CancelOutcome::AlreadyFinal(status) => Err(ApiError::Conflict(format!("job {job_id} already ended ({})", status.state.as_str()))),
+        CancelOutcome::AlreadyFinal(status) => Err(ApiError::Conflict(format!(
+            "job {job_id} already ended ({})",
+            status.state.as_str()
+        ))),
         CancelOutcome::NotFound => Err(ApiError::NotFound(job_id)),
     }
 }

@@ -36,24 +36,34 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    zipfleet_backends::telemetry::init_logging(&cli.log, zipfleet_backends::telemetry::LogStream::Stdout);
+    zipfleet_backends::telemetry::init_logging(
+        &cli.log,
+        zipfleet_backends::telemetry::LogStream::Stdout,
+    );
     let token = cli.api_token.filter(|t| !t.is_empty());
     if token.is_none() && !cli.no_auth {
         bail!("refusing to start without ZIPFLEET_API_TOKEN (pass --no-auth to serve without authentication)");
     }
     let stop = zipfleet_backends::stop_on_signal();
     // Backends that are down at start are waited for, like an outage later.
-    let Some(backends) = zipfleet_backends::connect_waiting(&cli.backend, &stop).await.context("connecting to the backends")? else {
+    let Some(backends) = zipfleet_backends::connect_waiting(&cli.backend, &stop)
+        .await
+        .context("connecting to the backends")?
+    else {
         return Ok(());
     };
     let settings = ApiSettings {
         token,
         max_body_bytes: usize::try_from(cli.max_body_bytes).unwrap_or(usize::MAX),
-        spec_limits: SpecLimits { max_images: cli.limits.max_images },
+        spec_limits: SpecLimits {
+            max_images: cli.limits.max_images,
+        },
         claim_check_bytes: cli.backend.claim_check_bytes,
         download_url_expiry: cli.backend.download_url_expiry,
     };
-    let app = Application::build(&cli.listen, backends, settings).await.with_context(|| format!("listening on {}", cli.listen))?;
+    let app = Application::build(&cli.listen, backends, settings)
+        .await
+        .with_context(|| format!("listening on {}", cli.listen))?;
     app.run_until_stopped(stop.cancelled_owned()).await?;
     Ok(())
 }

@@ -53,7 +53,12 @@ pub fn document(limits: &SpecLimits) -> Value {
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "bearer",
-        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("ZIPFLEET_API_TOKEN")).build()),
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("ZIPFLEET_API_TOKEN"))
+                .build(),
+        ),
     );
     let mut value = serde_json::to_value(&doc).expect("the document serializes");
     // The rules a derive cannot state (one source per image), as in shared/schema/.
@@ -66,12 +71,25 @@ pub fn document(limits: &SpecLimits) -> Value {
         images["maxItems"] = json!(limits.max_images);
     }
     if let Some(Value::Object(paths)) = value.get_mut("paths") {
-        for operation in paths.values_mut().filter_map(Value::as_object_mut).flat_map(|item| item.values_mut()) {
+        for operation in paths
+            .values_mut()
+            .filter_map(Value::as_object_mut)
+            .flat_map(|item| item.values_mut())
+        {
             // utoipa 5.5 writes Link fields in snake_case; OpenAPI spells them in camelCase.
             if let Some(Value::Object(responses)) = operation.get_mut("responses") {
-                for link in responses.values_mut().filter_map(|r| r.get_mut("links")).filter_map(Value::as_object_mut).flat_map(|l| l.values_mut()) {
+                for link in responses
+                    .values_mut()
+                    .filter_map(|r| r.get_mut("links"))
+                    .filter_map(Value::as_object_mut)
+                    .flat_map(|l| l.values_mut())
+                {
                     if let Some(link) = link.as_object_mut() {
-                        for (snake, camel) in [("operation_id", "operationId"), ("operation_ref", "operationRef"), ("request_body", "requestBody")] {
+                        for (snake, camel) in [
+                            ("operation_id", "operationId"),
+                            ("operation_ref", "operationRef"),
+                            ("request_body", "requestBody"),
+                        ] {
                             if let Some(field) = link.remove(snake) {
                                 link.insert(camel.into(), field);
                             }
@@ -81,7 +99,10 @@ pub fn document(limits: &SpecLimits) -> Value {
             }
             // A job id outside the pattern names no job (404).
             if let Some(Value::Array(parameters)) = operation.get_mut("parameters") {
-                for parameter in parameters.iter_mut().filter(|p| p["name"] == "id" && p["in"] == "path") {
+                for parameter in parameters
+                    .iter_mut()
+                    .filter(|p| p["name"] == "id" && p["in"] == "path")
+                {
                     parameter["schema"] = json!({"type": "string", "pattern": JOB_ID_PATTERN});
                 }
             }

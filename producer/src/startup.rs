@@ -2,8 +2,8 @@
 //! connected backends and binds the listener (port 0 picks a free port, for
 //! tests); [`Application::run_until_stopped`] serves until shutdown.
 
-use crate::health::{self, Metrics};
 use crate::errors::ApiError;
+use crate::health::{self, Metrics};
 use crate::{auth, dead_letters, jobs};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -43,7 +43,11 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(listen: &str, backends: Backends, settings: ApiSettings) -> std::io::Result<Self> {
+    pub async fn build(
+        listen: &str,
+        backends: Backends,
+        settings: ApiSettings,
+    ) -> std::io::Result<Self> {
         let state = AppState {
             backends,
             token: settings.token.as_deref().map(Arc::from),
@@ -55,8 +59,14 @@ impl Application {
             .route("/jobs", axum::routing::post(jobs::create_job))
             .route("/jobs/{id}", get(jobs::get_job).delete(jobs::cancel_job))
             .route("/dead-letters", get(dead_letters::list))
-            .route("/dead-letters/redrive", axum::routing::post(dead_letters::redrive))
-            .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
+            .route(
+                "/dead-letters/redrive",
+                axum::routing::post(dead_letters::redrive),
+            )
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_token,
+            ))
             .layer(DefaultBodyLimit::max(settings.max_body_bytes));
         let router = Router::new()
             .nest("/v1", v1)
@@ -76,8 +86,13 @@ impl Application {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         tracing::info!(address = %self.listener.local_addr()?, "zipfleet API listening");
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
     }
 }

@@ -24,8 +24,11 @@ struct Api {
 async fn start(max_images: usize) -> Api {
     let dir = tempfile::tempdir().unwrap();
     let broker = MemoryBroker::new(1);
-    let backends =
-        Backends { broker: Arc::new(broker.clone()), store: Arc::new(FileStore::new(dir.path()).unwrap()), status: Arc::new(MemoryStatusStore::new()) };
+    let backends = Backends {
+        broker: Arc::new(broker.clone()),
+        store: Arc::new(FileStore::new(dir.path()).unwrap()),
+        status: Arc::new(MemoryStatusStore::new()),
+    };
     let settings = ApiSettings {
         token: Some(TOKEN.into()),
         max_body_bytes: 64 * 1024,
@@ -33,22 +36,39 @@ async fn start(max_images: usize) -> Api {
         claim_check_bytes: 200 * 1024,
         download_url_expiry: Duration::from_secs(60),
     };
-    let app = Application::build("127.0.0.1:0", backends, settings).await.unwrap();
+    let app = Application::build("127.0.0.1:0", backends, settings)
+        .await
+        .unwrap();
     let url = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    Api { url, broker, client: reqwest::Client::new(), _dir: dir }
+    Api {
+        url,
+        broker,
+        client: reqwest::Client::new(),
+        _dir: dir,
+    }
 }
 
 impl Api {
     async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(format!("{}{path}", self.url)).bearer_auth(TOKEN).send().await.unwrap()
+        self.client
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
     }
 }
 
 #[tokio::test]
 async fn the_document_describes_every_route_with_links_and_security() {
     let api = start(77).await;
-    let response = api.client.get(format!("{}/openapi.json", api.url)).send().await.unwrap();
+    let response = api
+        .client
+        .get(format!("{}/openapi.json", api.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200, "the document needs no token");
     let doc: Value = response.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
@@ -74,13 +94,19 @@ async fn the_document_describes_every_route_with_links_and_security() {
         ]
     );
     // Every /v1 route needs the bearer token; the others none.
-    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
     for (path, item) in doc["paths"].as_object().unwrap() {
         for operation in item.as_object().unwrap().values() {
             let secured = operation["security"] == json!([{"bearer": []}]);
             assert_eq!(secured, path.starts_with("/v1"), "{path}");
             if secured {
-                assert!(operation["responses"]["401"].is_object(), "{path} documents 401");
+                assert!(
+                    operation["responses"]["401"].is_object(),
+                    "{path} documents 401"
+                );
             }
         }
     }
@@ -89,26 +115,55 @@ async fn the_document_describes_every_route_with_links_and_security() {
         assert_eq!(links[link]["operationId"], operation);
         assert_eq!(links[link]["parameters"]["id"], "$response.body#/job_id");
     }
-    assert_eq!(doc["paths"]["/v1/jobs/{id}"]["get"]["operationId"], "getJob");
-    assert_eq!(doc["paths"]["/v1/jobs/{id}"]["delete"]["operationId"], "cancelJob");
+    assert_eq!(
+        doc["paths"]["/v1/jobs/{id}"]["get"]["operationId"],
+        "getJob"
+    );
+    assert_eq!(
+        doc["paths"]["/v1/jobs/{id}"]["delete"]["operationId"],
+        "cancelJob"
+    );
     // The deployment's image limit, and the spec's rules from the shared types.
     let schemas = &doc["components"]["schemas"];
     assert_eq!(schemas["JobSpec"]["properties"]["images"]["maxItems"], 77);
     assert_eq!(schemas["ImageSpec"]["oneOf"].as_array().unwrap().len(), 2);
-    let codes: Vec<&str> = schemas["ErrorCode"]["enum"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
-    for code in ["invalid_spec", "unauthorized", "not_found", "conflict", "payload_too_large", "unavailable"] {
+    let codes: Vec<&str> = schemas["ErrorCode"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    for code in [
+        "invalid_spec",
+        "unauthorized",
+        "not_found",
+        "conflict",
+        "payload_too_large",
+        "unavailable",
+    ] {
         assert!(codes.contains(&code), "{code} missing");
     }
-    assert_eq!(doc["paths"]["/v1/dead-letters/redrive"]["post"]["requestBody"]["required"], false);
+    assert_eq!(
+        doc["paths"]["/v1/dead-letters/redrive"]["post"]["requestBody"]["required"],
+        false
+    );
 }
 
 #[tokio::test]
 async fn errors_have_the_contract_shape() {
     let api = start(10).await;
-    let response = api.client.get(format!("{}/v1/jobs/nope", api.url)).send().await.unwrap();
+    let response = api
+        .client
+        .get(format!("{}/v1/jobs/nope", api.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 401);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body, json!({"error": {"code": "unauthorized", "message": "missing or wrong bearer token", "details": []}}));
+    assert_eq!(
+        body,
+        json!({"error": {"code": "unauthorized", "message": "missing or wrong bearer token", "details": []}})
+    );
     let response = api.get("/v1/jobs/nope").await;
     assert_eq!(response.status(), 404);
     let response = api.get("/no/such/route").await;
@@ -120,26 +175,58 @@ async fn errors_have_the_contract_shape() {
 #[tokio::test]
 async fn dead_letters_are_listed_and_redriven() {
     let api = start(10).await;
-    api.broker.publish_job("j1", br#"{"job_id":"j1","spec":{"images":[]}}"#).await.unwrap();
+    api.broker
+        .publish_job("j1", br#"{"job_id":"j1","spec":{"images":[]}}"#)
+        .await
+        .unwrap();
     let mut consumer = api.broker.consumer(1).await.unwrap();
-    consumer.next().await.unwrap().dead_letter("not a job message: test").await.unwrap();
+    consumer
+        .next()
+        .await
+        .unwrap()
+        .dead_letter("not a job message: test")
+        .await
+        .unwrap();
 
     let listing: Value = api.get("/v1/dead-letters").await.json().await.unwrap();
     assert_eq!(listing["depth"], 1);
     assert_eq!(listing["messages"][0]["reason"], "not a job message: test");
     assert_eq!(listing["messages"][0]["job_id"], "j1");
-    let metrics = api.client.get(format!("{}/metrics", api.url)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("\nzipfleet_dead_letter_depth 1\n"), "{metrics}");
+    let metrics = api
+        .client
+        .get(format!("{}/metrics", api.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("\nzipfleet_dead_letter_depth 1\n"),
+        "{metrics}"
+    );
 
     let redrive = |body: Option<&'static str>| {
-        let request = api.client.post(format!("{}/v1/dead-letters/redrive", api.url)).bearer_auth(TOKEN);
+        let request = api
+            .client
+            .post(format!("{}/v1/dead-letters/redrive", api.url))
+            .bearer_auth(TOKEN);
         match body {
-            Some(body) => request.header("content-type", "application/json").body(body),
+            Some(body) => request
+                .header("content-type", "application/json")
+                .body(body),
             None => request,
         }
         .send()
     };
-    for bad in [r#"{"max": 0}"#, r#"{"max": 10001}"#, r#"{"max": "x"}"#, r#"{"other": 1}"#, "[", "null"] {
+    for bad in [
+        r#"{"max": 0}"#,
+        r#"{"max": 10001}"#,
+        r#"{"max": "x"}"#,
+        r#"{"other": 1}"#,
+        "[",
+        "null",
+    ] {
         let response = redrive(Some(bad)).await.unwrap();
         assert_eq!(response.status(), 400, "{bad}");
         let body: Value = response.json().await.unwrap();
@@ -149,7 +236,12 @@ async fn dead_letters_are_listed_and_redriven() {
     assert_eq!(moved, json!({"moved": 1}));
     let again = consumer.next().await.unwrap();
     assert_eq!(again.attempt, 1);
-    let moved: Value = redrive(Some(r#"{"max": null}"#)).await.unwrap().json().await.unwrap();
+    let moved: Value = redrive(Some(r#"{"max": null}"#))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(moved, json!({"moved": 0}));
 }
 
@@ -158,10 +250,24 @@ async fn whole_numbers_with_a_fraction_are_integers() {
     // JSON Schema's `integer` (the document) takes 128.0; so does the API.
     let api = start(10).await;
     let spec = r#"{"images": [{"id": "1", "label": "a", "url": "https://example.org/a.jpg"}], "output": {"width": 128.0, "height": 96, "quality": 80.0}}"#;
-    let response = api.client.post(format!("{}/v1/jobs", api.url)).bearer_auth(TOKEN).body(spec).send().await.unwrap();
+    let response = api
+        .client
+        .post(format!("{}/v1/jobs", api.url))
+        .bearer_auth(TOKEN)
+        .body(spec)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 202);
     let refused = r#"{"images": [{"id": "1", "label": "a", "url": "https://example.org/a.jpg"}], "output": {"width": 128.5}}"#;
-    let response = api.client.post(format!("{}/v1/jobs", api.url)).bearer_auth(TOKEN).body(refused).send().await.unwrap();
+    let response = api
+        .client
+        .post(format!("{}/v1/jobs", api.url))
+        .bearer_auth(TOKEN)
+        .body(refused)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["details"][0]["field"], "output.width");

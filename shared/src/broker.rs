@@ -92,12 +92,25 @@ pub struct DeadLetter {
 
 impl DeadLetter {
     pub fn describe(id: impl Into<String>, reason: Option<String>, body: &[u8]) -> Self {
-        let preview: String = String::from_utf8_lossy(body).chars().take(PREVIEW_CHARS).collect();
+        let preview: String = String::from_utf8_lossy(body)
+            .chars()
+            .take(PREVIEW_CHARS)
+            .collect();
         let job_id = serde_json::from_slice::<serde_json::Value>(body)
             .ok()
-            .and_then(|value| value.get("job_id").and_then(|id| id.as_str()).map(str::to_string))
+            .and_then(|value| {
+                value
+                    .get("job_id")
+                    .and_then(|id| id.as_str())
+                    .map(str::to_string)
+            })
             .filter(|id| crate::spec::is_valid_job_id(id));
-        Self { id: id.into(), reason, preview, job_id }
+        Self {
+            id: id.into(),
+            reason,
+            preview,
+            job_id,
+        }
     }
 }
 
@@ -160,13 +173,20 @@ pub struct Delivery {
 
 impl std::fmt::Debug for Delivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Delivery").field("attempt", &self.attempt).field("bytes", &self.body.len()).finish()
+        f.debug_struct("Delivery")
+            .field("attempt", &self.attempt)
+            .field("bytes", &self.body.len())
+            .finish()
     }
 }
 
 impl Delivery {
     pub fn new(body: Bytes, attempt: u32, settle: Box<dyn Settle>) -> Self {
-        Self { body, attempt, settle }
+        Self {
+            body,
+            attempt,
+            settle,
+        }
     }
 
     pub async fn ack(self) -> Result<(), BrokerError> {

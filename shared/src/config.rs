@@ -14,7 +14,11 @@ use std::time::Duration;
 #[derive(clap::Args, Debug, Clone)]
 pub struct BackendConfig {
     /// Job queue: `amqp://…` (RabbitMQ), `sqs://` (AWS SQS), `memory://` (in-process).
-    #[arg(long, env = "ZIPFLEET_BROKER", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    #[arg(
+        long,
+        env = "ZIPFLEET_BROKER",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
     pub broker: String,
     /// Jobs queue name (SQS: name or URL). Default depends on the broker.
     #[arg(long, env = "ZIPFLEET_JOBS_QUEUE")]
@@ -36,10 +40,18 @@ pub struct BackendConfig {
     #[arg(long, env = "ZIPFLEET_SQS_VISIBILITY_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub sqs_visibility_timeout: Duration,
     /// Object store: `s3://BUCKET/PREFIX` or `file:///DIR`.
-    #[arg(long, env = "ZIPFLEET_STORE", default_value = "file:///var/lib/zipfleet")]
+    #[arg(
+        long,
+        env = "ZIPFLEET_STORE",
+        default_value = "file:///var/lib/zipfleet"
+    )]
     pub store: String,
     /// Status store: `redis://HOST:PORT/DB` or `memory://`.
-    #[arg(long, env = "ZIPFLEET_STATUS", default_value = "redis://127.0.0.1:6379/0")]
+    #[arg(
+        long,
+        env = "ZIPFLEET_STATUS",
+        default_value = "redis://127.0.0.1:6379/0"
+    )]
     pub status: String,
     /// How long status documents are kept (e.g. `3d`, `12h`).
     #[arg(long, env = "ZIPFLEET_STATUS_TTL", default_value = "3d", value_parser = parse_duration)]
@@ -80,8 +92,14 @@ impl BackendConfig {
         };
         QueueNames {
             jobs: self.jobs_queue.clone().unwrap_or_else(|| jobs.into()),
-            completed: self.completed_queue.clone().unwrap_or_else(|| completed.into()),
-            dead_letter: self.dead_letter_queue.clone().unwrap_or_else(|| dead_letter.into()),
+            completed: self
+                .completed_queue
+                .clone()
+                .unwrap_or_else(|| completed.into()),
+            dead_letter: self
+                .dead_letter_queue
+                .clone()
+                .unwrap_or_else(|| dead_letter.into()),
         }
     }
 }
@@ -258,9 +276,13 @@ pub const MIB: u64 = 1024 * 1024;
 /// `"50MiB"`, `"2GiB"`, `"512KiB"`, `"1MB"` or plain bytes.
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let number: u64 = digits.parse().map_err(|_| format!("{text:?} is not a size like 256MiB"))?;
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 256MiB"))?;
     let multiplier = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1_000,
@@ -271,15 +293,21 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         "gib" => 1024 * MIB,
         other => return Err(format!("unknown size unit {other:?} in {text:?}")),
     };
-    number.checked_mul(multiplier).ok_or_else(|| format!("{text:?} is too large"))
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("{text:?} is too large"))
 }
 
 /// `"500ms"`, `"30s"`, `"5m"`, `"2h"`, `"3d"`, or plain seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let number: u64 = digits.parse().map_err(|_| format!("{text:?} is not a duration like 30s"))?;
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 30s"))?;
     let millis = match unit.trim() {
         "ms" => 1,
         "" | "s" => 1_000,
@@ -305,7 +333,10 @@ pub struct ReportSettings {
 
 impl ReportSettings {
     /// The defaults, for clap and [`Default`] alike.
-    pub const DEFAULT: Self = Self { min_images_per_label: 5, max_label_ratio: 3.0 };
+    pub const DEFAULT: Self = Self {
+        min_images_per_label: 5,
+        max_label_ratio: 3.0,
+    };
 }
 
 impl Default for ReportSettings {
@@ -343,7 +374,9 @@ mod tests {
         use clap::Parser;
         let parsed = Cli::try_parse_from(["x"]).unwrap().cache;
         assert_eq!(parsed, CacheSettings::DEFAULT);
-        let off = Cli::try_parse_from(["x", "--cache", "off", "--failure-cache-ttl", "1s"]).unwrap().cache;
+        let off = Cli::try_parse_from(["x", "--cache", "off", "--failure-cache-ttl", "1s"])
+            .unwrap()
+            .cache;
         assert!(!off.enabled);
         assert_eq!(off.failure_cache_ttl, Duration::from_secs(1));
     }

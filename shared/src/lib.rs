@@ -26,13 +26,15 @@ pub mod message;
 pub mod names;
 pub mod reachability;
 pub mod report;
-pub mod schema;
 pub mod retry;
+pub mod schema;
 pub mod spec;
 pub mod status;
 pub mod status_store;
 pub mod store;
 
 pub use codes::{ImageErrorCode, JobErrorCode};
-pub use spec::{Fit, ImageSource, ImageSpec, JobSpec, OnImageError, OutputFormat, OutputSpec, SpecError};
+pub use spec::{
+    Fit, ImageSource, ImageSpec, JobSpec, OnImageError, OutputFormat, OutputSpec, SpecError,
+};
 pub use status::{JobState, JobStatus, Progress};

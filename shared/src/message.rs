@@ -38,11 +38,19 @@ pub enum MessageError {
 
 impl JobMessage {
     pub fn inline(job_id: &str, spec: JobSpec) -> Self {
-        Self { job_id: job_id.to_string(), spec: Some(spec), spec_ref: None }
+        Self {
+            job_id: job_id.to_string(),
+            spec: Some(spec),
+            spec_ref: None,
+        }
     }
 
     pub fn claim_check(job_id: &str, location: Location) -> Self {
-        Self { job_id: job_id.to_string(), spec: None, spec_ref: Some(location) }
+        Self {
+            job_id: job_id.to_string(),
+            spec: None,
+            spec_ref: Some(location),
+        }
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -52,20 +60,35 @@ impl JobMessage {
     /// The message body for a job: the spec inline, or — when that would be
     /// larger than `threshold` bytes — the spec written to
     /// `PREFIX/specs/JOB_ID.json` and only its location in the message.
-    pub async fn pack(store: &dyn ObjectStore, job_id: &str, spec: &JobSpec, threshold: u64) -> Result<Vec<u8>, StoreError> {
+    pub async fn pack(
+        store: &dyn ObjectStore,
+        job_id: &str,
+        spec: &JobSpec,
+        threshold: u64,
+    ) -> Result<Vec<u8>, StoreError> {
         let inline = Self::inline(job_id, spec.clone()).to_bytes();
         if inline.len() as u64 <= threshold {
             return Ok(inline);
         }
         let key = store.own_key(&format!("specs/{job_id}.json"));
         let spec_bytes = serde_json::to_vec(spec).expect("a spec always serializes");
-        store.put_bytes(&key, spec_bytes.into(), "application/json").await?;
-        Ok(Self::claim_check(job_id, Location { bucket: store.bucket().to_string(), key }).to_bytes())
+        store
+            .put_bytes(&key, spec_bytes.into(), "application/json")
+            .await?;
+        Ok(Self::claim_check(
+            job_id,
+            Location {
+                bucket: store.bucket().to_string(),
+                key,
+            },
+        )
+        .to_bytes())
     }
 
     /// Parse a message body, checking its envelope (not yet the spec's rules).
     pub fn parse(bytes: &[u8]) -> Result<Self, MessageError> {
-        let message: JobMessage = serde_json::from_slice(bytes).map_err(|err| MessageError::NotAJob(err.to_string()))?;
+        let message: JobMessage =
+            serde_json::from_slice(bytes).map_err(|err| MessageError::NotAJob(err.to_string()))?;
         if !is_valid_job_id(&message.job_id) {
             return Err(MessageError::BadJobId(message.job_id));
         }
@@ -82,12 +105,27 @@ mod tests {
 
     #[test]
     fn round_trip_and_malformed_messages() {
-        let spec = JobSpec::parse_unvalidated(br#"{"images":[{"id":"1","label":"a","url":"http://x.org/a"}]}"#).unwrap();
+        let spec = JobSpec::parse_unvalidated(
+            br#"{"images":[{"id":"1","label":"a","url":"http://x.org/a"}]}"#,
+        )
+        .unwrap();
         let message = JobMessage::inline("j1", spec);
         assert_eq!(JobMessage::parse(&message.to_bytes()).unwrap(), message);
-        assert!(matches!(JobMessage::parse(b"hello"), Err(MessageError::NotAJob(_))));
-        assert!(matches!(JobMessage::parse(br#"{"job_id":"j1"}"#), Err(MessageError::NoSpec)));
-        assert!(matches!(JobMessage::parse(br#"{"job_id":"../x","spec_ref":{"bucket":"b","key":"k"}}"#), Err(MessageError::BadJobId(_))));
-        assert!(matches!(JobMessage::parse(br#"{"job_id":"j","spec":{"images":[]},"evil":1}"#), Err(MessageError::NotAJob(_))));
+        assert!(matches!(
+            JobMessage::parse(b"hello"),
+            Err(MessageError::NotAJob(_))
+        ));
+        assert!(matches!(
+            JobMessage::parse(br#"{"job_id":"j1"}"#),
+            Err(MessageError::NoSpec)
+        ));
+        assert!(matches!(
+            JobMessage::parse(br#"{"job_id":"../x","spec_ref":{"bucket":"b","key":"k"}}"#),
+            Err(MessageError::BadJobId(_))
+        ));
+        assert!(matches!(
+            JobMessage::parse(br#"{"job_id":"j","spec":{"images":[]},"evil":1}"#),
+            Err(MessageError::NotAJob(_))
+        ));
     }
 }

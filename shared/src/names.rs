@@ -14,8 +14,8 @@ use std::collections::HashSet;
 pub const MAX_NAME_CHARS: usize = 60;
 
 const WINDOWS_RESERVED: [&str; 22] = [
-    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9", "LPT1", "LPT2",
-    "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
+    "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
 ];
 
 /// Make `raw` safe as one path component.
@@ -26,7 +26,10 @@ pub fn sanitize_component(raw: &str) -> String {
             '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|' => '_',
             c if c.is_control() => '_',
             // Invisible direction overrides would make a listing lie about the name.
-            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200B}'..='\u{200F}' | '\u{FEFF}' => '_',
+            '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{FEFF}' => '_',
             c => c,
         })
         .collect();
@@ -42,7 +45,10 @@ pub fn sanitize_component(raw: &str) -> String {
         return "_".to_string();
     }
     let stem = out.split('.').next().unwrap_or("").trim_end();
-    if WINDOWS_RESERVED.iter().any(|reserved| reserved.eq_ignore_ascii_case(stem)) {
+    if WINDOWS_RESERVED
+        .iter()
+        .any(|reserved| reserved.eq_ignore_ascii_case(stem))
+    {
         out.insert(0, '_');
     }
     out
@@ -94,7 +100,10 @@ mod tests {
         assert_eq!(sanitize_component("..\\..\\x"), "_.._x");
         for raw in ["../x", "..", "a/../../b", "\\\\server\\share", "/abs"] {
             let name = sanitize_component(raw);
-            assert!(!name.contains('/') && !name.contains('\\') && name != ".." && name != ".", "{raw} -> {name}");
+            assert!(
+                !name.contains('/') && !name.contains('\\') && name != ".." && name != ".",
+                "{raw} -> {name}"
+            );
         }
     }
 

@@ -29,7 +29,19 @@ pub struct ReportWarning {
 
 /// The report's warning codes, fixed by the contract. Their order here is the
 /// order warnings are sorted in (alphabetical, as serialized).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum WarningCode {
     /// The picture is (almost) one flat colour.
@@ -47,8 +59,14 @@ pub enum WarningCode {
 }
 
 impl WarningCode {
-    pub const ALL: [WarningCode; 6] =
-        [Self::BlankImage, Self::Duplicate, Self::DuplicateAcrossLabels, Self::ImbalancedLabels, Self::SmallSource, Self::TooFewImages];
+    pub const ALL: [WarningCode; 6] = [
+        Self::BlankImage,
+        Self::Duplicate,
+        Self::DuplicateAcrossLabels,
+        Self::ImbalancedLabels,
+        Self::SmallSource,
+        Self::TooFewImages,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -74,7 +92,10 @@ mod tests {
             s.sort_unstable();
             s
         };
-        assert_eq!(names, sorted, "enum order must be the serialized (alphabetical) order");
+        assert_eq!(
+            names, sorted,
+            "enum order must be the serialized (alphabetical) order"
+        );
         for code in WarningCode::ALL {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }

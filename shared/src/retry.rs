@@ -34,7 +34,11 @@ impl Default for Backoff {
 
 impl Backoff {
     pub fn new(first: Duration, max: Duration) -> Self {
-        Self { next: first, first, max }
+        Self {
+            next: first,
+            first,
+            max,
+        }
     }
 
     /// The pause before the next attempt: the current step with ±25% jitter
@@ -77,17 +81,27 @@ struct Outage {
 
 impl OutageLog {
     pub fn new(backend: &'static str) -> Self {
-        Self { backend, state: Mutex::new(None) }
+        Self {
+            backend,
+            state: Mutex::new(None),
+        }
     }
 
     /// Record a failure; logs a warning when the outage starts and a reminder
     /// every [`REMINDER_EVERY`] while it lasts.
     pub fn failed(&self, what: &str, error: &dyn std::fmt::Display) {
         let now = Instant::now();
-        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         match state.as_mut() {
             None => {
-                *state = Some(Outage { since: now, last_logged: now, failures: 1 });
+                *state = Some(Outage {
+                    since: now,
+                    last_logged: now,
+                    failures: 1,
+                });
                 tracing::warn!(backend = self.backend, %error, what, "backend unreachable; retrying with backoff (at most 30 s apart)");
             }
             Some(outage) => {
@@ -103,16 +117,27 @@ impl OutageLog {
 
     /// Record a success; logs once if it ends an outage.
     pub fn recovered(&self) {
-        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(outage) = state.take() {
             let down_for_s = outage.since.elapsed().as_secs_f64();
-            tracing::info!(backend = self.backend, down_for_s, failures = outage.failures, "backend reachable again");
+            tracing::info!(
+                backend = self.backend,
+                down_for_s,
+                failures = outage.failures,
+                "backend reachable again"
+            );
         }
     }
 
     /// Whether an outage is going on.
     pub fn is_down(&self) -> bool {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).is_some()
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .is_some()
     }
 }
 
@@ -126,7 +151,11 @@ pub struct Outages {
 
 impl Default for Outages {
     fn default() -> Self {
-        Self { broker: OutageLog::new("broker"), store: OutageLog::new("object store"), status: OutageLog::new("status store") }
+        Self {
+            broker: OutageLog::new("broker"),
+            store: OutageLog::new("object store"),
+            status: OutageLog::new("status store"),
+        }
     }
 }
 
@@ -186,10 +215,22 @@ mod tests {
     fn backoff_doubles_to_the_cap_with_jitter_and_resets() {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         let delays: Vec<Duration> = (0..8).map(|_| backoff.next_delay()).collect();
-        assert!(delays[0] >= Duration::from_millis(75) && delays[0] <= Duration::from_millis(125), "{delays:?}");
-        assert!(delays[3] >= Duration::from_millis(600) && delays[3] <= Duration::from_millis(1000), "{delays:?}");
-        assert!(delays.iter().all(|d| *d <= Duration::from_secs(2)), "{delays:?}");
-        assert!(delays[7] >= Duration::from_millis(1500), "the cap is reached: {delays:?}");
+        assert!(
+            delays[0] >= Duration::from_millis(75) && delays[0] <= Duration::from_millis(125),
+            "{delays:?}"
+        );
+        assert!(
+            delays[3] >= Duration::from_millis(600) && delays[3] <= Duration::from_millis(1000),
+            "{delays:?}"
+        );
+        assert!(
+            delays.iter().all(|d| *d <= Duration::from_secs(2)),
+            "{delays:?}"
+        );
+        assert!(
+            delays[7] >= Duration::from_millis(1500),
+            "the cap is reached: {delays:?}"
+        );
         backoff.reset();
         assert!(backoff.next_delay() <= Duration::from_millis(125));
     }
@@ -198,9 +239,16 @@ mod tests {
     fn jitter_spreads() {
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..20 {
-            seen.insert(Backoff::new(Duration::from_secs(1), MAX_BACKOFF).next_delay().as_millis());
+            seen.insert(
+                Backoff::new(Duration::from_secs(1), MAX_BACKOFF)
+                    .next_delay()
+                    .as_millis(),
+            );
         }
-        assert!(seen.len() > 5, "jitter should differ between calls: {seen:?}");
+        assert!(
+            seen.len() > 5,
+            "jitter should differ between calls: {seen:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -208,17 +256,44 @@ mod tests {
         let log = OutageLog::new("test");
         let stop = tokio_util::sync::CancellationToken::new();
         let calls = std::sync::atomic::AtomicU32::new(0);
-        let result: Result<u32, GaveUp<&str>> = retry_transient(&log, "op", &stop, Duration::from_secs(60), |e: &&str| *e == "down", || async {
-            let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            if n < 3 { Err("down") } else { Ok(n) }
-        })
+        let result: Result<u32, GaveUp<&str>> = retry_transient(
+            &log,
+            "op",
+            &stop,
+            Duration::from_secs(60),
+            |e: &&str| *e == "down",
+            || async {
+                let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if n < 3 {
+                    Err("down")
+                } else {
+                    Ok(n)
+                }
+            },
+        )
         .await;
         assert_eq!(result.unwrap(), 3);
         assert!(!log.is_down(), "recovered after the success");
-        let permanent: Result<(), GaveUp<&str>> = retry_transient(&log, "op", &stop, Duration::from_secs(60), |e: &&str| *e == "down", || async { Err("refused") }).await;
+        let permanent: Result<(), GaveUp<&str>> = retry_transient(
+            &log,
+            "op",
+            &stop,
+            Duration::from_secs(60),
+            |e: &&str| *e == "down",
+            || async { Err("refused") },
+        )
+        .await;
         assert!(matches!(permanent, Err(GaveUp::Failed("refused"))));
         stop.cancel();
-        let interrupted: Result<(), GaveUp<&str>> = retry_transient(&log, "op", &stop, Duration::from_secs(60), |_: &&str| true, || async { Err("down") }).await;
+        let interrupted: Result<(), GaveUp<&str>> = retry_transient(
+            &log,
+            "op",
+            &stop,
+            Duration::from_secs(60),
+            |_: &&str| true,
+            || async { Err("down") },
+        )
+        .await;
         assert!(matches!(interrupted, Err(GaveUp::Interrupted)));
     }
 

@@ -20,9 +20,21 @@ const COMPONENTS: &str = "#/components/schemas/";
 
 /// The standalone schema files: (file name in `shared/schema/`, root type, title).
 pub const FILES: [(&str, &str, &str); 3] = [
-    ("job-spec.schema.json", "JobSpec", "zipfleet job spec (body of POST /v1/jobs)"),
-    ("status.schema.json", "JobStatus", "zipfleet status document (GET /v1/jobs/{id}, completion message)"),
-    ("job-message.schema.json", "JobMessage", "zipfleet job message (jobs queue)"),
+    (
+        "job-spec.schema.json",
+        "JobSpec",
+        "zipfleet job spec (body of POST /v1/jobs)",
+    ),
+    (
+        "status.schema.json",
+        "JobStatus",
+        "zipfleet status document (GET /v1/jobs/{id}, completion message)",
+    ),
+    (
+        "job-message.schema.json",
+        "JobMessage",
+        "zipfleet job message (jobs queue)",
+    ),
 ];
 
 /// `T` and every schema it refers to, by name.
@@ -61,8 +73,15 @@ pub fn add_rules(schemas: &mut BTreeMap<String, Value>) {
 
 /// Component schemas as JSON, with [`add_rules`] applied.
 pub fn to_json(schemas: Vec<(String, RefOr<Schema>)>) -> BTreeMap<String, Value> {
-    let mut json: BTreeMap<String, Value> =
-        schemas.into_iter().map(|(name, schema)| (name, serde_json::to_value(schema).expect("schemas serialize"))).collect();
+    let mut json: BTreeMap<String, Value> = schemas
+        .into_iter()
+        .map(|(name, schema)| {
+            (
+                name,
+                serde_json::to_value(schema).expect("schemas serialize"),
+            )
+        })
+        .collect();
     add_rules(&mut json);
     json
 }
@@ -114,14 +133,25 @@ pub fn standalone(schemas: &BTreeMap<String, Value>, file: &str, root: &str, tit
         if defs.contains_key(&name) {
             continue;
         }
-        let schema = schemas.get(&name).unwrap_or_else(|| panic!("schema {name} is not generated")).clone();
+        let schema = schemas
+            .get(&name)
+            .unwrap_or_else(|| panic!("schema {name} is not generated"))
+            .clone();
         references(&schema, &mut todo);
         defs.insert(name, schema);
     }
     let mut document = defs.remove(root).expect("root schema");
-    let Value::Object(map) = &mut document else { panic!("{root} is not an object schema") };
-    map.insert("$schema".into(), json!("https://json-schema.org/draft/2020-12/schema"));
-    map.insert("$id".into(), json!(format!("https://zipfleet.dev/schema/{file}")));
+    let Value::Object(map) = &mut document else {
+        panic!("{root} is not an object schema")
+    };
+    map.insert(
+        "$schema".into(),
+        json!("https://json-schema.org/draft/2020-12/schema"),
+    );
+    map.insert(
+        "$id".into(),
+        json!(format!("https://zipfleet.dev/schema/{file}")),
+    );
     map.insert("title".into(), json!(title));
     if !defs.is_empty() {
         map.insert("$defs".into(), json!(defs));
@@ -136,7 +166,8 @@ pub fn files() -> Vec<(&'static str, String)> {
     FILES
         .iter()
         .map(|(file, root, title)| {
-            let text = serde_json::to_string_pretty(&standalone(&schemas, file, root, title)).expect("JSON");
+            let text = serde_json::to_string_pretty(&standalone(&schemas, file, root, title))
+                .expect("JSON");
             (*file, text + "\n")
         })
         .collect()

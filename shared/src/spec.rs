@@ -63,17 +63,28 @@ pub struct JobSpec {
 #[serde(deny_unknown_fields)]
 pub struct ImageSpec {
     /// Unique within the job; 1 to 256 characters, not only whitespace.
-    #[schema(min_length = 1, max_length = 256, pattern = r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]")]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub id: String,
     /// The class: the image's folder in the zip. 1 to 256 characters, not only whitespace.
-    #[schema(min_length = 1, max_length = 256, pattern = r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]")]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub label: String,
     /// An http or https URL with a host and no credentials, at most 4096 bytes.
     /// The API parses URLs as browsers do (WHATWG URL); the pattern is the
     /// plain ASCII form of that: a DNS name or IPv4 address, an optional port,
     /// then path, query and fragment characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 4096, pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://(?:(?:[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*\.)*[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*|(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))(?::(?:[0-5]?[0-9]{1,4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(?:[/?#][!#$%&'()*+,./0-9:;=?@A-Z_a-z~-]*)?$")]
+    #[schema(
+        max_length = 4096,
+        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://(?:(?:[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*\.)*[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*|(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))(?::(?:[0-5]?[0-9]{1,4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(?:[/?#][!#$%&'()*+,./0-9:;=?@A-Z_a-z~-]*)?$"
+    )]
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object: Option<ObjectSource>,
@@ -85,7 +96,11 @@ pub struct ImageSpec {
 pub struct ObjectSource {
     /// A key in the bucket (with a `file://` store, a path relative to its
     /// directory): 1 to 4096 bytes of UTF-8, no control characters.
-    #[schema(min_length = 1, max_length = 4096, pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$")]
+    #[schema(
+        min_length = 1,
+        max_length = 4096,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+    )]
     pub key: String,
     /// Defaults to the store's own bucket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,7 +147,13 @@ pub struct OutputSpec {
 
 impl Default for OutputSpec {
     fn default() -> Self {
-        Self { width: 224, height: 224, fit: Fit::Fill, format: OutputFormat::Jpeg, quality: 90 }
+        Self {
+            width: 224,
+            height: 224,
+            fit: Fit::Fill,
+            format: OutputFormat::Jpeg,
+            quality: 90,
+        }
     }
 }
 
@@ -203,7 +224,12 @@ pub struct SpecError {
 
 impl SpecError {
     fn single(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { problems: vec![FieldError { field: field.into(), message: message.into() }] }
+        Self {
+            problems: vec![FieldError {
+                field: field.into(),
+                message: message.into(),
+            }],
+        }
     }
 }
 
@@ -232,8 +258,12 @@ fn whole_numbers_as_integers(value: &mut serde_json::Value) -> bool {
             }
             _ => false,
         },
-        Value::Array(items) => items.iter_mut().fold(false, |changed, item| whole_numbers_as_integers(item) | changed),
-        Value::Object(map) => map.values_mut().fold(false, |changed, item| whole_numbers_as_integers(item) | changed),
+        Value::Array(items) => items.iter_mut().fold(false, |changed, item| {
+            whole_numbers_as_integers(item) | changed
+        }),
+        Value::Object(map) => map.values_mut().fold(false, |changed, item| {
+            whole_numbers_as_integers(item) | changed
+        }),
         _ => false,
     }
 }
@@ -265,33 +295,52 @@ impl JobSpec {
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let spec: JobSpec = serde_path_to_error::deserialize(&mut de).map_err(|err| {
             let path = err.path().to_string();
-            let field = if path == "." || path.is_empty() { "$".to_string() } else { path };
+            let field = if path == "." || path.is_empty() {
+                "$".to_string()
+            } else {
+                path
+            };
             SpecError::single(field, err.into_inner().to_string())
         })?;
-        de.end().map_err(|err| SpecError::single("$", err.to_string()))?;
+        de.end()
+            .map_err(|err| SpecError::single("$", err.to_string()))?;
         Ok(spec)
     }
 
     /// Check every rule; report every problem.
     pub fn validate(&self, limits: &SpecLimits) -> Result<(), SpecError> {
         let mut problems = Vec::new();
-        let mut problem = |field: String, message: String| problems.push(FieldError { field, message });
+        let mut problem =
+            |field: String, message: String| problems.push(FieldError { field, message });
 
         if let Some(job_id) = &self.job_id {
             if !is_valid_job_id(job_id) {
-                problem("job_id".into(), format!("must be 1 to {MAX_JOB_ID_LEN} characters of A-Z, a-z, 0-9, _ and -"));
+                problem(
+                    "job_id".into(),
+                    format!("must be 1 to {MAX_JOB_ID_LEN} characters of A-Z, a-z, 0-9, _ and -"),
+                );
             }
         }
         if let Some(project_id) = &self.project_id {
             if project_id.chars().count() > MAX_TEXT_LEN {
-                problem("project_id".into(), format!("longer than {MAX_TEXT_LEN} characters"));
+                problem(
+                    "project_id".into(),
+                    format!("longer than {MAX_TEXT_LEN} characters"),
+                );
             }
         }
         if self.images.is_empty() {
             problem("images".into(), "must list at least one image".into());
         }
         if self.images.len() > limits.max_images {
-            problem("images".into(), format!("{} images; at most {} per job", self.images.len(), limits.max_images));
+            problem(
+                "images".into(),
+                format!(
+                    "{} images; at most {} per job",
+                    self.images.len(),
+                    limits.max_images
+                ),
+            );
         }
 
         let mut seen_ids = HashSet::new();
@@ -303,8 +352,14 @@ impl JobSpec {
                 problem(at("id"), format!("duplicate id {:?}", image.id));
             }
             match (&image.url, &image.object) {
-                (Some(_), Some(_)) => problem(format!("images[{i}]"), "has both url and object; give exactly one source".into()),
-                (None, None) => problem(format!("images[{i}]"), "has no source; give url or object".into()),
+                (Some(_), Some(_)) => problem(
+                    format!("images[{i}]"),
+                    "has both url and object; give exactly one source".into(),
+                ),
+                (None, None) => problem(
+                    format!("images[{i}]"),
+                    "has no source; give url or object".into(),
+                ),
                 (Some(url), None) => {
                     if let Err(message) = check_url(url) {
                         problem(at("url"), message);
@@ -314,13 +369,19 @@ impl JobSpec {
                     if object.key.is_empty() {
                         problem(at("object.key"), "must not be empty".into());
                     } else if object.key.len() > MAX_SOURCE_LEN {
-                        problem(at("object.key"), format!("longer than {MAX_SOURCE_LEN} bytes"));
+                        problem(
+                            at("object.key"),
+                            format!("longer than {MAX_SOURCE_LEN} bytes"),
+                        );
                     } else if object.key.chars().any(char::is_control) {
                         problem(at("object.key"), "contains control characters".into());
                     }
                     if let Some(bucket) = &object.bucket {
                         if !is_plausible_bucket(bucket) {
-                            problem(at("object.bucket"), format!("{bucket:?} is not a valid bucket name"));
+                            problem(
+                                at("object.bucket"),
+                                format!("{bucket:?} is not a valid bucket name"),
+                            );
                         }
                     }
                 }
@@ -330,11 +391,17 @@ impl JobSpec {
         let out = &self.output;
         for (field, value) in [("output.width", out.width), ("output.height", out.height)] {
             if value == 0 || value > MAX_OUTPUT_SIDE {
-                problem(field.into(), format!("must be between 1 and {MAX_OUTPUT_SIDE}, not {value}"));
+                problem(
+                    field.into(),
+                    format!("must be between 1 and {MAX_OUTPUT_SIDE}, not {value}"),
+                );
             }
         }
         if !(1..=100).contains(&out.quality) {
-            problem("output.quality".into(), format!("must be between 1 and 100, not {}", out.quality));
+            problem(
+                "output.quality".into(),
+                format!("must be between 1 and 100, not {}", out.quality),
+            );
         }
 
         if problems.is_empty() {
@@ -357,7 +424,9 @@ impl JobSpec {
 /// `[A-Za-z0-9_-]{1,64}`.
 pub fn is_valid_job_id(id: &str) -> bool {
     (1..=MAX_JOB_ID_LEN).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// A fresh job id: 32 hex digits.
@@ -370,7 +439,9 @@ fn check_text(value: &str, what: &str, problem: &mut dyn FnMut(String)) {
     if value.trim().is_empty() {
         problem(format!("{what} must not be empty"));
     } else if chars > MAX_TEXT_LEN {
-        problem(format!("{what} is {chars} characters; at most {MAX_TEXT_LEN}"));
+        problem(format!(
+            "{what} is {chars} characters; at most {MAX_TEXT_LEN}"
+        ));
     }
 }
 
@@ -395,7 +466,9 @@ fn check_url(raw: &str) -> Result<(), String> {
 /// S3 bucket naming rules, loosely: 3-63 of lowercase letters, digits, `.`, `-`.
 fn is_plausible_bucket(bucket: &str) -> bool {
     (3..=63).contains(&bucket.len())
-        && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
 }
 
 #[cfg(test)]
@@ -417,18 +490,35 @@ mod tests {
 
     #[test]
     fn defaults_follow_the_contract() {
-        let spec = parse(one_image(json!({"id": "1", "label": "cats", "url": "https://example.org/cat.jpg"}))).unwrap();
-        assert_eq!(spec.output, OutputSpec { width: 224, height: 224, fit: Fit::Fill, format: OutputFormat::Jpeg, quality: 90 });
+        let spec = parse(one_image(
+            json!({"id": "1", "label": "cats", "url": "https://example.org/cat.jpg"}),
+        ))
+        .unwrap();
+        assert_eq!(
+            spec.output,
+            OutputSpec {
+                width: 224,
+                height: 224,
+                fit: Fit::Fill,
+                format: OutputFormat::Jpeg,
+                quality: 90
+            }
+        );
         assert_eq!(spec.on_image_error, OnImageError::Skip);
         assert_eq!(spec.job_id, None);
     }
 
     #[test]
     fn whole_numbers_with_a_fraction_are_integers_but_fractions_are_refused() {
-        let spec = parse(json!({"images": [{"id": "1", "label": "a", "url": "https://example.org/a.jpg"}],
-            "output": {"width": 128.0, "height": 96, "quality": 80.0}}))
+        let spec = parse(
+            json!({"images": [{"id": "1", "label": "a", "url": "https://example.org/a.jpg"}],
+            "output": {"width": 128.0, "height": 96, "quality": 80.0}}),
+        )
         .unwrap();
-        assert_eq!((spec.output.width, spec.output.height, spec.output.quality), (128, 96, 80));
+        assert_eq!(
+            (spec.output.width, spec.output.height, spec.output.quality),
+            (128, 96, 80)
+        );
         let err = parse(json!({"images": [{"id": "1", "label": "a", "url": "https://example.org/a.jpg"}], "output": {"width": 128.5}})).unwrap_err();
         assert_eq!(fields(err), vec!["output.width"]);
     }
@@ -445,7 +535,13 @@ mod tests {
             "on_image_error": "fail"
         }))
         .unwrap();
-        assert_eq!(spec.images[1].source(), Some(ImageSource::Object(&ObjectSource { key: "uploads/u1/dog.png".into(), bucket: Some("my-bucket".into()) })));
+        assert_eq!(
+            spec.images[1].source(),
+            Some(ImageSource::Object(&ObjectSource {
+                key: "uploads/u1/dog.png".into(),
+                bucket: Some("my-bucket".into())
+            }))
+        );
         assert_eq!(spec.output.fit, Fit::Cover);
         assert_eq!(spec.output.format, OutputFormat::Png);
         assert_eq!(spec.on_image_error, OnImageError::Fail);
@@ -497,17 +593,36 @@ mod tests {
             "output.height",
             "output.quality",
         ] {
-            assert!(fields.contains(&expected.to_string()), "missing {expected} in {fields:?}");
+            assert!(
+                fields.contains(&expected.to_string()),
+                "missing {expected} in {fields:?}"
+            );
         }
-        let ftp = err.problems.iter().find(|p| p.field == "images[0].url").unwrap();
-        assert_eq!(ftp.to_string(), "images[0].url: unsupported scheme \"ftp\"; use http or https");
+        let ftp = err
+            .problems
+            .iter()
+            .find(|p| p.field == "images[0].url")
+            .unwrap();
+        assert_eq!(
+            ftp.to_string(),
+            "images[0].url: unsupported scheme \"ftp\"; use http or https"
+        );
     }
 
     #[test]
     fn empty_and_oversized_image_lists_are_refused() {
-        assert_eq!(fields(parse(json!({"images": []})).unwrap_err()), vec!["images"]);
-        let images: Vec<_> = (0..3).map(|i| json!({"id": i.to_string(), "label": "a", "url": "http://x.org/a"})).collect();
-        let err = JobSpec::parse(json!({ "images": images }).to_string().as_bytes(), &SpecLimits { max_images: 2 }).unwrap_err();
+        assert_eq!(
+            fields(parse(json!({"images": []})).unwrap_err()),
+            vec!["images"]
+        );
+        let images: Vec<_> = (0..3)
+            .map(|i| json!({"id": i.to_string(), "label": "a", "url": "http://x.org/a"}))
+            .collect();
+        let err = JobSpec::parse(
+            json!({ "images": images }).to_string().as_bytes(),
+            &SpecLimits { max_images: 2 },
+        )
+        .unwrap_err();
         assert_eq!(fields(err), vec!["images"]);
     }
 
@@ -515,7 +630,10 @@ mod tests {
     fn over_long_texts_are_refused() {
         let long = "x".repeat(MAX_TEXT_LEN + 1);
         let err = parse(json!({"images": [{"id": long, "label": long, "url": "http://x.org/a"}], "project_id": long})).unwrap_err();
-        assert_eq!(fields(err), vec!["project_id", "images[0].id", "images[0].label"]);
+        assert_eq!(
+            fields(err),
+            vec!["project_id", "images[0].id", "images[0].label"]
+        );
         let err = parse(json!({"job_id": "a".repeat(65), "images": [{"id": "1", "label": "a", "url": "http://x.org/a"}]})).unwrap_err();
         assert_eq!(fields(err), vec!["job_id"]);
     }

@@ -17,7 +17,13 @@ pub enum JobState {
 }
 
 impl JobState {
-    pub const ALL: [JobState; 5] = [Self::Queued, Self::Running, Self::Succeeded, Self::Failed, Self::Cancelled];
+    pub const ALL: [JobState; 5] = [
+        Self::Queued,
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Cancelled,
+    ];
 
     pub fn is_final(self) -> bool {
         matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
@@ -117,7 +123,11 @@ impl JobStatus {
             project_id,
             state: JobState::Queued,
             attempt: 0,
-            progress: Progress { total, done: 0, failed: 0 },
+            progress: Progress {
+                total,
+                done: 0,
+                failed: 0,
+            },
             created_at: now(),
             started_at: None,
             finished_at: None,
@@ -141,17 +151,33 @@ mod tests {
         let mut status = JobStatus::queued("j1", Some("p".into()), 40);
         status.state = JobState::Succeeded;
         status.result = Some(JobResult {
-            location: Location { bucket: "b".into(), key: "zf/zips/j1.zip".into() },
+            location: Location {
+                bucket: "b".into(),
+                key: "zf/zips/j1.zip".into(),
+            },
             url: "https://x".into(),
             size_bytes: 10,
             images: 39,
-            skipped: vec![SkippedImage { id: "7".into(), code: ImageErrorCode::FetchTimeout, message: "slow".into() }],
+            skipped: vec![SkippedImage {
+                id: "7".into(),
+                code: ImageErrorCode::FetchTimeout,
+                message: "slow".into(),
+            }],
             report: Default::default(),
         });
         let value = serde_json::to_value(&status).unwrap();
         let keys: Vec<_> = value.as_object().unwrap().keys().cloned().collect();
         for key in [
-            "job_id", "project_id", "state", "attempt", "progress", "created_at", "started_at", "finished_at", "result", "error",
+            "job_id",
+            "project_id",
+            "state",
+            "attempt",
+            "progress",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "result",
+            "error",
         ] {
             assert!(keys.contains(&key.to_string()), "{key} missing");
         }
@@ -168,6 +194,9 @@ mod tests {
     #[test]
     fn final_states() {
         let finals: Vec<_> = JobState::ALL.into_iter().filter(|s| s.is_final()).collect();
-        assert_eq!(finals, vec![JobState::Succeeded, JobState::Failed, JobState::Cancelled]);
+        assert_eq!(
+            finals,
+            vec![JobState::Succeeded, JobState::Failed, JobState::Cancelled]
+        );
     }
 }

@@ -28,7 +28,11 @@ impl StatusError {
 pub enum CreateOutcome {
     Created,
     /// A job with this id exists already.
-    Existing { status: JobStatus, fingerprint: String, published: bool },
+    Existing {
+        status: JobStatus,
+        fingerprint: String,
+        published: bool,
+    },
 }
 
 /// What [`StatusStore::begin`] found.
@@ -55,15 +59,31 @@ pub enum CancelOutcome {
 pub trait StatusStore: Send + Sync {
     fn kind(&self) -> &'static str;
     /// Record a new `queued` job unless one with this id exists.
-    async fn create(&self, status: &JobStatus, fingerprint: &str) -> Result<CreateOutcome, StatusError>;
+    async fn create(
+        &self,
+        status: &JobStatus,
+        fingerprint: &str,
+    ) -> Result<CreateOutcome, StatusError>;
     /// Note that the job's message was confirmed by the broker.
     async fn mark_published(&self, job_id: &str) -> Result<(), StatusError>;
     async fn get(&self, job_id: &str) -> Result<Option<JobStatus>, StatusError>;
     /// Move a job to `running` for this attempt, unless it already ended. A job
     /// never seen (posted straight to the broker) is created.
-    async fn begin(&self, job_id: &str, project_id: Option<&str>, attempt: u32, total: u32) -> Result<BeginOutcome, StatusError>;
+    async fn begin(
+        &self,
+        job_id: &str,
+        project_id: Option<&str>,
+        attempt: u32,
+        total: u32,
+    ) -> Result<BeginOutcome, StatusError>;
     /// Count one finished image (atomic increments) and how long it took.
-    async fn add_progress(&self, job_id: &str, done: u32, failed: u32, took: Duration) -> Result<(), StatusError>;
+    async fn add_progress(
+        &self,
+        job_id: &str,
+        done: u32,
+        failed: u32,
+        took: Duration,
+    ) -> Result<(), StatusError>;
     /// Store a final status. If the job already ended, the earlier final status
     /// is kept and returned.
     async fn finish(&self, status: &JobStatus) -> Result<JobStatus, StatusError>;
@@ -76,9 +96,11 @@ pub trait StatusStore: Send + Sync {
 }
 
 /// Upper bounds (seconds) of the job latency histogram (created → finished).
-pub const JOB_SECONDS_BOUNDS: [f64; 10] = [1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0];
+pub const JOB_SECONDS_BOUNDS: [f64; 10] =
+    [1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0];
 /// Upper bounds (seconds) of the per-image latency histogram (fetch → encoded).
-pub const IMAGE_SECONDS_BOUNDS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub const IMAGE_SECONDS_BOUNDS: [f64; 10] =
+    [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// A latency histogram: `counts[i]` observations in bucket `i` (not
 /// cumulative; the last bucket is +Inf), their sum and count.
@@ -92,7 +114,10 @@ pub struct Histogram {
 impl Histogram {
     /// Index of the bucket `seconds` falls in, given the bounds.
     pub fn bucket(bounds: &[f64], seconds: f64) -> usize {
-        bounds.iter().position(|&bound| seconds <= bound).unwrap_or(bounds.len())
+        bounds
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(bounds.len())
     }
 
     pub fn observe(&mut self, bounds: &[f64], seconds: f64) {
@@ -116,5 +141,7 @@ pub struct Stats {
 
 /// Seconds from creation to finish of a final status.
 pub fn job_seconds(status: &JobStatus) -> f64 {
-    status.finished_at.map_or(0.0, |finished| (finished - status.created_at).num_milliseconds().max(0) as f64 / 1000.0)
+    status.finished_at.map_or(0.0, |finished| {
+        (finished - status.created_at).num_milliseconds().max(0) as f64 / 1000.0
+    })
 }

@@ -60,7 +60,9 @@ pub struct ObjectReader {
 
 impl std::fmt::Debug for ObjectReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ObjectReader").field("size", &self.size).finish()
+        f.debug_struct("ObjectReader")
+            .field("size", &self.size)
+            .finish()
     }
 }
 
@@ -81,9 +83,15 @@ pub trait ObjectStore: Send + Sync {
     /// An object's size and ETag (`bucket` defaults to the store's own).
     async fn head(&self, bucket: Option<&str>, key: &str) -> Result<ObjectMeta, StoreError>;
     /// Upload a local file under `key`, streaming it; returns its size.
-    async fn put_file(&self, key: &str, path: &Path, content_type: &str) -> Result<u64, StoreError>;
+    async fn put_file(&self, key: &str, path: &Path, content_type: &str)
+        -> Result<u64, StoreError>;
     /// Store a small object (claim-checked specs).
-    async fn put_bytes(&self, key: &str, bytes: Bytes, content_type: &str) -> Result<(), StoreError>;
+    async fn put_bytes(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        content_type: &str,
+    ) -> Result<(), StoreError>;
     /// A time-limited URL to download `key` of the store's own bucket.
     async fn download_url(&self, key: &str, expires: Duration) -> Result<String, StoreError>;
     /// Cheap reachability check for `/readyz`.
@@ -92,12 +100,23 @@ pub trait ObjectStore: Send + Sync {
 
 /// Read a small object of the store's own bucket whole, refusing one larger
 /// than `max_bytes` (claim-checked specs, object images probed in memory).
-pub async fn read_small(store: &dyn ObjectStore, key: &str, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
+pub async fn read_small(
+    store: &dyn ObjectStore,
+    key: &str,
+    max_bytes: u64,
+) -> Result<Vec<u8>, StoreError> {
     let reader = store.get(None, key).await?;
     let mut bytes = Vec::new();
-    reader.body.take(max_bytes + 1).read_to_end(&mut bytes).await.map_err(StoreError::from)?;
+    reader
+        .body
+        .take(max_bytes + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(StoreError::from)?;
     if bytes.len() as u64 > max_bytes {
-        return Err(StoreError::Refused(format!("{key} is larger than {max_bytes} bytes")));
+        return Err(StoreError::Refused(format!(
+            "{key} is larger than {max_bytes} bytes"
+        )));
     }
     Ok(bytes)
 }

@@ -16,12 +16,20 @@ fn dir() -> std::path::PathBuf {
 }
 
 fn generated(name: &str) -> Value {
-    let (_, text) = zipfleet_shared::schema::files().into_iter().find(|(file, _)| *file == name).expect("generated");
+    let (_, text) = zipfleet_shared::schema::files()
+        .into_iter()
+        .find(|(file, _)| *file == name)
+        .expect("generated");
     serde_json::from_str(&text).unwrap()
 }
 
 fn strings(value: &Value) -> Vec<String> {
-    value.as_array().unwrap_or_else(|| panic!("not an array: {value}")).iter().map(|v| v.as_str().unwrap().to_string()).collect()
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {value}"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -37,20 +45,38 @@ fn committed_schemas_are_the_generated_ones() {
         }
     }
     assert!(stale.is_empty(), "{stale:?} differ from the types; regenerate: ZIPFLEET_WRITE_SCHEMAS=1 cargo test -p zipfleet-shared --test schema");
-    let mut on_disk: Vec<String> = std::fs::read_dir(dir()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut on_disk: Vec<String> = std::fs::read_dir(dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     on_disk.sort();
-    let mut expected: Vec<String> = zipfleet_shared::schema::FILES.iter().map(|(file, _, _)| file.to_string()).collect();
+    let mut expected: Vec<String> = zipfleet_shared::schema::FILES
+        .iter()
+        .map(|(file, _, _)| file.to_string())
+        .collect();
     expected.sort();
-    assert_eq!(on_disk, expected, "shared/schema/ holds only generated files");
+    assert_eq!(
+        on_disk, expected,
+        "shared/schema/ holds only generated files"
+    );
 }
 
 #[test]
 fn states_and_codes_match_the_contract() {
     let status = generated("status.schema.json");
-    let states: Vec<String> = JobState::ALL.iter().map(|s| s.as_str().to_string()).collect();
+    let states: Vec<String> = JobState::ALL
+        .iter()
+        .map(|s| s.as_str().to_string())
+        .collect();
     assert_eq!(strings(&status["$defs"]["JobState"]["enum"]), states);
-    let image_codes: Vec<String> = ImageErrorCode::ALL.iter().map(|c| c.as_str().to_string()).collect();
-    assert_eq!(strings(&status["$defs"]["ImageErrorCode"]["enum"]), image_codes);
+    let image_codes: Vec<String> = ImageErrorCode::ALL
+        .iter()
+        .map(|c| c.as_str().to_string())
+        .collect();
+    assert_eq!(
+        strings(&status["$defs"]["ImageErrorCode"]["enum"]),
+        image_codes
+    );
     let job_codes = strings(&status["$defs"]["JobErrorCode"]["enum"]);
     for code in [
         JobErrorCode::InvalidSpec,
@@ -60,7 +86,10 @@ fn states_and_codes_match_the_contract() {
         JobErrorCode::TooManyAttempts,
         JobErrorCode::Internal,
     ] {
-        assert!(job_codes.contains(&code.as_str().to_string()), "{code} missing from the schema");
+        assert!(
+            job_codes.contains(&code.as_str().to_string()),
+            "{code} missing from the schema"
+        );
     }
     // Every key of the document is always present (null when it does not apply).
     let required = strings(&status["required"]);
@@ -72,24 +101,40 @@ fn states_and_codes_match_the_contract() {
     sorted_keys.sort();
     assert_eq!(sorted_required, sorted_keys);
     assert!(strings(&status["$defs"]["JobResult"]["required"]).contains(&"report".to_string()));
-    assert!(status["$defs"]["DatasetReport"].is_object(), "result.report is described");
+    assert!(
+        status["$defs"]["DatasetReport"].is_object(),
+        "result.report is described"
+    );
 }
 
 #[test]
 fn job_spec_states_the_validation_limits() {
     let spec = generated("job-spec.schema.json");
-    assert_eq!(spec["additionalProperties"], false, "unknown fields are refused");
+    assert_eq!(
+        spec["additionalProperties"], false,
+        "unknown fields are refused"
+    );
     assert_eq!(strings(&spec["required"]), vec!["images"]);
     let props = &spec["properties"];
-    assert_eq!(props["job_id"]["pattern"], format!("^[A-Za-z0-9_-]{{1,{MAX_JOB_ID_LEN}}}$"));
+    assert_eq!(
+        props["job_id"]["pattern"],
+        format!("^[A-Za-z0-9_-]{{1,{MAX_JOB_ID_LEN}}}$")
+    );
     assert_eq!(props["project_id"]["maxLength"], MAX_TEXT_LEN);
     assert_eq!(props["images"]["minItems"], 1);
-    assert_eq!(props["images"]["maxItems"], zipfleet_shared::spec::SpecLimits::default().max_images);
+    assert_eq!(
+        props["images"]["maxItems"],
+        zipfleet_shared::spec::SpecLimits::default().max_images
+    );
     // `images: null` is refused by the API, so it is not nullable here.
     assert_eq!(props["images"]["type"], "array");
     let image = &spec["$defs"]["ImageSpec"];
     assert_eq!(image["additionalProperties"], false);
-    assert_eq!(image["oneOf"].as_array().unwrap().len(), 2, "exactly one source");
+    assert_eq!(
+        image["oneOf"].as_array().unwrap().len(),
+        2,
+        "exactly one source"
+    );
     for field in ["id", "label"] {
         assert_eq!(image["properties"][field]["maxLength"], MAX_TEXT_LEN);
     }
@@ -97,13 +142,31 @@ fn job_spec_states_the_validation_limits() {
     let output = &spec["$defs"]["OutputSpec"];
     let defaults = serde_json::to_value(OutputSpec::default()).unwrap();
     for field in ["width", "height", "fit", "format", "quality"] {
-        assert_eq!(output["properties"][field]["default"], defaults[field], "output.{field}");
+        assert_eq!(
+            output["properties"][field]["default"], defaults[field],
+            "output.{field}"
+        );
     }
     for field in ["width", "height"] {
-        assert_eq!((output["properties"][field]["minimum"].as_u64(), output["properties"][field]["maximum"].as_u64()), (Some(1), Some(u64::from(MAX_OUTPUT_SIDE))));
+        assert_eq!(
+            (
+                output["properties"][field]["minimum"].as_u64(),
+                output["properties"][field]["maximum"].as_u64()
+            ),
+            (Some(1), Some(u64::from(MAX_OUTPUT_SIDE)))
+        );
     }
     assert_eq!(output["properties"]["quality"]["maximum"], 100);
-    assert_eq!(strings(&spec["$defs"]["Fit"]["enum"]), vec!["fill", "cover", "contain"]);
-    assert_eq!(strings(&spec["$defs"]["OutputFormat"]["enum"]), vec!["jpeg", "png"]);
-    assert_eq!(strings(&spec["$defs"]["OnImageError"]["enum"]), vec!["skip", "fail"]);
+    assert_eq!(
+        strings(&spec["$defs"]["Fit"]["enum"]),
+        vec!["fill", "cover", "contain"]
+    );
+    assert_eq!(
+        strings(&spec["$defs"]["OutputFormat"]["enum"]),
+        vec!["jpeg", "png"]
+    );
+    assert_eq!(
+        strings(&spec["$defs"]["OnImageError"]["enum"]),
+        vec!["skip", "fail"]
+    );
 }

@@ -31,29 +31,56 @@ use std::time::{Duration, Instant};
 /// Where the scaling metric is read.
 pub enum Metric {
     /// The management API at `base` (e.g. `http://127.0.0.1:15672`), guest/guest, vhost `/`.
-    RabbitMq { base: String, queue: String, client: reqwest::Client },
-    Sqs { client: aws_sdk_sqs::Client, queue_url: String },
+    RabbitMq {
+        base: String,
+        queue: String,
+        client: reqwest::Client,
+    },
+    Sqs {
+        client: aws_sdk_sqs::Client,
+        queue_url: String,
+    },
 }
 
 impl Metric {
     /// The metric for a fleet's jobs queue on its broker.
     pub async fn for_fleet(fleet: &Fleet) -> Metric {
-        let queue = fleet.config.jobs_queue.clone().expect("the fleet names its jobs queue");
+        let queue = fleet
+            .config
+            .jobs_queue
+            .clone()
+            .expect("the fleet names its jobs queue");
         if fleet.config.broker.starts_with("sqs") {
             let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
             let client = aws_sdk_sqs::Client::new(&shared);
-            let queue_url = client.get_queue_url().queue_name(&queue).send().await.expect("the jobs queue exists").queue_url.unwrap();
+            let queue_url = client
+                .get_queue_url()
+                .queue_name(&queue)
+                .send()
+                .await
+                .expect("the jobs queue exists")
+                .queue_url
+                .unwrap();
             Metric::Sqs { client, queue_url }
         } else {
-            let base = std::env::var("ZIPFLEET_TEST_RABBITMQ_MANAGEMENT").unwrap_or_else(|_| "http://127.0.0.1:15672".into());
-            Metric::RabbitMq { base, queue, client: reqwest::Client::new() }
+            let base = std::env::var("ZIPFLEET_TEST_RABBITMQ_MANAGEMENT")
+                .unwrap_or_else(|_| "http://127.0.0.1:15672".into());
+            Metric::RabbitMq {
+                base,
+                queue,
+                client: reqwest::Client::new(),
+            }
         }
     }
 
     /// The current value, or why it could not be read.
     pub async fn read(&self) -> Result<u64, String> {
         match self {
-            Metric::RabbitMq { base, queue, client } => {
+            Metric::RabbitMq {
+                base,
+                queue,
+                client,
+            } => {
                 let url = format!("{base}/api/queues/%2f/{queue}");
                 let response = client
                     .get(&url)
@@ -65,9 +92,17 @@ impl Metric {
                 if response.status() != 200 {
                     return Err(format!("GET {url}: {}", response.status()));
                 }
-                let queue: serde_json::Value = response.json().await.map_err(|err| format!("queue JSON: {err}"))?;
+                let queue: serde_json::Value = response
+                    .json()
+                    .await
+                    .map_err(|err| format!("queue JSON: {err}"))?;
                 // Right after the queue is declared the counters may be absent: nothing counted yet.
-                let count = |field: &str| queue.get(field).and_then(serde_json::Value::as_u64).unwrap_or(0);
+                let count = |field: &str| {
+                    queue
+                        .get(field)
+                        .and_then(serde_json::Value::as_u64)
+                        .unwrap_or(0)
+                };
                 Ok(count("messages_ready") + count("messages_unacknowledged"))
             }
             Metric::Sqs { client, queue_url } => {
@@ -81,8 +116,14 @@ impl Metric {
                     .await
                     .map_err(|err| format!("GetQueueAttributes: {err}"))?;
                 let attributes = answer.attributes.unwrap_or_default();
-                let count = |name: A| attributes.get(&name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-                Ok(count(A::ApproximateNumberOfMessages) + count(A::ApproximateNumberOfMessagesNotVisible))
+                let count = |name: A| {
+                    attributes
+                        .get(&name)
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                Ok(count(A::ApproximateNumberOfMessages)
+                    + count(A::ApproximateNumberOfMessagesNotVisible))
             }
         }
     }
@@ -93,7 +134,9 @@ impl Metric {
         loop {
             match self.read().await {
                 Ok(value) => return value,
-                Err(err) if Instant::now() > deadline => panic!("the scaling metric cannot be read: {err}"),
+                Err(err) if Instant::now() > deadline => {
+                    panic!("the scaling metric cannot be read: {err}")
+                }
                 Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
             }
         }
@@ -167,7 +210,10 @@ impl Autoscaler {
         Self {
             rule,
             metric,
-            worker_env: worker_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            worker_env: worker_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             logs: tempfile::tempdir().expect("log dir"),
             begun: Instant::now(),
             replicas: Vec::new(),
@@ -209,8 +255,14 @@ impl Autoscaler {
                 // KEDA and the HPA keep the current scale while a scaler errs
                 // (e.g. RabbitMQ restarting, its management API with it).
                 let since = *self.failing_since.get_or_insert(now);
-                assert!(now.duration_since(since) < Duration::from_secs(60), "the scaling metric has failed for a minute: {err}");
-                eprintln!("autoscaler: metric unavailable, keeping {} replicas: {err}", self.replicas.len());
+                assert!(
+                    now.duration_since(since) < Duration::from_secs(60),
+                    "the scaling metric has failed for a minute: {err}"
+                );
+                eprintln!(
+                    "autoscaler: metric unavailable, keeping {} replicas: {err}",
+                    self.replicas.len()
+                );
                 return 0;
             }
         };
@@ -221,7 +273,11 @@ impl Autoscaler {
         let desired = if current == 0 {
             // KEDA's activation: the HPA does not act at zero replicas.
             usize::from(metric > self.rule.activation)
-        } else if metric <= self.rule.activation && self.last_active.is_none_or(|at| now.duration_since(at) >= self.rule.cooldown) {
+        } else if metric <= self.rule.activation
+            && self
+                .last_active
+                .is_none_or(|at| now.duration_since(at) >= self.rule.cooldown)
+        {
             // KEDA's deactivation after the cooldown.
             0
         } else {
@@ -229,7 +285,13 @@ impl Autoscaler {
         };
         if desired != current {
             let busy_stopped = self.scale(fleet, current, desired).await;
-            self.events.push(Event { at: now.duration_since(self.begun), metric, from: current, to: desired, busy_stopped });
+            self.events.push(Event {
+                at: now.duration_since(self.begun),
+                metric,
+                from: current,
+                to: desired,
+                busy_stopped,
+            });
         }
         self.peak = self.peak.max(self.replicas.len());
         metric
@@ -237,13 +299,20 @@ impl Autoscaler {
 
     /// The HPA's desired replicas, with its stabilisation and scale-up policies.
     fn hpa(&mut self, now: Instant, current: usize, metric: u64) -> usize {
-        let recommendation = (metric.div_ceil(self.rule.target) as usize).clamp(1, self.rule.max_replicas);
+        let recommendation =
+            (metric.div_ceil(self.rule.target) as usize).clamp(1, self.rule.max_replicas);
         self.recommendations.push((now, recommendation));
         let window = self.rule.stabilisation;
-        self.recommendations.retain(|(at, _)| now.duration_since(*at) <= window);
+        self.recommendations
+            .retain(|(at, _)| now.duration_since(*at) <= window);
         // Up: no window (the latest recommendation); down: the highest of the window.
         let up = recommendation;
-        let down = self.recommendations.iter().map(|(_, r)| *r).max().unwrap_or(recommendation);
+        let down = self
+            .recommendations
+            .iter()
+            .map(|(_, r)| *r)
+            .max()
+            .unwrap_or(recommendation);
         let stabilised = if current < up {
             up
         } else if current > down {
@@ -254,7 +323,8 @@ impl Autoscaler {
         if stabilised <= current {
             return stabilised;
         }
-        self.scale_ups.retain(|(at, _)| now.duration_since(*at) < SCALE_UP_PERIOD);
+        self.scale_ups
+            .retain(|(at, _)| now.duration_since(*at) < SCALE_UP_PERIOD);
         let added: usize = self.scale_ups.iter().map(|(_, n)| n).sum();
         let base = current.saturating_sub(added);
         let limit = (base * 2).max(base + 4);
@@ -266,13 +336,24 @@ impl Autoscaler {
         if desired > current {
             self.scale_ups.push((now, desired - current));
             for _ in current..desired {
-                let log = self.logs.path().join(format!("worker-{}.log", self.started_workers));
-                let env: Vec<(&str, &str)> = self.worker_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let log = self
+                    .logs
+                    .path()
+                    .join(format!("worker-{}.log", self.started_workers));
+                let env: Vec<(&str, &str)> = self
+                    .worker_env
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
                 // At `info` the job span (with its job id) is recorded, so a hand-back line names its job.
                 let index = fleet.add_worker_with(Some(&log), Some("info"), &env);
                 self.started_workers += 1;
                 self.all_logs.push(log.clone());
-                self.replicas.push(Replica { index, started: now, log });
+                self.replicas.push(Replica {
+                    index,
+                    started: now,
+                    log,
+                });
             }
             return 0;
         }
@@ -282,7 +363,11 @@ impl Autoscaler {
             load.push(jobs_running(fleet.worker_endpoint(replica.index)).await);
         }
         let mut order: Vec<usize> = (0..self.replicas.len()).collect();
-        order.sort_by(|&a, &b| load[b].cmp(&load[a]).then(self.replicas[b].started.cmp(&self.replicas[a].started)));
+        order.sort_by(|&a, &b| {
+            load[b]
+                .cmp(&load[a])
+                .then(self.replicas[b].started.cmp(&self.replicas[a].started))
+        });
         let victims: Vec<usize> = order.into_iter().take(current - desired).collect();
         let busy: i64 = victims.iter().map(|&v| load[v].max(0)).sum();
         let mut keep = Vec::new();
@@ -310,7 +395,12 @@ impl Autoscaler {
         }
         self.stopping = still;
         for replica in &self.replicas {
-            assert!(!fleet.worker_exited(replica.index), "worker {} exited without being told to:\n{}", replica.index, std::fs::read_to_string(&replica.log).unwrap_or_default());
+            assert!(
+                !fleet.worker_exited(replica.index),
+                "worker {} exited without being told to:\n{}",
+                replica.index,
+                std::fs::read_to_string(&replica.log).unwrap_or_default()
+            );
         }
     }
 
@@ -318,23 +408,41 @@ impl Autoscaler {
     pub fn hand_backs(&self, job_id: &str) -> usize {
         self.all_logs
             .iter()
-            .map(|log| std::fs::read_to_string(log).unwrap_or_default().lines().filter(|line| line.contains("handing the job back") && line.contains(job_id)).count())
+            .map(|log| {
+                std::fs::read_to_string(log)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|line| line.contains("handing the job back") && line.contains(job_id))
+                    .count()
+            })
             .sum()
     }
 
     /// All worker logs, concatenated (for failure messages).
     pub fn logs(&self) -> String {
-        self.all_logs.iter().map(|log| std::fs::read_to_string(log).unwrap_or_default()).collect::<Vec<_>>().join("\n")
+        self.all_logs
+            .iter()
+            .map(|log| std::fs::read_to_string(log).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
 /// `zipfleet_worker_jobs_running` from a worker's `/metrics` (0 if it does not answer yet).
 pub async fn jobs_running(endpoint: &str) -> i64 {
-    let Ok(response) = reqwest::Client::new().get(format!("{endpoint}/metrics")).timeout(Duration::from_secs(2)).send().await else {
+    let Ok(response) = reqwest::Client::new()
+        .get(format!("{endpoint}/metrics"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+    else {
         return 0;
     };
     let text = response.text().await.unwrap_or_default();
     text.lines()
-        .find_map(|line| line.strip_prefix("zipfleet_worker_jobs_running ").and_then(|v| v.trim().parse().ok()))
+        .find_map(|line| {
+            line.strip_prefix("zipfleet_worker_jobs_running ")
+                .and_then(|v| v.trim().parse().ok())
+        })
         .unwrap_or(0)
 }

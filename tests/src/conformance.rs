@@ -34,7 +34,13 @@ pub trait Subject: Send + Sync {
     /// calls behave like two workers.
     async fn open(&self, names: &QueueNames) -> Arc<dyn Broker>;
     /// Take up to `expected` messages off a side queue, waiting at most `within`.
-    async fn drain(&self, names: &QueueNames, queue: SideQueue, expected: usize, within: Duration) -> Vec<Bytes>;
+    async fn drain(
+        &self,
+        names: &QueueNames,
+        queue: SideQueue,
+        expected: usize,
+        within: Duration,
+    ) -> Vec<Bytes>;
     /// How long before a delivery whose consumer vanished comes back.
     fn lease(&self) -> Duration;
 }
@@ -53,11 +59,28 @@ impl Subject for MemorySubject {
 
     async fn open(&self, names: &QueueNames) -> Arc<dyn Broker> {
         let mut brokers = self.brokers.lock().unwrap();
-        Arc::new(brokers.entry(names.jobs.clone()).or_insert_with(|| MemoryBroker::new(MAX_DELIVERIES)).clone())
+        Arc::new(
+            brokers
+                .entry(names.jobs.clone())
+                .or_insert_with(|| MemoryBroker::new(MAX_DELIVERIES))
+                .clone(),
+        )
     }
 
-    async fn drain(&self, names: &QueueNames, queue: SideQueue, _expected: usize, _within: Duration) -> Vec<Bytes> {
-        let broker = self.brokers.lock().unwrap().get(&names.jobs).cloned().expect("opened before");
+    async fn drain(
+        &self,
+        names: &QueueNames,
+        queue: SideQueue,
+        _expected: usize,
+        _within: Duration,
+    ) -> Vec<Bytes> {
+        let broker = self
+            .brokers
+            .lock()
+            .unwrap()
+            .get(&names.jobs)
+            .cloned()
+            .expect("opened before");
         match queue {
             SideQueue::Completed => broker.completions(),
             SideQueue::DeadLetter => broker.dead_letters(),
@@ -94,26 +117,51 @@ impl ServiceSubject {
 #[async_trait]
 impl Subject for ServiceSubject {
     fn fresh_names(&self) -> QueueNames {
-        names_with(if self.broker_url.starts_with("sqs") { "-" } else { "." })
+        names_with(if self.broker_url.starts_with("sqs") {
+            "-"
+        } else {
+            "."
+        })
     }
 
     async fn open(&self, names: &QueueNames) -> Arc<dyn Broker> {
-        zipfleet_backends::connect_broker(&self.config(names, true)).await.unwrap_or_else(|err| panic!("{} is reachable (run infra/test.sh): {err}", self.broker_url))
+        zipfleet_backends::connect_broker(&self.config(names, true))
+            .await
+            .unwrap_or_else(|err| {
+                panic!(
+                    "{} is reachable (run infra/test.sh): {err}",
+                    self.broker_url
+                )
+            })
     }
 
-    async fn drain(&self, names: &QueueNames, queue: SideQueue, expected: usize, within: Duration) -> Vec<Bytes> {
+    async fn drain(
+        &self,
+        names: &QueueNames,
+        queue: SideQueue,
+        expected: usize,
+        within: Duration,
+    ) -> Vec<Bytes> {
         // Read the side queue by consuming it as if it were a jobs queue.
         let side = match queue {
             SideQueue::Completed => &names.completed,
             SideQueue::DeadLetter => &names.dead_letter,
         };
-        let reader_names = QueueNames { jobs: side.clone(), completed: names.completed.clone(), dead_letter: names.dead_letter.clone() };
-        let reader = zipfleet_backends::connect_broker(&self.config(&reader_names, false)).await.expect("side queue reachable");
+        let reader_names = QueueNames {
+            jobs: side.clone(),
+            completed: names.completed.clone(),
+            dead_letter: names.dead_letter.clone(),
+        };
+        let reader = zipfleet_backends::connect_broker(&self.config(&reader_names, false))
+            .await
+            .expect("side queue reachable");
         let mut consumer = reader.consumer(10).await.expect("consume side queue");
         let mut bodies = Vec::new();
         let deadline = tokio::time::Instant::now() + within;
         while bodies.len() < expected {
-            let Ok(delivery) = tokio::time::timeout_at(deadline, consumer.next()).await else { break };
+            let Ok(delivery) = tokio::time::timeout_at(deadline, consumer.next()).await else {
+                break;
+            };
             let delivery = delivery.expect("side queue delivery");
             bodies.push(delivery.body.clone());
             delivery.ack().await.expect("ack side queue");
@@ -148,14 +196,18 @@ async fn next_within(consumer: &mut Box<dyn Consumer>, within: Duration) -> Opti
 }
 
 async fn expect_next(consumer: &mut Box<dyn Consumer>, what: &str) -> Delivery {
-    next_within(consumer, Duration::from_secs(30)).await.unwrap_or_else(|| panic!("no delivery: {what}"))
+    next_within(consumer, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|| panic!("no delivery: {what}"))
 }
 
 /// Published messages arrive, and an acknowledged message is gone for good.
 pub async fn publish_receive_ack(subject: &dyn Subject) {
     let names = subject.fresh_names();
     let broker = subject.open(&names).await;
-    let sent: HashSet<Bytes> = (0..3).map(|i| Bytes::from(format!("{{\"n\":{i}}}"))).collect();
+    let sent: HashSet<Bytes> = (0..3)
+        .map(|i| Bytes::from(format!("{{\"n\":{i}}}")))
+        .collect();
     for (i, body) in sent.iter().enumerate() {
         broker.publish_job(&format!("job{i}"), body).await.unwrap();
     }
@@ -169,14 +221,20 @@ pub async fn publish_receive_ack(subject: &dyn Subject) {
     }
     assert_eq!(received, sent);
     let again = next_within(&mut consumer, Duration::from_secs(3) + subject.lease()).await;
-    assert!(again.is_none(), "an acknowledged message came back: {again:?}");
+    assert!(
+        again.is_none(),
+        "an acknowledged message came back: {again:?}"
+    );
 }
 
 /// A handed-back message is redelivered with a higher attempt number.
 pub async fn hand_back_redelivers_with_higher_attempt(subject: &dyn Subject) {
     let names = subject.fresh_names();
     let broker = subject.open(&names).await;
-    broker.publish_job("job", b"{\"hand\":\"back\"}").await.unwrap();
+    broker
+        .publish_job("job", b"{\"hand\":\"back\"}")
+        .await
+        .unwrap();
     let mut consumer = broker.consumer(1).await.unwrap();
     let first = expect_next(&mut consumer, "first delivery").await;
     assert_eq!(first.attempt, 1);
@@ -192,7 +250,10 @@ pub async fn hand_back_redelivers_with_higher_attempt(subject: &dyn Subject) {
 pub async fn vanished_consumer_loses_nothing(subject: &dyn Subject) {
     let names = subject.fresh_names();
     let doomed = subject.open(&names).await;
-    doomed.publish_job("job", b"{\"survives\":true}").await.unwrap();
+    doomed
+        .publish_job("job", b"{\"survives\":true}")
+        .await
+        .unwrap();
     {
         let mut consumer = doomed.consumer(1).await.unwrap();
         let delivery = expect_next(&mut consumer, "first delivery").await;
@@ -204,9 +265,15 @@ pub async fn vanished_consumer_loses_nothing(subject: &dyn Subject) {
     }
     let survivor = subject.open(&names).await;
     let mut consumer = survivor.consumer(1).await.unwrap();
-    let delivery = next_within(&mut consumer, subject.lease() + Duration::from_secs(30)).await.expect("the message came back");
+    let delivery = next_within(&mut consumer, subject.lease() + Duration::from_secs(30))
+        .await
+        .expect("the message came back");
     assert_eq!(&delivery.body[..], b"{\"survives\":true}");
-    assert!(delivery.attempt >= 2, "a redelivery is not a first attempt (got {})", delivery.attempt);
+    assert!(
+        delivery.attempt >= 2,
+        "a redelivery is not a first attempt (got {})",
+        delivery.attempt
+    );
     delivery.ack().await.unwrap();
 }
 
@@ -215,7 +282,10 @@ pub async fn vanished_consumer_loses_nothing(subject: &dyn Subject) {
 pub async fn delivery_limit_dead_letters(subject: &dyn Subject) {
     let names = subject.fresh_names();
     let broker = subject.open(&names).await;
-    broker.publish_job("job", b"{\"keeps\":\"failing\"}").await.unwrap();
+    broker
+        .publish_job("job", b"{\"keeps\":\"failing\"}")
+        .await
+        .unwrap();
     let mut consumer = broker.consumer(1).await.unwrap();
     for attempt in 1..=MAX_DELIVERIES {
         let delivery = expect_next(&mut consumer, "delivery within the limit").await;
@@ -225,7 +295,9 @@ pub async fn delivery_limit_dead_letters(subject: &dyn Subject) {
     // SQS moves it on the next receive attempt; the others already have.
     let extra = next_within(&mut consumer, Duration::from_secs(3)).await;
     assert!(extra.is_none(), "delivered beyond the limit: {extra:?}");
-    let dead = subject.drain(&names, SideQueue::DeadLetter, 1, Duration::from_secs(15)).await;
+    let dead = subject
+        .drain(&names, SideQueue::DeadLetter, 1, Duration::from_secs(15))
+        .await;
     assert_eq!(dead, vec![Bytes::from_static(b"{\"keeps\":\"failing\"}")]);
 }
 
@@ -233,24 +305,40 @@ pub async fn delivery_limit_dead_letters(subject: &dyn Subject) {
 pub async fn malformed_message_goes_to_dead_letter_queue(subject: &dyn Subject) {
     let names = subject.fresh_names();
     let broker = subject.open(&names).await;
-    broker.publish_job("", b"this is not a job {").await.unwrap();
+    broker
+        .publish_job("", b"this is not a job {")
+        .await
+        .unwrap();
     let mut consumer = broker.consumer(1).await.unwrap();
     let delivery = expect_next(&mut consumer, "the malformed message").await;
     assert!(JobMessage::parse(&delivery.body).is_err());
     delivery.dead_letter("not a job message").await.unwrap();
-    let dead = subject.drain(&names, SideQueue::DeadLetter, 1, Duration::from_secs(15)).await;
+    let dead = subject
+        .drain(&names, SideQueue::DeadLetter, 1, Duration::from_secs(15))
+        .await;
     assert_eq!(dead, vec![Bytes::from_static(b"this is not a job {")]);
     let again = next_within(&mut consumer, Duration::from_secs(3) + subject.lease()).await;
-    assert!(again.is_none(), "a dead-lettered message stayed on the jobs queue");
+    assert!(
+        again.is_none(),
+        "a dead-lettered message stayed on the jobs queue"
+    );
 }
 
 /// Completion messages reach the completed queue intact.
 pub async fn completions_are_published(subject: &dyn Subject) {
     let names = subject.fresh_names();
     let broker = subject.open(&names).await;
-    broker.publish_completion("job", b"{\"state\":\"succeeded\"}").await.unwrap();
-    let completed = subject.drain(&names, SideQueue::Completed, 1, Duration::from_secs(15)).await;
-    assert_eq!(completed, vec![Bytes::from_static(b"{\"state\":\"succeeded\"}")]);
+    broker
+        .publish_completion("job", b"{\"state\":\"succeeded\"}")
+        .await
+        .unwrap();
+    let completed = subject
+        .drain(&names, SideQueue::Completed, 1, Duration::from_secs(15))
+        .await;
+    assert_eq!(
+        completed,
+        vec![Bytes::from_static(b"{\"state\":\"succeeded\"}")]
+    );
 }
 
 /// The depth autoscalers read counts waiting messages and drops as they are taken.
@@ -259,7 +347,10 @@ pub async fn queue_depth_counts_waiting_messages(subject: &dyn Subject) {
     let broker = subject.open(&names).await;
     assert_eq!(broker.queue_depth().await.unwrap().ready, 0);
     for i in 0..4 {
-        broker.publish_job(&format!("job{i}"), format!("{{\"n\":{i}}}").as_bytes()).await.unwrap();
+        broker
+            .publish_job(&format!("job{i}"), format!("{{\"n\":{i}}}").as_bytes())
+            .await
+            .unwrap();
     }
     // SQS's figures are approximate and settle within a moment.
     wait_for_depth(broker.as_ref(), 4).await;
@@ -280,7 +371,10 @@ async fn wait_for_depth(broker: &dyn Broker, ready: u64) {
         if depth.ready == ready {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "queue depth stayed at {depth:?}, expected {ready} ready");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "queue depth stayed at {depth:?}, expected {ready} ready"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -291,7 +385,10 @@ pub async fn a_held_message_is_not_delivered_twice(subject: &dyn Subject) {
     let names = subject.fresh_names();
     let first = subject.open(&names).await;
     let second = subject.open(&names).await;
-    first.publish_job("job", b"{\"long\":\"job\"}").await.unwrap();
+    first
+        .publish_job("job", b"{\"long\":\"job\"}")
+        .await
+        .unwrap();
     let mut holder = first.consumer(1).await.unwrap();
     let held = expect_next(&mut holder, "the long job").await;
 
@@ -317,7 +414,10 @@ pub async fn a_held_message_is_not_delivered_twice(subject: &dyn Subject) {
             () = renew => unreachable!(),
         }
     };
-    assert!(rival_got.is_none(), "a second client received a message whose lease was alive: {rival_got:?}");
+    assert!(
+        rival_got.is_none(),
+        "a second client received a message whose lease was alive: {rival_got:?}"
+    );
     held.ack().await.unwrap();
     let after = next_within(&mut rival, Duration::from_secs(3) + subject.lease()).await;
     assert!(after.is_none(), "the acknowledged long job came back");
@@ -330,7 +430,10 @@ pub async fn concurrent_consumers_share_without_duplicates(subject: &dyn Subject
     let brokers = [subject.open(&names).await, subject.open(&names).await];
     let count = 20;
     for i in 0..count {
-        brokers[0].publish_job(&format!("job{i}"), format!("{{\"n\":{i}}}").as_bytes()).await.unwrap();
+        brokers[0]
+            .publish_job(&format!("job{i}"), format!("{{\"n\":{i}}}").as_bytes())
+            .await
+            .unwrap();
     }
     let seen = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
@@ -367,8 +470,14 @@ pub async fn large_spec_travels_by_claim_check(subject: &dyn Subject, store: &dy
     let spec_json = serde_json::json!({"job_id": job_id, "images": images}).to_string();
     let spec = zipfleet_shared::spec::JobSpec::parse_unvalidated(spec_json.as_bytes()).unwrap();
     let threshold = 128 * 1024;
-    let body = JobMessage::pack(store, &job_id, &spec, threshold).await.expect("packed");
-    assert!(body.len() < 1024, "the message carries a reference, not the spec ({} bytes)", body.len());
+    let body = JobMessage::pack(store, &job_id, &spec, threshold)
+        .await
+        .expect("packed");
+    assert!(
+        body.len() < 1024,
+        "the message carries a reference, not the spec ({} bytes)",
+        body.len()
+    );
     broker.publish_job(&job_id, &body).await.unwrap();
 
     let mut consumer = broker.consumer(1).await.unwrap();
@@ -376,15 +485,28 @@ pub async fn large_spec_travels_by_claim_check(subject: &dyn Subject, store: &dy
     let message = JobMessage::parse(&delivery.body).expect("a job message");
     assert!(message.spec.is_none());
     let location = message.spec_ref.expect("a spec reference");
-    assert!(location.key.ends_with(&format!("specs/{job_id}.json")), "{}", location.key);
-    let stored = zipfleet_shared::store::read_small(store, &location.key, 16 * 1024 * 1024).await.expect("the spec is in the store");
+    assert!(
+        location.key.ends_with(&format!("specs/{job_id}.json")),
+        "{}",
+        location.key
+    );
+    let stored = zipfleet_shared::store::read_small(store, &location.key, 16 * 1024 * 1024)
+        .await
+        .expect("the spec is in the store");
     let read_back = zipfleet_shared::spec::JobSpec::parse_unvalidated(&stored).unwrap();
     assert_eq!(read_back, spec);
     delivery.ack().await.unwrap();
 
     // Small specs still travel inline.
-    let small = crate::spec(serde_json::json!({"images": [{"id": "1", "label": "a", "url": "https://example.org/a.jpg"}]}));
-    let inline = JobMessage::parse(&JobMessage::pack(store, "small", &small, threshold).await.unwrap()).unwrap();
+    let small = crate::spec(
+        serde_json::json!({"images": [{"id": "1", "label": "a", "url": "https://example.org/a.jpg"}]}),
+    );
+    let inline = JobMessage::parse(
+        &JobMessage::pack(store, "small", &small, threshold)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(inline.spec, Some(small));
 }
 
@@ -402,7 +524,10 @@ pub async fn a_dropped_receive_loses_nothing(subject: &dyn Subject) {
     // published after the third. Six seconds in all: far below a visibility timeout.
     for round in 0..40 {
         if round == 3 {
-            broker.publish_job("dropped", b"{\"dropped\":true}").await.unwrap();
+            broker
+                .publish_job("dropped", b"{\"dropped\":true}")
+                .await
+                .unwrap();
         }
         if let Some(delivery) = next_within(&mut consumer, Duration::from_millis(150)).await {
             assert!(round >= 3, "a delivery before anything was published");
@@ -410,8 +535,12 @@ pub async fn a_dropped_receive_loses_nothing(subject: &dyn Subject) {
             break;
         }
     }
-    let delivery = arrived.expect("the message published during abandoned receives arrives promptly");
+    let delivery =
+        arrived.expect("the message published during abandoned receives arrives promptly");
     assert_eq!(&delivery.body[..], b"{\"dropped\":true}");
-    assert_eq!(delivery.attempt, 1, "it was never taken by an abandoned receive");
+    assert_eq!(
+        delivery.attempt, 1,
+        "it was never taken by an abandoned receive"
+    );
     delivery.ack().await.unwrap();
 }

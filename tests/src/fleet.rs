@@ -24,7 +24,10 @@ fn env_or(name: &str, default: &str) -> String {
 }
 
 pub fn amqp_url() -> String {
-    env_or("ZIPFLEET_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/%2f")
+    env_or(
+        "ZIPFLEET_TEST_AMQP",
+        "amqp://guest:guest@127.0.0.1:5672/%2f",
+    )
 }
 
 /// The AWS SDK's settings for the test services (SeaweedFS for S3, moto for
@@ -70,9 +73,16 @@ pub fn fleet_config(broker: &str) -> BackendConfig {
 /// The `zipfleet-worker` binary next to this test's executable.
 fn worker_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
     let binary = dir.join("zipfleet-worker");
-    assert!(binary.exists(), "{} is missing: run `cargo build --workspace --bins` (infra/test.sh does)", binary.display());
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo build --workspace --bins` (infra/test.sh does)",
+        binary.display()
+    );
     binary
 }
 
@@ -89,7 +99,11 @@ pub struct Fleet {
 
 /// A free loopback port (bound and released; the worker binds it right after).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Start the API and `workers` worker processes.
@@ -104,7 +118,9 @@ pub async fn spawn_fleet_on(broker_url: &str, workers: usize) -> Fleet {
 }
 
 pub async fn spawn_fleet_with(config: BackendConfig, workers: usize) -> Fleet {
-    let backends = zipfleet_backends::connect(&config).await.expect("the fleet's services are reachable (run infra/test.sh)");
+    let backends = zipfleet_backends::connect(&config)
+        .await
+        .expect("the fleet's services are reachable (run infra/test.sh)");
     let settings = ApiSettings {
         token: Some(TOKEN.into()),
         max_body_bytes: 1024 * 1024,
@@ -112,11 +128,21 @@ pub async fn spawn_fleet_with(config: BackendConfig, workers: usize) -> Fleet {
         claim_check_bytes: config.claim_check_bytes,
         download_url_expiry: Duration::from_secs(600),
     };
-    let app = Application::build("127.0.0.1:0", backends.clone(), settings).await.unwrap();
+    let app = Application::build("127.0.0.1:0", backends.clone(), settings)
+        .await
+        .unwrap();
     let api_url = format!("http://127.0.0.1:{}", app.port());
     let stop_api = CancellationToken::new();
     tokio::spawn(app.run_until_stopped(stop_api.clone().cancelled_owned()));
-    let mut fleet = Fleet { config, api_url, client: reqwest::Client::new(), backends, workers: Vec::new(), worker_endpoints: Vec::new(), stop_api };
+    let mut fleet = Fleet {
+        config,
+        api_url,
+        client: reqwest::Client::new(),
+        backends,
+        workers: Vec::new(),
+        worker_endpoints: Vec::new(),
+        stop_api,
+    };
     for _ in 0..workers {
         fleet.add_worker();
     }
@@ -130,29 +156,52 @@ impl Fleet {
     }
 
     /// Start a worker whose log (stdout and stderr) goes to `log`, at `level`.
-    pub fn add_worker_logging(&mut self, log: Option<&std::path::Path>, level: Option<&str>) -> usize {
+    pub fn add_worker_logging(
+        &mut self,
+        log: Option<&std::path::Path>,
+        level: Option<&str>,
+    ) -> usize {
         self.add_worker_with(log, level, &[])
     }
 
     /// Start a worker with extra environment variables.
-    pub fn add_worker_with(&mut self, log: Option<&std::path::Path>, level: Option<&str>, extra_env: &[(&str, &str)]) -> usize {
+    pub fn add_worker_with(
+        &mut self,
+        log: Option<&std::path::Path>,
+        level: Option<&str>,
+        extra_env: &[(&str, &str)],
+    ) -> usize {
         let c = &self.config;
         let (stdout, stderr) = match log {
             Some(path) => {
                 let file = std::fs::File::create(path).expect("log file");
-                (Stdio::from(file.try_clone().expect("log file")), Stdio::from(file))
+                (
+                    Stdio::from(file.try_clone().expect("log file")),
+                    Stdio::from(file),
+                )
             }
             None => (Stdio::inherit(), Stdio::inherit()),
         };
         let endpoint = format!("127.0.0.1:{}", free_port());
-        let level = level.map(str::to_string).unwrap_or_else(|| std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
+        let level = level
+            .map(str::to_string)
+            .unwrap_or_else(|| std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
         let child = Command::new(worker_binary())
             .env("ZIPFLEET_BROKER", &c.broker)
             .env("ZIPFLEET_JOBS_QUEUE", c.jobs_queue.as_deref().unwrap())
-            .env("ZIPFLEET_COMPLETED_QUEUE", c.completed_queue.as_deref().unwrap())
-            .env("ZIPFLEET_DEAD_LETTER_QUEUE", c.dead_letter_queue.as_deref().unwrap())
+            .env(
+                "ZIPFLEET_COMPLETED_QUEUE",
+                c.completed_queue.as_deref().unwrap(),
+            )
+            .env(
+                "ZIPFLEET_DEAD_LETTER_QUEUE",
+                c.dead_letter_queue.as_deref().unwrap(),
+            )
             .env("ZIPFLEET_MAX_DELIVERIES", c.max_deliveries.to_string())
-            .env("ZIPFLEET_SQS_VISIBILITY_TIMEOUT", format!("{}s", c.sqs_visibility_timeout.as_secs()))
+            .env(
+                "ZIPFLEET_SQS_VISIBILITY_TIMEOUT",
+                format!("{}s", c.sqs_visibility_timeout.as_secs()),
+            )
             .env("ZIPFLEET_STORE", &c.store)
             .env("ZIPFLEET_STATUS", &c.status)
             .env("ZIPFLEET_ALLOW_PRIVATE_SOURCES", "true")
@@ -187,7 +236,10 @@ impl Fleet {
 
     /// Send SIGTERM without waiting.
     pub fn signal_worker(&mut self, index: usize) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.workers[index].id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.workers[index].id().to_string())
+            .status();
     }
 
     /// SIGTERM a worker and wait for it to exit (graceful shutdown).
@@ -207,7 +259,13 @@ impl Fleet {
     }
 
     pub async fn post_job(&self, body: &serde_json::Value) -> reqwest::Response {
-        self.client.post(self.url("/v1/jobs")).bearer_auth(TOKEN).json(body).send().await.unwrap()
+        self.client
+            .post(self.url("/v1/jobs"))
+            .bearer_auth(TOKEN)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Post until the API accepts: it answers 503 while a backend recovers,
@@ -220,13 +278,22 @@ impl Fleet {
                 return;
             }
             assert_eq!(status, 503, "while a backend recovers the API answers 503");
-            assert!(tokio::time::Instant::now() < deadline, "the API did not recover");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the API did not recover"
+            );
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 
     pub async fn get_status(&self, job_id: &str) -> JobStatus {
-        let response = self.client.get(self.url(&format!("/v1/jobs/{job_id}"))).bearer_auth(TOKEN).send().await.unwrap();
+        let response = self
+            .client
+            .get(self.url(&format!("/v1/jobs/{job_id}")))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200, "status of {job_id}");
         response.json().await.unwrap()
     }
@@ -236,21 +303,33 @@ impl Fleet {
         self.wait_for(job_id, limit, |s| s.state.is_final()).await
     }
 
-    pub async fn wait_for(&self, job_id: &str, limit: Duration, done: impl Fn(&JobStatus) -> bool) -> JobStatus {
+    pub async fn wait_for(
+        &self,
+        job_id: &str,
+        limit: Duration,
+        done: impl Fn(&JobStatus) -> bool,
+    ) -> JobStatus {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let status = self.get_status(job_id).await;
             if done(&status) {
                 return status;
             }
-            assert!(tokio::time::Instant::now() < deadline, "job {job_id} stuck at {status:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "job {job_id} stuck at {status:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     /// Put an image where `object` sources find it (the bucket root, not our prefix).
     pub async fn put_object(&self, key: &str, bytes: Vec<u8>) {
-        self.backends.store.put_bytes(key, bytes.into(), "application/octet-stream").await.expect("object stored");
+        self.backends
+            .store
+            .put_bytes(key, bytes.into(), "application/octet-stream")
+            .await
+            .expect("object stored");
     }
 
     /// Take every message off one of the fleet's queues (by name).
@@ -264,7 +343,11 @@ impl Fleet {
 
     /// Put raw bytes on the jobs queue, bypassing the API.
     pub async fn publish_raw(&self, body: &[u8]) {
-        self.backends.broker.publish_job("", body).await.expect("published");
+        self.backends
+            .broker
+            .publish_job("", body)
+            .await
+            .expect("published");
     }
 
     /// Download a zip through its (presigned) URL.
@@ -276,10 +359,16 @@ impl Fleet {
 }
 
 async fn drain_rabbit_queue(url: &str, queue: &str) -> Vec<Vec<u8>> {
-    let connection = Connection::connect(url, ConnectionProperties::default()).await.unwrap();
+    let connection = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .unwrap();
     let channel = connection.create_channel().await.unwrap();
     let mut messages = Vec::new();
-    while let Some(message) = channel.basic_get(queue, BasicGetOptions::default()).await.unwrap() {
+    while let Some(message) = channel
+        .basic_get(queue, BasicGetOptions::default())
+        .await
+        .unwrap()
+    {
         message.ack(BasicAckOptions::default()).await.unwrap();
         messages.push(message.delivery.data.clone());
     }
@@ -291,16 +380,36 @@ async fn drain_rabbit_queue(url: &str, queue: &str) -> Vec<Vec<u8>> {
 async fn drain_sqs_queue(queue: &str) -> Vec<Vec<u8>> {
     let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let client = aws_sdk_sqs::Client::new(&shared);
-    let url = client.get_queue_url().queue_name(queue).send().await.expect("queue exists").queue_url.unwrap();
+    let url = client
+        .get_queue_url()
+        .queue_name(queue)
+        .send()
+        .await
+        .expect("queue exists")
+        .queue_url
+        .unwrap();
     let mut messages = Vec::new();
     loop {
-        let received = client.receive_message().queue_url(&url).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
+        let received = client
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
         let batch = received.messages.unwrap_or_default();
         if batch.is_empty() {
             return messages;
         }
         for message in batch {
-            client.delete_message().queue_url(&url).receipt_handle(message.receipt_handle().unwrap()).send().await.unwrap();
+            client
+                .delete_message()
+                .queue_url(&url)
+                .receipt_handle(message.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
             messages.push(message.body.unwrap_or_default().into_bytes());
         }
     }
@@ -311,7 +420,12 @@ async fn drain_sqs_queue(queue: &str) -> Vec<Vec<u8>> {
 /// hundreds of them make every broker restart slower until it wedges.
 pub fn delete_rabbitmq_queue(name: &str) {
     use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], 15672).into(), Duration::from_secs(2)) else { return };
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(
+        &([127, 0, 0, 1], 15672).into(),
+        Duration::from_secs(2),
+    ) else {
+        return;
+    };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     // guest:guest
     let request = format!("DELETE /api/queues/%2f/{name} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\nConnection: close\r\n\r\n");
@@ -329,7 +443,10 @@ impl Drop for Fleet {
         }
         if self.config.broker.starts_with("amqp") {
             let c = &self.config;
-            for queue in [&c.jobs_queue, &c.completed_queue, &c.dead_letter_queue].into_iter().flatten() {
+            for queue in [&c.jobs_queue, &c.completed_queue, &c.dead_letter_queue]
+                .into_iter()
+                .flatten()
+            {
                 delete_rabbitmq_queue(queue);
             }
         }
@@ -341,7 +458,10 @@ fn terminate(child: &mut Child) {
     if matches!(child.try_wait(), Ok(Some(_))) {
         return;
     }
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
     for _ in 0..150 {
         if matches!(child.try_wait(), Ok(Some(_))) {
             return;

@@ -15,7 +15,11 @@ use tokio::net::TcpListener;
 #[derive(Debug, Clone)]
 pub enum Route {
     /// A normal response with a correct Content-Length.
-    Body { status: u16, content_type: &'static str, body: Vec<u8> },
+    Body {
+        status: u16,
+        content_type: &'static str,
+        body: Vec<u8>,
+    },
     /// A redirect to `location`.
     Redirect { status: u16, location: String },
     /// Send the head, then the body one byte every `interval`.
@@ -25,7 +29,11 @@ pub enum Route {
     /// No Content-Length: stream `total` bytes of `fill` and close.
     Unbounded { total: usize },
     /// Wait `delay`, then answer like `Body` with status 200.
-    Slow { content_type: &'static str, body: Vec<u8>, delay: Duration },
+    Slow {
+        content_type: &'static str,
+        body: Vec<u8>,
+        delay: Duration,
+    },
     /// `status` (429 or 503) with `Retry-After: seconds`.
     RetryAfter { status: u16, seconds: u64 },
     /// The first request gets the first route, the next the second, ...;
@@ -60,18 +68,36 @@ impl TestServer {
         let connections = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
         let load = Arc::new(Load::default());
-        let (routes_task, connections_task, requests_task, load_task) = (routes.clone(), connections.clone(), requests.clone(), load.clone());
+        let (routes_task, connections_task, requests_task, load_task) = (
+            routes.clone(),
+            connections.clone(),
+            requests.clone(),
+            load.clone(),
+        );
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 connections_task.fetch_add(1, Ordering::SeqCst);
-                let (routes, requests, load) = (routes_task.clone(), requests_task.clone(), load_task.clone());
+                let (routes, requests, load) = (
+                    routes_task.clone(),
+                    requests_task.clone(),
+                    load_task.clone(),
+                );
                 tokio::spawn(async move {
                     let _ = serve(stream, routes, requests, load).await;
                 });
             }
         });
-        Self { addr, routes, connections, requests, load, task }
+        Self {
+            addr,
+            routes,
+            connections,
+            requests,
+            load,
+            task,
+        }
     }
 
     pub async fn start() -> Self {
@@ -84,7 +110,14 @@ impl TestServer {
     }
 
     pub fn image(&self, path: &str, content_type: &'static str, body: Vec<u8>) -> String {
-        self.route(path, Route::Body { status: 200, content_type, body })
+        self.route(
+            path,
+            Route::Body {
+                status: 200,
+                content_type,
+                body,
+            },
+        )
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -103,7 +136,13 @@ impl TestServer {
 
     /// Requests received for one path so far.
     pub fn requests_for(&self, path: &str) -> usize {
-        self.load.per_path.lock().unwrap().get(path).copied().unwrap_or(0)
+        self.load
+            .per_path
+            .lock()
+            .unwrap()
+            .get(path)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The most requests this server was answering at the same time.
@@ -135,7 +174,12 @@ impl Drop for TestServer {
     }
 }
 
-async fn serve(mut stream: tokio::net::TcpStream, routes: Arc<Mutex<HashMap<String, Route>>>, requests: Arc<AtomicUsize>, load: Arc<Load>) -> std::io::Result<()> {
+async fn serve(
+    mut stream: tokio::net::TcpStream,
+    routes: Arc<Mutex<HashMap<String, Route>>>,
+    requests: Arc<AtomicUsize>,
+    load: Arc<Load>,
+) -> std::io::Result<()> {
     loop {
         let mut head = Vec::new();
         let mut byte = [0u8; 1];
@@ -160,8 +204,14 @@ async fn serve(mut stream: tokio::net::TcpStream, routes: Arc<Mutex<HashMap<Stri
             route = steps.get(nth.min(steps.len().saturating_sub(1))).cloned();
         }
         match route {
-            Some(Route::Sequence(_)) => write_body(&mut stream, 500, "text/plain", b"nested sequence").await?,
-            Some(Route::Slow { content_type, body, delay }) => {
+            Some(Route::Sequence(_)) => {
+                write_body(&mut stream, 500, "text/plain", b"nested sequence").await?
+            }
+            Some(Route::Slow {
+                content_type,
+                body,
+                delay,
+            }) => {
                 tokio::time::sleep(delay).await;
                 write_body(&mut stream, 200, content_type, &body).await?;
             }
@@ -170,13 +220,20 @@ async fn serve(mut stream: tokio::net::TcpStream, routes: Arc<Mutex<HashMap<Stri
                 stream.write_all(head.as_bytes()).await?;
             }
             None => write_body(&mut stream, 404, "text/plain", b"not here").await?,
-            Some(Route::Body { status, content_type, body }) => write_body(&mut stream, status, content_type, &body).await?,
+            Some(Route::Body {
+                status,
+                content_type,
+                body,
+            }) => write_body(&mut stream, status, content_type, &body).await?,
             Some(Route::Redirect { status, location }) => {
                 let head = format!("HTTP/1.1 {status} Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n");
                 stream.write_all(head.as_bytes()).await?;
             }
             Some(Route::Drip { body, interval }) => {
-                let head = format!("HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n", body.len());
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
                 stream.write_all(head.as_bytes()).await?;
                 for b in body {
                     stream.write_all(&[b]).await?;
@@ -192,7 +249,11 @@ async fn serve(mut stream: tokio::net::TcpStream, routes: Arc<Mutex<HashMap<Stri
                 return Ok(());
             }
             Some(Route::Unbounded { total }) => {
-                stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nConnection: close\r\n\r\n").await?;
+                stream
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nConnection: close\r\n\r\n",
+                    )
+                    .await?;
                 let chunk = vec![0xAB; 64 * 1024];
                 let mut sent = 0;
                 while sent < total {
@@ -206,8 +267,16 @@ async fn serve(mut stream: tokio::net::TcpStream, routes: Arc<Mutex<HashMap<Stri
     }
 }
 
-async fn write_body(stream: &mut tokio::net::TcpStream, status: u16, content_type: &str, body: &[u8]) -> std::io::Result<()> {
-    let head = format!("HTTP/1.1 {status} Status\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n", body.len());
+async fn write_body(
+    stream: &mut tokio::net::TcpStream,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status} Status\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(body).await
 }

@@ -7,15 +7,27 @@ use std::io::Cursor;
 /// encoders produce realistic sizes and resizes can be checked.
 pub fn pattern(width: u32, height: u32, seed: u8) -> RgbImage {
     RgbImage::from_fn(width, height, |x, y| {
-        let noise = ((x.wrapping_mul(7919) ^ y.wrapping_mul(104_729)).wrapping_add(u32::from(seed) * 31) % 37) as u8;
-        Rgb([(x * 255 / width.max(1)) as u8 ^ noise, (y * 255 / height.max(1)) as u8, seed.wrapping_add(noise * 3)])
+        let noise = ((x.wrapping_mul(7919) ^ y.wrapping_mul(104_729))
+            .wrapping_add(u32::from(seed) * 31)
+            % 37) as u8;
+        Rgb([
+            (x * 255 / width.max(1)) as u8 ^ noise,
+            (y * 255 / height.max(1)) as u8,
+            seed.wrapping_add(noise * 3),
+        ])
     })
 }
 
 pub fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
     let mut bytes = Vec::new();
-    let image = if format == ImageFormat::WebP { DynamicImage::ImageRgba8(image.to_rgba8()) } else { image.clone() };
-    image.write_to(&mut Cursor::new(&mut bytes), format).expect("encodes");
+    let image = if format == ImageFormat::WebP {
+        DynamicImage::ImageRgba8(image.to_rgba8())
+    } else {
+        image.clone()
+    };
+    image
+        .write_to(&mut Cursor::new(&mut bytes), format)
+        .expect("encodes");
     bytes
 }
 
@@ -49,7 +61,11 @@ pub fn png_bomb_header(width: u32, height: u32) -> Vec<u8> {
     ihdr.extend_from_slice(&height.to_be_bytes());
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB
     chunk(&mut out, b"IHDR", &ihdr);
-    chunk(&mut out, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    chunk(
+        &mut out,
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    );
     chunk(&mut out, b"IEND", &[]);
     out
 }

@@ -27,8 +27,15 @@ use zipfleet_worker::app::{build_worker, WorkerSettings};
 pub fn test_settings(store_dir: &Path) -> WorkerSettings {
     WorkerSettings {
         backend: BackendConfig::embedded(store_dir),
-        policy: SourcePolicy { allow_private_sources: true, allowed_source_nets: vec![] },
-        limits: Limits { connect_timeout: Duration::from_secs(2), download_timeout: Duration::from_secs(10), ..Limits::default() },
+        policy: SourcePolicy {
+            allow_private_sources: true,
+            allowed_source_nets: vec![],
+        },
+        limits: Limits {
+            connect_timeout: Duration::from_secs(2),
+            download_timeout: Duration::from_secs(10),
+            ..Limits::default()
+        },
         tuning: WorkerTuning::default(),
         report: Default::default(),
     }
@@ -48,19 +55,35 @@ impl Embedded {
         let broker = MemoryBroker::new(settings.backend.max_deliveries);
         let status = Arc::new(MemoryStatusStore::new());
         let store = Arc::new(FileStore::new(store_dir).expect("store dir"));
-        let backends = Backends { broker: Arc::new(broker.clone()), store: store.clone(), status: status.clone() };
+        let backends = Backends {
+            broker: Arc::new(broker.clone()),
+            store: store.clone(),
+            status: status.clone(),
+        };
         let worker = build_worker(&backends, settings).expect("worker builds");
         let stop = CancellationToken::new();
         let serving = tokio::spawn(worker.run(stop.clone().cancelled_owned()));
-        Self { broker, status, store, stop, serving }
+        Self {
+            broker,
+            status,
+            store,
+            stop,
+            serving,
+        }
     }
 
     /// Enqueue a job as the API would: `queued` status first, then the message.
     pub async fn submit(&self, job_id: &str, spec: &JobSpec) {
         let status = JobStatus::queued(job_id, spec.project_id.clone(), spec.images.len() as u32);
-        self.status.create(&status, &spec.fingerprint()).await.unwrap();
+        self.status
+            .create(&status, &spec.fingerprint())
+            .await
+            .unwrap();
         use zipfleet_shared::broker::Broker;
-        self.broker.publish_job(job_id, &JobMessage::inline(job_id, spec.clone()).to_bytes()).await.unwrap();
+        self.broker
+            .publish_job(job_id, &JobMessage::inline(job_id, spec.clone()).to_bytes())
+            .await
+            .unwrap();
     }
 
     /// Wait for the job's final status.
@@ -72,7 +95,10 @@ impl Embedded {
                     return status;
                 }
             }
-            assert!(tokio::time::Instant::now() < deadline, "job {job_id} did not finish within {limit:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "job {job_id} did not finish within {limit:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

@@ -6,7 +6,8 @@ use std::path::Path;
 
 /// A zip's entries: name → bytes.
 pub fn entries(path: &Path) -> BTreeMap<String, Vec<u8>> {
-    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    let file =
+        std::fs::File::open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
     entries_from_reader(file)
 }
 
@@ -29,10 +30,15 @@ fn entries_from_reader<R: Read + std::io::Seek>(reader: R) -> BTreeMap<String, V
 /// Decode an entry and return its size, asserting it is 8-bit RGB.
 pub fn rgb_size(bytes: &[u8]) -> (u32, u32) {
     let image = image::load_from_memory(bytes).expect("entry decodes");
-    assert_eq!(image.color(), image::ColorType::Rgb8, "entries are 8-bit RGB");
+    assert_eq!(
+        image.color(),
+        image::ColorType::Rgb8,
+        "entries are 8-bit RGB"
+    );
     (image.width(), image.height())
 }
 
 pub fn manifest(entries: &BTreeMap<String, Vec<u8>>) -> serde_json::Value {
-    serde_json::from_slice(entries.get("manifest.json").expect("manifest.json present")).expect("manifest is JSON")
+    serde_json::from_slice(entries.get("manifest.json").expect("manifest.json present"))
+        .expect("manifest is JSON")
 }

@@ -33,10 +33,20 @@ const MAX_REPLICAS: usize = 4;
 const LONG: Duration = Duration::from_secs(20);
 const LONG_JOBS: usize = 2;
 const SHORT: Duration = Duration::from_secs(2);
-const WORKER_ENV: &[(&str, &str)] = &[("ZIPFLEET_CONCURRENCY", "2"), ("ZIPFLEET_SHUTDOWN_GRACE", "1s"), ("ZIPFLEET_LOG_FORMAT", "json")];
+const WORKER_ENV: &[(&str, &str)] = &[
+    ("ZIPFLEET_CONCURRENCY", "2"),
+    ("ZIPFLEET_SHUTDOWN_GRACE", "1s"),
+    ("ZIPFLEET_LOG_FORMAT", "json"),
+];
 
 fn rule() -> Rule {
-    Rule { target: 2, activation: 0, max_replicas: MAX_REPLICAS, cooldown: Duration::from_secs(5), stabilisation: Duration::from_secs(3) }
+    Rule {
+        target: 2,
+        activation: 0,
+        max_replicas: MAX_REPLICAS,
+        cooldown: Duration::from_secs(5),
+        stabilisation: Duration::from_secs(3),
+    }
 }
 
 /// A fleet with no workers yet. Scale-in hands jobs back, and each hand-back
@@ -52,15 +62,33 @@ async fn empty_fleet(broker: &str) -> Fleet {
 async fn post_burst(fleet: &Fleet, server: &TestServer, tag: &str) -> Vec<String> {
     let mut ids = Vec::new();
     for n in 0..JOBS {
-        let job_id = format!("{tag}{n}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let job_id = format!(
+            "{tag}{n}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         let slow_body = images::jpeg(40, 40, n as u8);
         let lasts = if n >= JOBS - LONG_JOBS { LONG } else { SHORT };
         let interval = (lasts / slow_body.len() as u32).max(Duration::from_millis(1));
-        let slow = server.route(&format!("/{job_id}/slow.jpg"), Route::Drip { body: slow_body, interval });
-        let photo = server.image(&format!("/{job_id}/photo.jpg"), "image/jpeg", images::jpeg(640, 480, n as u8));
+        let slow = server.route(
+            &format!("/{job_id}/slow.jpg"),
+            Route::Drip {
+                body: slow_body,
+                interval,
+            },
+        );
+        let photo = server.image(
+            &format!("/{job_id}/photo.jpg"),
+            "image/jpeg",
+            images::jpeg(640, 480, n as u8),
+        );
         let body = json!({"job_id": job_id, "images": [{"id": "slow", "label": "a", "url": slow}, {"id": "photo", "label": "b", "url": photo}]});
         let response = fleet.post_job(&body).await;
-        assert_eq!(response.status(), 202, "{job_id}: {}", response.text().await.unwrap_or_default());
+        assert_eq!(
+            response.status(),
+            202,
+            "{job_id}: {}",
+            response.text().await.unwrap_or_default()
+        );
         ids.push(job_id);
     }
     ids
@@ -81,12 +109,26 @@ async fn poll_final(fleet: &Fleet, ids: &[String], finals: &mut Vec<Option<JobSt
 /// What both runs must show: every job succeeded once, with one zip and a
 /// completion message, its attempts explained by hand-backs. Returns
 /// (makespan, longest queue wait).
-async fn check_burst(fleet: &Fleet, ids: &[String], finals: &[Option<JobStatus>], hand_backs: impl Fn(&str) -> usize, logs: impl Fn() -> String) -> (Duration, Duration) {
-    let finals: Vec<&JobStatus> = finals.iter().map(|s| s.as_ref().expect("every job is final")).collect();
+async fn check_burst(
+    fleet: &Fleet,
+    ids: &[String],
+    finals: &[Option<JobStatus>],
+    hand_backs: impl Fn(&str) -> usize,
+    logs: impl Fn() -> String,
+) -> (Duration, Duration) {
+    let finals: Vec<&JobStatus> = finals
+        .iter()
+        .map(|s| s.as_ref().expect("every job is final"))
+        .collect();
     for status in &finals {
         assert_eq!(status.state, JobState::Succeeded, "{status:?}");
         assert_eq!(status.result.as_ref().unwrap().images, 2, "{status:?}");
-        assert_eq!(fleet.zip_count(&status.job_id).await, 1, "{}", status.job_id);
+        assert_eq!(
+            fleet.zip_count(&status.job_id).await,
+            1,
+            "{}",
+            status.job_id
+        );
         let handed_back = hand_backs(&status.job_id);
         assert!(
             status.attempt as usize <= 1 + handed_back,
@@ -97,17 +139,32 @@ async fn check_burst(fleet: &Fleet, ids: &[String], finals: &[Option<JobStatus>]
         );
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let completions = fleet.drain_queue(fleet.config.completed_queue.as_deref().unwrap()).await;
+    let completions = fleet
+        .drain_queue(fleet.config.completed_queue.as_deref().unwrap())
+        .await;
     for job_id in ids {
-        let copies = completions.iter().filter(|raw| serde_json::from_slice::<JobStatus>(raw).is_ok_and(|s| &s.job_id == job_id)).count();
+        let copies = completions
+            .iter()
+            .filter(|raw| {
+                serde_json::from_slice::<JobStatus>(raw).is_ok_and(|s| &s.job_id == job_id)
+            })
+            .count();
         assert!(copies >= 1, "{job_id} has no completion message");
     }
     let first_created = finals.iter().map(|s| s.created_at).min().unwrap();
     let last_finished = finals.iter().map(|s| s.finished_at.unwrap()).max().unwrap();
     let makespan = (last_finished - first_created).to_std().unwrap();
     // `started_at` is the last attempt's start: a job handed back has waited through its first run too.
-    let longest_wait =
-        finals.iter().filter(|s| s.attempt == 1).map(|s| (s.started_at.unwrap() - s.created_at).to_std().unwrap_or_default()).max().unwrap_or_default();
+    let longest_wait = finals
+        .iter()
+        .filter(|s| s.attempt == 1)
+        .map(|s| {
+            (s.started_at.unwrap() - s.created_at)
+                .to_std()
+                .unwrap_or_default()
+        })
+        .max()
+        .unwrap_or_default();
     (makespan, longest_wait)
 }
 
@@ -136,7 +193,10 @@ async fn fixed_fleet(broker: &str, server: &TestServer) -> (Duration, Duration) 
     let mut finals = vec![None; ids.len()];
     let deadline = Instant::now() + Duration::from_secs(90);
     while finals.iter().any(Option::is_none) {
-        assert!(Instant::now() < deadline, "the fixed fleet did not finish the burst: {finals:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the fixed fleet did not finish the burst: {finals:?}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
         poll_final(&fleet, &ids, &mut finals).await;
     }
@@ -166,7 +226,11 @@ async fn a_burst_scales_out_and_back_to_zero(broker: &str) {
     loop {
         let tick = Instant::now();
         let metric = scaler.tick(&mut fleet).await;
-        trace.push((tick.duration_since(began).as_secs(), metric, scaler.replicas()));
+        trace.push((
+            tick.duration_since(began).as_secs(),
+            metric,
+            scaler.replicas(),
+        ));
         poll_final(&fleet, &ids, &mut finals).await;
         if all_final_at.is_none() && finals.iter().all(Option::is_some) {
             all_final_at = Some(now());
@@ -179,8 +243,19 @@ async fn a_burst_scales_out_and_back_to_zero(broker: &str) {
     }
     let at_zero = now();
 
-    let (makespan, longest_wait) = check_burst(&fleet, &ids, &finals, |id| scaler.hand_backs(id), || scaler.logs()).await;
-    let last_finished = finals.iter().map(|s| s.as_ref().unwrap().finished_at.unwrap()).max().unwrap();
+    let (makespan, longest_wait) = check_burst(
+        &fleet,
+        &ids,
+        &finals,
+        |id| scaler.hand_backs(id),
+        || scaler.logs(),
+    )
+    .await;
+    let last_finished = finals
+        .iter()
+        .map(|s| s.as_ref().unwrap().finished_at.unwrap())
+        .max()
+        .unwrap();
     let to_zero = (at_zero - last_finished).to_std().unwrap();
     let hand_backs: usize = ids.iter().map(|id| scaler.hand_backs(id)).sum();
     let busy_stopped: i64 = scaler.events.iter().map(|e| e.busy_stopped).sum();
@@ -200,13 +275,36 @@ async fn a_burst_scales_out_and_back_to_zero(broker: &str) {
         scaler.longest_exit.as_secs_f64(),
         scaler.events.iter().map(|e| format!("({:.0}, {}, {} → {}, {})", e.at.as_secs_f64(), e.metric, e.from, e.to, e.busy_stopped)).collect::<Vec<_>>().join(" "),
     );
-    assert_eq!(scaler.peak, MAX_REPLICAS, "the burst scales the fleet out to its maximum: {:?}", scaler.events);
-    assert!(busy_stopped >= 1, "scale-in stopped a worker in the middle of a job (hand-back exercised): {:?}", scaler.events);
-    assert!(hand_backs >= 1, "a job cut off by scale-in was handed back:\n{}", scaler.logs());
-    assert!(scaler.longest_exit < Duration::from_secs(10), "a SIGTERM'd worker took {:?} to exit (grace 1 s)", scaler.longest_exit);
+    assert_eq!(
+        scaler.peak, MAX_REPLICAS,
+        "the burst scales the fleet out to its maximum: {:?}",
+        scaler.events
+    );
+    assert!(
+        busy_stopped >= 1,
+        "scale-in stopped a worker in the middle of a job (hand-back exercised): {:?}",
+        scaler.events
+    );
+    assert!(
+        hand_backs >= 1,
+        "a job cut off by scale-in was handed back:\n{}",
+        scaler.logs()
+    );
+    assert!(
+        scaler.longest_exit < Duration::from_secs(10),
+        "a SIGTERM'd worker took {:?} to exit (grace 1 s)",
+        scaler.longest_exit
+    );
     // Waiting for the autoscaler to notice (metric lag + one poll + a worker start) is expected; a timeout is not.
-    assert!(longest_wait < fixed_wait + Duration::from_secs(30), "a job waited {longest_wait:?} in the queue (fixed fleet: {fixed_wait:?})");
-    assert!(to_zero < Duration::from_secs(45), "the fleet took {to_zero:?} to return to zero (cooldown {:?})", scaler.rule.cooldown);
+    assert!(
+        longest_wait < fixed_wait + Duration::from_secs(30),
+        "a job waited {longest_wait:?} in the queue (fixed fleet: {fixed_wait:?})"
+    );
+    assert!(
+        to_zero < Duration::from_secs(45),
+        "the fleet took {to_zero:?} to return to zero (cooldown {:?})",
+        scaler.rule.cooldown
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

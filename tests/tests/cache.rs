@@ -45,11 +45,22 @@ impl Run {
         settings.tuning.cache = cache;
         let broker = MemoryBroker::new(settings.backend.max_deliveries);
         let status = Arc::new(MemoryStatusStore::new());
-        let backends = Backends { broker: Arc::new(broker.clone()), store, status: status.clone() };
+        let backends = Backends {
+            broker: Arc::new(broker.clone()),
+            store,
+            status: status.clone(),
+        };
         let worker = build_worker(&backends, &settings).expect("worker builds");
         let stop = CancellationToken::new();
         let serving = tokio::spawn(worker.clone().run(stop.clone().cancelled_owned()));
-        Self { broker, status, worker, root: root.to_path_buf(), stop, serving }
+        Self {
+            broker,
+            status,
+            worker,
+            root: root.to_path_buf(),
+            stop,
+            serving,
+        }
     }
 
     fn on_dir(root: &Path, cache: CacheSettings) -> Self {
@@ -58,8 +69,17 @@ impl Run {
 
     async fn submit(&self, job_id: &str, job: &Value) {
         let spec = spec(job.clone());
-        self.status.create(&JobStatus::queued(job_id, None, spec.images.len() as u32), &spec.fingerprint()).await.unwrap();
-        self.broker.publish_job(job_id, &JobMessage::inline(job_id, spec).to_bytes()).await.unwrap();
+        self.status
+            .create(
+                &JobStatus::queued(job_id, None, spec.images.len() as u32),
+                &spec.fingerprint(),
+            )
+            .await
+            .unwrap();
+        self.broker
+            .publish_job(job_id, &JobMessage::inline(job_id, spec).to_bytes())
+            .await
+            .unwrap();
     }
 
     async fn wait(&self, job_id: &str) -> JobStatus {
@@ -70,7 +90,10 @@ impl Run {
                     return status;
                 }
             }
-            assert!(tokio::time::Instant::now() < deadline, "{job_id} did not finish");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{job_id} did not finish"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -80,13 +103,24 @@ impl Run {
         self.submit(job_id, job).await;
         let status = self.wait(job_id).await;
         assert_eq!(status.state, JobState::Succeeded, "{status:?}");
-        let entries = zipcheck::entries(&self.root.join(&status.result.as_ref().unwrap().location.key));
+        let entries = zipcheck::entries(
+            &self
+                .root
+                .join(&status.result.as_ref().unwrap().location.key),
+        );
         (status, entries)
     }
 
     /// A counter of this worker's `/metrics`.
     fn metric(&self, line: &str) -> u64 {
-        metric(&self.worker.env.metrics.render(&self.worker.env.budget, true), line)
+        metric(
+            &self
+                .worker
+                .env
+                .metrics
+                .render(&self.worker.env.budget, true),
+            line,
+        )
     }
 
     async fn stop(self) {
@@ -97,7 +131,10 @@ impl Run {
 
 fn metric(text: &str, name: &str) -> u64 {
     text.lines()
-        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.trim().parse::<f64>().ok()))
+        .find_map(|line| {
+            line.strip_prefix(name)
+                .and_then(|rest| rest.trim().parse::<f64>().ok())
+        })
         .unwrap_or_else(|| panic!("{name} not in\n{text}")) as u64
 }
 
@@ -116,14 +153,26 @@ fn mixed_job(dir: &Path, server: &TestServer) -> Value {
     let mut list = Vec::new();
     for i in 0..4u8 {
         let name = format!("uploads/o{i}.{}", if i % 2 == 0 { "jpg" } else { "png" });
-        let bytes = if i % 2 == 0 { images::jpeg(900, 700, i) } else { images::png(500, 400, i) };
+        let bytes = if i % 2 == 0 {
+            images::jpeg(900, 700, i)
+        } else {
+            images::png(500, 400, i)
+        };
         std::fs::write(dir.join(&name), bytes).unwrap();
         list.push(json!({"id": format!("o{i}"), "label": "objects", "object": {"key": name}}));
     }
     for i in 0..4u8 {
         let url = match i % 2 {
-            0 => server.image(&format!("/w{i}.jpg"), "image/jpeg", images::jpeg(800, 600, 40 + i)),
-            _ => server.image(&format!("/w{i}.webp"), "image/webp", images::webp(640, 480, 40 + i)),
+            0 => server.image(
+                &format!("/w{i}.jpg"),
+                "image/jpeg",
+                images::jpeg(800, 600, 40 + i),
+            ),
+            _ => server.image(
+                &format!("/w{i}.webp"),
+                "image/webp",
+                images::webp(640, 480, 40 + i),
+            ),
         };
         list.push(json!({"id": format!("w{i}"), "label": "web", "url": url}));
     }
@@ -141,29 +190,66 @@ async fn a_second_run_asks_the_web_nothing_renders_nothing_and_equals_cache_off(
     assert_eq!(server.requests(), 4);
     assert_eq!(run.metric(RENDER_MISSES), 8);
     let (status, warm) = run.job("warm", &job).await;
-    assert_eq!(server.requests(), 4, "a re-train makes no request to the site");
+    assert_eq!(
+        server.requests(),
+        4,
+        "a re-train makes no request to the site"
+    );
     assert_eq!(run.metric(RENDER_MISSES), 8, "and renders nothing");
     assert_eq!(run.metric(RENDER_HITS), 8);
-    assert_eq!(pictures(warm.clone()), pictures(cold.clone()), "a hit is byte for byte the fresh render");
+    assert_eq!(
+        pictures(warm.clone()),
+        pictures(cold.clone()),
+        "a hit is byte for byte the fresh render"
+    );
     let manifest = zipcheck::manifest(&warm);
     for line in manifest["images"].as_array().unwrap() {
         assert_eq!(line["cache"], "render", "{line}");
     }
-    assert!(zipcheck::manifest(&cold)["images"][0].get("cache").is_none(), "nothing reused on the cold run");
-    assert_eq!(manifest["report"], serde_json::to_value(&status.result.unwrap().report).unwrap());
-    assert_eq!(manifest["report"], zipcheck::manifest(&cold)["report"], "the report is the same on hits");
+    assert!(
+        zipcheck::manifest(&cold)["images"][0]
+            .get("cache")
+            .is_none(),
+        "nothing reused on the cold run"
+    );
+    assert_eq!(
+        manifest["report"],
+        serde_json::to_value(&status.result.unwrap().report).unwrap()
+    );
+    assert_eq!(
+        manifest["report"],
+        zipcheck::manifest(&cold)["report"],
+        "the report is the same on hits"
+    );
     run.stop().await;
 
     // The same job with the cache off, on another directory with the same objects.
     std::fs::create_dir_all(off_dir.path().join("uploads")).unwrap();
     for entry in std::fs::read_dir(dir.path().join("uploads")).unwrap() {
         let entry = entry.unwrap();
-        std::fs::copy(entry.path(), off_dir.path().join("uploads").join(entry.file_name())).unwrap();
+        std::fs::copy(
+            entry.path(),
+            off_dir.path().join("uploads").join(entry.file_name()),
+        )
+        .unwrap();
     }
-    let off = Run::on_dir(off_dir.path(), CacheSettings { enabled: false, ..CacheSettings::DEFAULT });
+    let off = Run::on_dir(
+        off_dir.path(),
+        CacheSettings {
+            enabled: false,
+            ..CacheSettings::DEFAULT
+        },
+    );
     let (_, uncached) = off.job("off", &job).await;
-    assert_eq!(pictures(uncached.clone()), pictures(cold), "ZIPFLEET_CACHE=off gives the same entries");
-    assert!(!off_dir.path().join("cache").exists(), "the cache off writes nothing");
+    assert_eq!(
+        pictures(uncached.clone()),
+        pictures(cold),
+        "ZIPFLEET_CACHE=off gives the same entries"
+    );
+    assert!(
+        !off_dir.path().join("cache").exists(),
+        "the cache off writes nothing"
+    );
     assert_eq!(off.metric(RENDER_MISSES) + off.metric(RENDER_HITS), 0);
     off.stop().await;
 }
@@ -174,23 +260,36 @@ async fn new_settings_new_bytes_after_the_source_ttl_and_a_new_etag_miss() {
     let server = TestServer::start().await;
     let url = server.image("/p.jpg", "image/jpeg", images::jpeg(800, 600, 1));
     std::fs::write(dir.path().join("o.png"), images::png(400, 300, 2)).unwrap();
-    let job = |output: Value| json!({"images": [
+    let job = |output: Value| {
+        json!({"images": [
         {"id": "web", "label": "a", "url": url},
         {"id": "obj", "label": "a", "object": {"key": "o.png"}},
-    ], "output": output});
-    let cache = CacheSettings { source_cache_ttl: Duration::from_secs(4), ..CacheSettings::DEFAULT };
+    ], "output": output})
+    };
+    let cache = CacheSettings {
+        source_cache_ttl: Duration::from_secs(4),
+        ..CacheSettings::DEFAULT
+    };
     let run = Run::on_dir(dir.path(), cache);
     let (_, first) = run.job("first", &job(json!({}))).await;
 
     // Other output settings: both rendered again. The URL's bytes are kept
     // from its second download on (the first keeps only what it is).
-    let (_, resized) = run.job("resized", &job(json!({"width": 100, "height": 80}))).await;
+    let (_, resized) = run
+        .job("resized", &job(json!({"width": 100, "height": 80})))
+        .await;
     assert_eq!(run.metric(RENDER_MISSES), 4);
     assert_eq!(server.requests_for("/p.jpg"), 2);
     assert_eq!(zipcheck::rgb_size(&resized["a/web.jpg"]), (100, 80));
-    let (_, third) = run.job("third-size", &job(json!({"width": 64, "height": 64}))).await;
+    let (_, third) = run
+        .job("third-size", &job(json!({"width": 64, "height": 64})))
+        .await;
     assert_eq!(run.metric(RENDER_MISSES), 6);
-    assert_eq!(server.requests_for("/p.jpg"), 2, "then the kept download serves new settings");
+    assert_eq!(
+        server.requests_for("/p.jpg"),
+        2,
+        "then the kept download serves new settings"
+    );
     assert_eq!(zipcheck::manifest(&third)["images"][0]["cache"], "source");
     assert_eq!(zipcheck::rgb_size(&third["a/web.jpg"]), (64, 64));
 
@@ -202,10 +301,20 @@ async fn new_settings_new_bytes_after_the_source_ttl_and_a_new_etag_miss() {
     tokio::time::sleep(Duration::from_millis(4100)).await;
     let misses = run.metric(RENDER_MISSES);
     let (_, after) = run.job("after", &job(json!({}))).await;
-    assert_eq!(server.requests_for("/p.jpg"), 3, "after the source TTL the site is asked again");
-    assert_ne!(after["a/web.jpg"], first["a/web.jpg"], "and its new picture is rendered");
+    assert_eq!(
+        server.requests_for("/p.jpg"),
+        3,
+        "after the source TTL the site is asked again"
+    );
+    assert_ne!(
+        after["a/web.jpg"], first["a/web.jpg"],
+        "and its new picture is rendered"
+    );
     assert_eq!(run.metric(RENDER_MISSES), misses + 1);
-    assert_eq!(after["a/obj.jpg"], first["a/obj.jpg"], "the unchanged object is a hit");
+    assert_eq!(
+        after["a/obj.jpg"], first["a/obj.jpg"],
+        "the unchanged object is a hit"
+    );
 
     // A rewritten object (new ETag) misses.
     std::fs::write(dir.path().join("o.png"), images::png(400, 300, 77)).unwrap();
@@ -238,13 +347,23 @@ impl ObjectStore for RefusingCacheWrites {
     fn local_path(&self, bucket: Option<&str>, key: &str) -> Result<Option<PathBuf>, StoreError> {
         self.0.local_path(bucket, key)
     }
-    async fn put_file(&self, key: &str, path: &Path, content_type: &str) -> Result<u64, StoreError> {
+    async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        content_type: &str,
+    ) -> Result<u64, StoreError> {
         if key.starts_with("cache/") {
             return Err(StoreError::Refused("AccessDenied: no cache for you".into()));
         }
         self.0.put_file(key, path, content_type).await
     }
-    async fn put_bytes(&self, key: &str, bytes: Bytes, content_type: &str) -> Result<(), StoreError> {
+    async fn put_bytes(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        content_type: &str,
+    ) -> Result<(), StoreError> {
         if key.starts_with("cache/") {
             return Err(StoreError::Refused("AccessDenied: no cache for you".into()));
         }
@@ -279,13 +398,29 @@ async fn a_truncated_entry_is_replaced_and_a_store_refusing_cache_writes_still_z
         file.set_len(size - 7).unwrap();
     }
     let (_, again) = run.job("again", &job).await;
-    assert_eq!(pictures(again), pictures(cold.clone()), "damaged entries are never zipped");
-    assert_eq!(run.metric(RENDER_MISSES), 16, "every damaged entry is rendered again");
+    assert_eq!(
+        pictures(again),
+        pictures(cold.clone()),
+        "damaged entries are never zipped"
+    );
+    assert_eq!(
+        run.metric(RENDER_MISSES),
+        16,
+        "every damaged entry is rendered again"
+    );
     for (path, size) in &renders {
-        assert_eq!(std::fs::metadata(path).unwrap().len(), *size, "and replaced");
+        assert_eq!(
+            std::fs::metadata(path).unwrap().len(),
+            *size,
+            "and replaced"
+        );
     }
     let (_, third) = run.job("third", &job).await;
-    assert_eq!(run.metric(RENDER_MISSES), 16, "the replaced entries are hits");
+    assert_eq!(
+        run.metric(RENDER_MISSES),
+        16,
+        "the replaced entries are hits"
+    );
     assert_eq!(pictures(third), pictures(cold.clone()));
     run.stop().await;
 
@@ -293,14 +428,24 @@ async fn a_truncated_entry_is_replaced_and_a_store_refusing_cache_writes_still_z
     std::fs::create_dir_all(refusing_dir.path().join("uploads")).unwrap();
     for entry in std::fs::read_dir(dir.path().join("uploads")).unwrap() {
         let entry = entry.unwrap();
-        std::fs::copy(entry.path(), refusing_dir.path().join("uploads").join(entry.file_name())).unwrap();
+        std::fs::copy(
+            entry.path(),
+            refusing_dir.path().join("uploads").join(entry.file_name()),
+        )
+        .unwrap();
     }
-    let store = Arc::new(RefusingCacheWrites(FileStore::new(refusing_dir.path()).unwrap()));
+    let store = Arc::new(RefusingCacheWrites(
+        FileStore::new(refusing_dir.path()).unwrap(),
+    ));
     let refused = Run::start(refusing_dir.path(), store, CacheSettings::DEFAULT);
     for id in ["r1", "r2"] {
         let (status, entries) = refused.job(id, &job).await;
         assert_eq!(status.result.unwrap().images, 8);
-        assert_eq!(pictures(entries), pictures(cold.clone()), "the work is simply done");
+        assert_eq!(
+            pictures(entries),
+            pictures(cold.clone()),
+            "the work is simply done"
+        );
     }
     assert!(!refusing_dir.path().join("cache").exists());
     refused.stop().await;
@@ -310,22 +455,56 @@ async fn a_truncated_entry_is_replaced_and_a_store_refusing_cache_writes_still_z
 async fn a_refused_url_is_not_asked_again_within_the_failure_ttl_and_is_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start().await;
-    let refused = server.route("/no.jpg", Route::Body { status: 403, content_type: "text/plain", body: b"no".to_vec() });
+    let refused = server.route(
+        "/no.jpg",
+        Route::Body {
+            status: 403,
+            content_type: "text/plain",
+            body: b"no".to_vec(),
+        },
+    );
     let fine = server.image("/ok.png", "image/png", images::png(300, 200, 5));
     let job = json!({"images": [{"id": "1", "label": "a", "url": refused}, {"id": "2", "label": "a", "url": fine}]});
     let ttl = Duration::from_secs(5);
-    let run = Run::on_dir(dir.path(), CacheSettings { failure_cache_ttl: ttl, ..CacheSettings::DEFAULT });
+    let run = Run::on_dir(
+        dir.path(),
+        CacheSettings {
+            failure_cache_ttl: ttl,
+            ..CacheSettings::DEFAULT
+        },
+    );
     let started = std::time::Instant::now();
     let (first, _) = run.job("first", &job).await;
     let (second, _) = run.job("second", &job).await;
-    assert!(started.elapsed() < ttl, "both jobs ran within the failure TTL");
-    assert_eq!(server.requests_for("/no.jpg"), 1, "a class of 30 does not ask a site that refused 30 times");
-    assert_eq!(second.result.as_ref().unwrap().skipped, first.result.as_ref().unwrap().skipped, "the same code and message");
-    assert_eq!(first.result.unwrap().skipped[0].code.as_str(), "http_status");
-    assert_eq!(run.metric("zipfleet_worker_cache_hits_total{kind=\"failure\"}"), 1);
+    assert!(
+        started.elapsed() < ttl,
+        "both jobs ran within the failure TTL"
+    );
+    assert_eq!(
+        server.requests_for("/no.jpg"),
+        1,
+        "a class of 30 does not ask a site that refused 30 times"
+    );
+    assert_eq!(
+        second.result.as_ref().unwrap().skipped,
+        first.result.as_ref().unwrap().skipped,
+        "the same code and message"
+    );
+    assert_eq!(
+        first.result.unwrap().skipped[0].code.as_str(),
+        "http_status"
+    );
+    assert_eq!(
+        run.metric("zipfleet_worker_cache_hits_total{kind=\"failure\"}"),
+        1
+    );
     tokio::time::sleep(ttl.saturating_sub(started.elapsed()) + Duration::from_millis(200)).await;
     run.job("third", &job).await;
-    assert_eq!(server.requests_for("/no.jpg"), 2, "after the failure TTL it is asked again");
+    assert_eq!(
+        server.requests_for("/no.jpg"),
+        2,
+        "after the failure TTL it is asked again"
+    );
     assert_eq!(server.requests_for("/ok.png"), 1);
     run.stop().await;
 }
@@ -336,27 +515,73 @@ async fn downloads_per_host_stay_within_the_setting_and_retry_after_is_honoured_
     let server = TestServer::start().await;
     let mut list = Vec::new();
     for i in 0..12u8 {
-        let url = server.route(&format!("/s{i}.png"), Route::Slow { content_type: "image/png", body: images::png(64, 48, i), delay: Duration::from_millis(150) });
+        let url = server.route(
+            &format!("/s{i}.png"),
+            Route::Slow {
+                content_type: "image/png",
+                body: images::png(64, 48, i),
+                delay: Duration::from_millis(150),
+            },
+        );
         list.push(json!({"id": format!("s{i}"), "label": "a", "url": url}));
     }
     let later = server.route(
         "/later.png",
-        Route::Sequence(vec![Route::RetryAfter { status: 503, seconds: 1 }, Route::Body { status: 200, content_type: "image/png", body: images::png(64, 48, 50) }]),
+        Route::Sequence(vec![
+            Route::RetryAfter {
+                status: 503,
+                seconds: 1,
+            },
+            Route::Body {
+                status: 200,
+                content_type: "image/png",
+                body: images::png(64, 48, 50),
+            },
+        ]),
     );
-    let never = server.route("/never.png", Route::RetryAfter { status: 429, seconds: 1 });
-    let run = Run::on_dir(dir.path(), CacheSettings { per_host_concurrency: 3, ..CacheSettings::DEFAULT });
+    let never = server.route(
+        "/never.png",
+        Route::RetryAfter {
+            status: 429,
+            seconds: 1,
+        },
+    );
+    let run = Run::on_dir(
+        dir.path(),
+        CacheSettings {
+            per_host_concurrency: 3,
+            ..CacheSettings::DEFAULT
+        },
+    );
     let (status, _) = run.job("slow", &json!({"images": list})).await;
     assert_eq!(status.result.unwrap().images, 12);
-    assert_eq!(server.most_at_once(), 3, "16 downloads in flight, at most 3 at once from one host");
+    assert_eq!(
+        server.most_at_once(),
+        3,
+        "16 downloads in flight, at most 3 at once from one host"
+    );
 
     let started = std::time::Instant::now();
     let (status, entries) = run.job("later", &json!({"images": [{"id": "l", "label": "a", "url": later}, {"id": "n", "label": "a", "url": never}]})).await;
-    assert!(started.elapsed() >= Duration::from_secs(1), "the Retry-After was waited out");
-    assert!(entries.contains_key("a/l.jpg"), "the retry after it succeeded");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "the Retry-After was waited out"
+    );
+    assert!(
+        entries.contains_key("a/l.jpg"),
+        "the retry after it succeeded"
+    );
     assert_eq!(server.requests_for("/later.png"), 2);
-    assert_eq!(server.requests_for("/never.png"), 2, "retried once, never a third time");
+    assert_eq!(
+        server.requests_for("/never.png"),
+        2,
+        "retried once, never a third time"
+    );
     let skipped = &status.result.unwrap().skipped;
-    assert_eq!((skipped[0].id.as_str(), skipped[0].code.as_str()), ("n", "http_status"));
+    assert_eq!(
+        (skipped[0].id.as_str(), skipped[0].code.as_str()),
+        ("n", "http_status")
+    );
     run.stop().await;
 }
 
@@ -365,33 +590,66 @@ async fn two_concurrent_jobs_on_one_worker_sharing_20_urls_fetch_each_once() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start().await;
     let urls: Vec<String> = (0..20u8)
-        .map(|i| server.route(&format!("/c{i}.jpg"), Route::Slow { content_type: "image/jpeg", body: images::jpeg(320, 240, i), delay: Duration::from_millis(60) }))
+        .map(|i| {
+            server.route(
+                &format!("/c{i}.jpg"),
+                Route::Slow {
+                    content_type: "image/jpeg",
+                    body: images::jpeg(320, 240, i),
+                    delay: Duration::from_millis(60),
+                },
+            )
+        })
         .collect();
     let job = |offset: usize| {
         // The same 20 URLs in different orders, so the jobs meet mid-download.
-        let list: Vec<Value> = (0..20).map(|i| json!({"id": format!("i{i}"), "label": "a", "url": urls[(i + offset) % 20]})).collect();
+        let list: Vec<Value> = (0..20)
+            .map(|i| json!({"id": format!("i{i}"), "label": "a", "url": urls[(i + offset) % 20]}))
+            .collect();
         json!({"images": list})
     };
     let run = Run::on_dir(dir.path(), CacheSettings::DEFAULT);
     run.submit("left", &job(0)).await;
     run.submit("right", &job(7)).await;
     let (left, right) = (run.wait("left").await, run.wait("right").await);
-    assert_eq!((left.state, right.state), (JobState::Succeeded, JobState::Succeeded));
+    assert_eq!(
+        (left.state, right.state),
+        (JobState::Succeeded, JobState::Succeeded)
+    );
     for i in 0..20 {
-        assert_eq!(server.requests_for(&format!("/c{i}.jpg")), 1, "URL {i} fetched once");
+        assert_eq!(
+            server.requests_for(&format!("/c{i}.jpg")),
+            1,
+            "URL {i} fetched once"
+        );
     }
     assert_eq!(run.metric(RENDER_MISSES), 20, "each picture rendered once");
-    assert_eq!(run.worker.env.cache.as_ref().unwrap().in_flight(), 0, "no key is left behind");
+    assert_eq!(
+        run.worker.env.cache.as_ref().unwrap().in_flight(),
+        0,
+        "no key is left behind"
+    );
     run.stop().await;
 }
 
 /// The fleet's `/metrics` text of worker `index`.
 async fn fleet_metrics(fleet: &zipfleet_tests::fleet::Fleet, index: usize) -> String {
-    reqwest::get(format!("{}/metrics", fleet.worker_endpoint(index))).await.unwrap().text().await.unwrap()
+    reqwest::get(format!("{}/metrics", fleet.worker_endpoint(index)))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
-async fn fleet_job(fleet: &zipfleet_tests::fleet::Fleet, job_id: &str, images: &Value) -> BTreeMap<String, Vec<u8>> {
-    let response = fleet.post_job(&json!({"job_id": job_id, "images": images})).await;
+async fn fleet_job(
+    fleet: &zipfleet_tests::fleet::Fleet,
+    job_id: &str,
+    images: &Value,
+) -> BTreeMap<String, Vec<u8>> {
+    let response = fleet
+        .post_job(&json!({"job_id": job_id, "images": images}))
+        .await;
     assert_eq!(response.status(), 202);
     let status = fleet.wait_final(job_id, LIMIT).await;
     assert_eq!(status.state, JobState::Succeeded, "{status:?}");
@@ -410,7 +668,11 @@ async fn on_the_fleet_a_re_train_comes_from_s3_and_cache_off_gives_the_same_entr
         let key = format!("cache-test-{unique}/o{i}.jpg");
         fleet.put_object(&key, images::jpeg(900, 600, 60 + i)).await;
         list.push(json!({"id": format!("o{i}"), "label": "objects", "object": {"key": key}}));
-        let url = server.image(&format!("/f{i}.png"), "image/png", images::png(500, 400, 70 + i));
+        let url = server.image(
+            &format!("/f{i}.png"),
+            "image/png",
+            images::png(500, 400, 70 + i),
+        );
         list.push(json!({"id": format!("w{i}"), "label": "web", "url": url}));
     }
     let images = Value::Array(list);

@@ -23,7 +23,13 @@ const WORKER_ENV: &[(&str, &str)] = &[("ZIPFLEET_SHUTDOWN_GRACE", "1s")];
 
 fn rabbitmqctl(args: &[&str]) -> bool {
     // Time-limited: rabbitmqctl can hang while a node is half up.
-    Command::new("timeout").arg("120").arg("rabbitmqctl").args(args).status().unwrap_or_else(|err| panic!("rabbitmqctl runs: {err}")).success()
+    Command::new("timeout")
+        .arg("120")
+        .arg("rabbitmqctl")
+        .args(args)
+        .status()
+        .unwrap_or_else(|err| panic!("rabbitmqctl runs: {err}"))
+        .success()
 }
 
 /// Brings RabbitMQ back however the test leaves the restart (a panic included).
@@ -36,14 +42,27 @@ impl Drop for StartAppOnDrop {
     }
 }
 
-
 /// A job of about 1.5 s: a photo plus an image that trickles in.
 fn job(server: &TestServer, n: usize) -> (String, serde_json::Value) {
-    let job_id = format!("chaos{n}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let job_id = format!(
+        "chaos{n}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
     let slow_body = images::jpeg(40, 40, n as u8);
-    let interval = (Duration::from_millis(1500) / slow_body.len() as u32).max(Duration::from_millis(1));
-    let slow = server.route(&format!("/{job_id}/slow.jpg"), Route::Drip { body: slow_body, interval });
-    let photo = server.image(&format!("/{job_id}/photo.jpg"), "image/jpeg", images::jpeg(640, 480, n as u8));
+    let interval =
+        (Duration::from_millis(1500) / slow_body.len() as u32).max(Duration::from_millis(1));
+    let slow = server.route(
+        &format!("/{job_id}/slow.jpg"),
+        Route::Drip {
+            body: slow_body,
+            interval,
+        },
+    );
+    let photo = server.image(
+        &format!("/{job_id}/photo.jpg"),
+        "image/jpeg",
+        images::jpeg(640, 480, n as u8),
+    );
     let body = json!({"job_id": job_id, "images": [{"id": "slow", "label": "a", "url": slow}, {"id": "photo", "label": "b", "url": photo}]});
     (job_id, body)
 }
@@ -60,7 +79,11 @@ async fn thirty_jobs_survive_kill_9_and_a_broker_restart() {
     let mut started = 0;
     let mut add_worker = |fleet: &mut Fleet| {
         started += 1;
-        fleet.add_worker_with(Some(&logs.path().join(format!("worker-{started}.log"))), None, WORKER_ENV)
+        fleet.add_worker_with(
+            Some(&logs.path().join(format!("worker-{started}.log"))),
+            None,
+            WORKER_ENV,
+        )
     };
     let mut alive: Vec<usize> = (0..WORKERS).map(|_| add_worker(&mut fleet)).collect();
     let server = TestServer::start().await;
@@ -108,15 +131,25 @@ async fn thirty_jobs_survive_kill_9_and_a_broker_restart() {
     }
     let all_done = began.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let completions = fleet.drain_queue(fleet.config.completed_queue.as_deref().unwrap()).await;
+    let completions = fleet
+        .drain_queue(fleet.config.completed_queue.as_deref().unwrap())
+        .await;
     let mut copies: HashMap<String, usize> = HashMap::new();
     for raw in &completions {
-        let status: JobStatus = serde_json::from_slice(raw).expect("a completion is a status document");
-        assert_eq!(status.state, JobState::Succeeded, "every completion reports the success: {status:?}");
+        let status: JobStatus =
+            serde_json::from_slice(raw).expect("a completion is a status document");
+        assert_eq!(
+            status.state,
+            JobState::Succeeded,
+            "every completion reports the success: {status:?}"
+        );
         *copies.entry(status.job_id).or_default() += 1;
     }
     for (job_id, _) in &jobs {
-        assert!(copies.get(job_id).copied().unwrap_or(0) >= 1, "{job_id} has no completion message");
+        assert!(
+            copies.get(job_id).copied().unwrap_or(0) >= 1,
+            "{job_id} has no completion message"
+        );
     }
     let duplicates: usize = copies.values().map(|n| n - 1).sum();
     let mut attempts: Vec<u32> = finals.iter().map(|s| s.attempt).collect();
@@ -130,5 +163,8 @@ async fn thirty_jobs_survive_kill_9_and_a_broker_restart() {
         all_done.as_secs_f64(),
         completions.len(),
     );
-    assert!(attempts.iter().any(|&a| a > 1), "the chaos hit running jobs (some were delivered again): {attempts:?}");
+    assert!(
+        attempts.iter().any(|&a| a > 1),
+        "the chaos hit running jobs (some were delivered again): {attempts:?}"
+    );
 }

@@ -14,13 +14,19 @@ fn memory() -> Box<dyn Subject> {
 }
 
 fn rabbitmq() -> Box<dyn Subject> {
-    Box::new(ServiceSubject { broker_url: zipfleet_tests::fleet::amqp_url(), visibility: Duration::ZERO })
+    Box::new(ServiceSubject {
+        broker_url: zipfleet_tests::fleet::amqp_url(),
+        visibility: Duration::ZERO,
+    })
 }
 
 fn sqs() -> Box<dyn Subject> {
     zipfleet_tests::fleet::aws_test_environment();
     // A short visibility timeout, so that the checks run past it.
-    Box::new(ServiceSubject { broker_url: "sqs://".into(), visibility: Duration::from_secs(2) })
+    Box::new(ServiceSubject {
+        broker_url: "sqs://".into(),
+        visibility: Duration::from_secs(2),
+    })
 }
 
 /// The object store for the claim-check check: a directory (the S3 store has
@@ -43,7 +49,8 @@ macro_rules! conformance_suite {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn hand_back_redelivers_with_higher_attempt() {
-                conformance::hand_back_redelivers_with_higher_attempt(super::$broker().as_ref()).await;
+                conformance::hand_back_redelivers_with_higher_attempt(super::$broker().as_ref())
+                    .await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,7 +65,8 @@ macro_rules! conformance_suite {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn malformed_message_goes_to_dead_letter_queue() {
-                conformance::malformed_message_goes_to_dead_letter_queue(super::$broker().as_ref()).await;
+                conformance::malformed_message_goes_to_dead_letter_queue(super::$broker().as_ref())
+                    .await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,7 +86,10 @@ macro_rules! conformance_suite {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_consumers_share_without_duplicates() {
-                conformance::concurrent_consumers_share_without_duplicates(super::$broker().as_ref()).await;
+                conformance::concurrent_consumers_share_without_duplicates(
+                    super::$broker().as_ref(),
+                )
+                .await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,7 +100,11 @@ macro_rules! conformance_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn large_spec_travels_by_claim_check() {
                 let (_dir, store) = store();
-                conformance::large_spec_travels_by_claim_check(super::$broker().as_ref(), store.as_ref()).await;
+                conformance::large_spec_travels_by_claim_check(
+                    super::$broker().as_ref(),
+                    store.as_ref(),
+                )
+                .await;
             }
         }
     };

@@ -16,11 +16,20 @@ use zipfleet_tests::images;
 const POISON: &[u8] = b"this is not a job {";
 
 fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
 }
 
 async fn dead_letters(fleet: &Fleet) -> Value {
-    let response = fleet.client.get(fleet.url("/v1/dead-letters")).bearer_auth(TOKEN).send().await.unwrap();
+    let response = fleet
+        .client
+        .get(fleet.url("/v1/dead-letters"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
@@ -33,7 +42,10 @@ async fn wait_listing(fleet: &Fleet, limit: Duration, done: impl Fn(&[Value]) ->
         if done(listing["messages"].as_array().unwrap()) {
             return listing;
         }
-        assert!(tokio::time::Instant::now() < deadline, "dead letters never became as expected: {listing}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "dead letters never became as expected: {listing}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
@@ -45,10 +57,27 @@ fn is_poison(message: &Value) -> bool {
 /// The `zipfleet` binary next to this test's executable.
 fn zipfleet(fleet: &Fleet, args: &[&str]) -> String {
     let exe = std::env::current_exe().unwrap();
-    let binary = exe.parent().and_then(|deps| deps.parent()).unwrap().join("zipfleet");
-    assert!(binary.exists(), "{} is missing: run `cargo build --workspace --bins`", binary.display());
-    let output = Command::new(binary).args(args).env("ZIPFLEET_API_URL", &fleet.api_url).env("ZIPFLEET_API_TOKEN", TOKEN).output().unwrap();
-    assert!(output.status.success(), "zipfleet {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    let binary = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("zipfleet");
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo build --workspace --bins`",
+        binary.display()
+    );
+    let output = Command::new(binary)
+        .args(args)
+        .env("ZIPFLEET_API_URL", &fleet.api_url)
+        .env("ZIPFLEET_API_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "zipfleet {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout).unwrap()
 }
 
@@ -59,12 +88,21 @@ async fn poison_is_listed_with_its_reason_and_a_redriven_job_runs(broker: &str) 
     // A job that keeps failing: the test plays a worker that hands it back
     // until the broker's delivery limit dead-letters it.
     let job_id = unique("dlq");
-    let url = server.image(&format!("/{job_id}/cat.jpg"), "image/jpeg", images::jpeg(320, 240, 3));
-    let response = fleet.post_job(&json!({"job_id": job_id, "images": [{"id": "1", "label": "cats", "url": url}]})).await;
+    let url = server.image(
+        &format!("/{job_id}/cat.jpg"),
+        "image/jpeg",
+        images::jpeg(320, 240, 3),
+    );
+    let response = fleet
+        .post_job(&json!({"job_id": job_id, "images": [{"id": "1", "label": "cats", "url": url}]}))
+        .await;
     assert_eq!(response.status(), 202);
     let mut consumer = fleet.backends.broker.consumer(1).await.unwrap();
     for _ in 0..fleet.config.max_deliveries {
-        let delivery = tokio::time::timeout(Duration::from_secs(30), consumer.next()).await.expect("delivered").unwrap();
+        let delivery = tokio::time::timeout(Duration::from_secs(30), consumer.next())
+            .await
+            .expect("delivered")
+            .unwrap();
         delivery.hand_back().await.unwrap();
     }
     // SQS moves it on the next receive; RabbitMQ already has.
@@ -75,23 +113,55 @@ async fn poison_is_listed_with_its_reason_and_a_redriven_job_runs(broker: &str) 
     // A poison message: the worker dead-letters it, saying why.
     fleet.publish_raw(POISON).await;
     fleet.add_worker();
-    let listing = wait_listing(&fleet, Duration::from_secs(60), |messages| messages.len() == 2).await;
+    let listing = wait_listing(&fleet, Duration::from_secs(60), |messages| {
+        messages.len() == 2
+    })
+    .await;
     let messages = listing["messages"].as_array().unwrap();
     assert!(listing["depth"].as_u64().unwrap() >= 2, "{listing}");
-    let poison = messages.iter().find(|m| is_poison(m)).unwrap_or_else(|| panic!("poison not listed: {listing}"));
-    assert!(poison["reason"].as_str().unwrap().starts_with("not a job message"), "{poison}");
+    let poison = messages
+        .iter()
+        .find(|m| is_poison(m))
+        .unwrap_or_else(|| panic!("poison not listed: {listing}"));
+    assert!(
+        poison["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("not a job message"),
+        "{poison}"
+    );
     assert!(poison["job_id"].is_null(), "{poison}");
     assert!(!poison["id"].as_str().unwrap().is_empty());
-    let stuck = messages.iter().find(|m| m["job_id"] == job_id.as_str()).unwrap_or_else(|| panic!("job not listed: {listing}"));
+    let stuck = messages
+        .iter()
+        .find(|m| m["job_id"] == job_id.as_str())
+        .unwrap_or_else(|| panic!("job not listed: {listing}"));
     assert_eq!(stuck["reason"], EXCEEDED_MAX_DELIVERIES, "{stuck}");
     // Listing leaves them where they are.
-    assert_eq!(dead_letters(&fleet).await["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        dead_letters(&fleet).await["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
     // (Messages a listing just looked at count again a moment later on RabbitMQ.)
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let metrics = fleet.client.get(fleet.url("/metrics")).send().await.unwrap().text().await.unwrap();
-        if metrics.lines().any(|line| line == "zipfleet_dead_letter_depth 2") {
+        let metrics = fleet
+            .client
+            .get(fleet.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics
+            .lines()
+            .any(|line| line == "zipfleet_dead_letter_depth 2")
+        {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "{metrics}");
@@ -99,28 +169,60 @@ async fn poison_is_listed_with_its_reason_and_a_redriven_job_runs(broker: &str) 
     }
 
     let cli_listing = zipfleet(&fleet, &["dlq", "list"]);
-    assert!(cli_listing.contains(&job_id) && cli_listing.contains("this is not a job {"), "{cli_listing}");
+    assert!(
+        cli_listing.contains(&job_id) && cli_listing.contains("this is not a job {"),
+        "{cli_listing}"
+    );
 
     // Redrive both: the job (its cause gone: a worker runs now) succeeds on a
     // first attempt; the poison comes straight back, with its reason.
-    let response = fleet.client.post(fleet.url("/v1/dead-letters/redrive")).bearer_auth(TOKEN).json(&json!({})).send().await.unwrap();
+    let response = fleet
+        .client
+        .post(fleet.url("/v1/dead-letters/redrive"))
+        .bearer_auth(TOKEN)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let moved: Value = response.json().await.unwrap();
     assert_eq!(moved["moved"], 2, "{moved}");
     let status = fleet.wait_final(&job_id, Duration::from_secs(90)).await;
     assert_eq!(status.state, JobState::Succeeded, "{status:?}");
-    assert_eq!(status.attempt, 1, "a redriven job starts as a first delivery");
+    assert_eq!(
+        status.attempt, 1,
+        "a redriven job starts as a first delivery"
+    );
     assert_eq!(fleet.zip_count(&job_id).await, 1);
-    wait_listing(&fleet, Duration::from_secs(60), |messages| messages.len() == 1 && is_poison(&messages[0])).await;
+    wait_listing(&fleet, Duration::from_secs(60), |messages| {
+        messages.len() == 1 && is_poison(&messages[0])
+    })
+    .await;
 
     // `--max` bounds the move; the CLI says how many moved.
     let redriven = zipfleet(&fleet, &["dlq", "redrive", "--max", "1"]);
     assert_eq!(redriven.trim(), "moved 1 message back to the jobs queue");
-    wait_listing(&fleet, Duration::from_secs(60), |messages| messages.len() == 1 && is_poison(&messages[0])).await;
-    let response = fleet.client.post(fleet.url("/v1/dead-letters/redrive")).bearer_auth(TOKEN).json(&json!({"max": 0})).send().await.unwrap();
+    wait_listing(&fleet, Duration::from_secs(60), |messages| {
+        messages.len() == 1 && is_poison(&messages[0])
+    })
+    .await;
+    let response = fleet
+        .client
+        .post(fleet.url("/v1/dead-letters/redrive"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"max": 0}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 400);
     let error: Value = response.json().await.unwrap();
-    assert_eq!((error["error"]["code"].as_str(), error["error"]["details"][0]["field"].as_str()), (Some("invalid_request"), Some("max")));
+    assert_eq!(
+        (
+            error["error"]["code"].as_str(),
+            error["error"]["details"][0]["field"].as_str()
+        ),
+        (Some("invalid_request"), Some("max"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,11 @@ async fn mixed_sources(dir: &std::path::Path, server: &TestServer) -> serde_json
     std::fs::create_dir_all(dir.join("uploads")).unwrap();
     std::fs::write(dir.join("uploads/cat.jpg"), images::jpeg(1200, 900, 1)).unwrap();
     std::fs::write(dir.join("uploads/dog.png"), images::png(640, 480, 2)).unwrap();
-    std::fs::write(dir.join("uploads/login.html"), b"<!DOCTYPE html><html><body>Please sign in</body></html>").unwrap();
+    std::fs::write(
+        dir.join("uploads/login.html"),
+        b"<!DOCTYPE html><html><body>Please sign in</body></html>",
+    )
+    .unwrap();
     let web_cat = server.image("/cat.webp", "image/webp", images::webp(800, 600, 3));
     json!([
         {"id": "1", "label": "cats", "object": {"key": "uploads/cat.jpg"}},
@@ -34,24 +38,53 @@ async fn mixed_job_with_skip_keeps_the_good_images() {
     let server = TestServer::start().await;
     let fleet = Embedded::start(dir.path(), &test_settings(dir.path()));
     let images = mixed_sources(dir.path(), &server).await;
-    fleet.submit("mixed-skip", &spec(json!({"project_id": "p1", "images": images, "on_image_error": "skip"}))).await;
+    fleet
+        .submit(
+            "mixed-skip",
+            &spec(json!({"project_id": "p1", "images": images, "on_image_error": "skip"})),
+        )
+        .await;
     let status = fleet.wait("mixed-skip", LIMIT).await;
 
     assert_eq!(status.state, JobState::Succeeded, "{status:?}");
-    assert_eq!((status.progress.total, status.progress.done, status.progress.failed), (6, 3, 3));
+    assert_eq!(
+        (
+            status.progress.total,
+            status.progress.done,
+            status.progress.failed
+        ),
+        (6, 3, 3)
+    );
     assert_eq!(status.attempt, 1);
     let result = status.result.clone().unwrap();
     assert_eq!(result.images, 3);
     assert_eq!(result.location.key, "zips/mixed-skip.zip");
     assert!(result.url.starts_with("file:///"), "{}", result.url);
-    let skipped: Vec<(&str, &str)> = result.skipped.iter().map(|s| (s.id.as_str(), s.code.as_str())).collect();
-    assert_eq!(skipped, vec![("4", "not_found"), ("5", "unsupported_format"), ("6", "fetch_failed")]);
+    let skipped: Vec<(&str, &str)> = result
+        .skipped
+        .iter()
+        .map(|s| (s.id.as_str(), s.code.as_str()))
+        .collect();
+    assert_eq!(
+        skipped,
+        vec![
+            ("4", "not_found"),
+            ("5", "unsupported_format"),
+            ("6", "fetch_failed")
+        ]
+    );
 
     let zip_path = dir.path().join(&result.location.key);
-    assert_eq!(std::fs::metadata(&zip_path).unwrap().len(), result.size_bytes);
+    assert_eq!(
+        std::fs::metadata(&zip_path).unwrap().len(),
+        result.size_bytes
+    );
     let entries = zipcheck::entries(&zip_path);
     let names: Vec<&str> = entries.keys().map(String::as_str).collect();
-    assert_eq!(names, vec!["cats/1.jpg", "cats/3.jpg", "dogs/2.jpg", "manifest.json"]);
+    assert_eq!(
+        names,
+        vec!["cats/1.jpg", "cats/3.jpg", "dogs/2.jpg", "manifest.json"]
+    );
     for (name, bytes) in &entries {
         if name != "manifest.json" {
             assert_eq!(zipcheck::rgb_size(bytes), (224, 224), "{name}");
@@ -63,7 +96,10 @@ async fn mixed_job_with_skip_keeps_the_good_images() {
     let lines = manifest["images"].as_array().unwrap();
     assert_eq!(lines.len(), 6, "the manifest lists every image");
     assert_eq!(lines[0]["entry"], "cats/1.jpg");
-    assert_eq!((lines[0]["width"].as_u64(), lines[0]["height"].as_u64()), (Some(1200), Some(900)));
+    assert_eq!(
+        (lines[0]["width"].as_u64(), lines[0]["height"].as_u64()),
+        (Some(1200), Some(900))
+    );
     assert_eq!(lines[0]["source"]["object"]["key"], "uploads/cat.jpg");
     assert_eq!(lines[2]["source"]["url"], server.url("/cat.webp"));
     assert_eq!(lines[3]["status"], "skipped");
@@ -73,7 +109,10 @@ async fn mixed_job_with_skip_keeps_the_good_images() {
     let completions = fleet.broker.completions();
     assert_eq!(completions.len(), 1, "one completion message");
     let completion: zipfleet_shared::JobStatus = serde_json::from_slice(&completions[0]).unwrap();
-    assert_eq!(completion, status, "the completion message is the final status document");
+    assert_eq!(
+        completion, status,
+        "the completion message is the final status document"
+    );
     fleet.stop().await;
 }
 
@@ -85,14 +124,22 @@ async fn mixed_job_with_fail_fails_naming_the_image() {
     let mut images = mixed_sources(dir.path(), &server).await;
     // Only one bad image, so the failing one is known.
     images.as_array_mut().unwrap().truncate(4);
-    fleet.submit("mixed-fail", &spec(json!({"images": images, "on_image_error": "fail"}))).await;
+    fleet
+        .submit(
+            "mixed-fail",
+            &spec(json!({"images": images, "on_image_error": "fail"})),
+        )
+        .await;
     let status = fleet.wait("mixed-fail", LIMIT).await;
     assert_eq!(status.state, JobState::Failed);
     let error = status.error.unwrap();
     assert_eq!(error.code, "not_found");
     assert!(error.message.contains("\"4\""), "{}", error.message);
     assert!(status.result.is_none());
-    assert!(!dir.path().join("zips/mixed-fail.zip").exists(), "a failed job leaves no zip");
+    assert!(
+        !dir.path().join("zips/mixed-fail.zip").exists(),
+        "a failed job leaves no zip"
+    );
     fleet.stop().await;
 }
 
@@ -112,10 +159,21 @@ async fn colliding_and_hostile_names_all_survive_inside_the_zip() {
     assert_eq!(status.state, JobState::Succeeded, "{status:?}");
     let entries = zipcheck::entries(&dir.path().join("zips/names.zip"));
     let names: Vec<&str> = entries.keys().map(String::as_str).collect();
-    assert_eq!(names, vec!["_.._etc/a_b.png", "_.._etc/a_b~2.png", "manifest.json", "x_y/_CON.png"]);
+    assert_eq!(
+        names,
+        vec![
+            "_.._etc/a_b.png",
+            "_.._etc/a_b~2.png",
+            "manifest.json",
+            "x_y/_CON.png"
+        ]
+    );
     assert_eq!(zipcheck::rgb_size(&entries["x_y/_CON.png"]), (32, 16));
     let manifest = zipcheck::manifest(&entries);
-    assert_eq!(manifest["images"][1]["id"], "a\\b", "the manifest keeps the original id");
+    assert_eq!(
+        manifest["images"][1]["id"], "a\\b",
+        "the manifest keeps the original id"
+    );
     assert_eq!(manifest["images"][0]["label"], "../../etc");
     fleet.stop().await;
 }
@@ -125,9 +183,22 @@ async fn a_malformed_message_is_dead_lettered_and_the_worker_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.jpg"), images::jpeg(300, 200, 4)).unwrap();
     let fleet = Embedded::start(dir.path(), &test_settings(dir.path()));
-    fleet.broker.publish_job("junk", b"this is not json").await.unwrap();
-    fleet.broker.publish_job("junk2", br#"{"job_id": "x", "something": "else"}"#).await.unwrap();
-    fleet.submit("after-junk", &spec(json!({"images": [{"id": "1", "label": "a", "object": {"key": "a.jpg"}}]}))).await;
+    fleet
+        .broker
+        .publish_job("junk", b"this is not json")
+        .await
+        .unwrap();
+    fleet
+        .broker
+        .publish_job("junk2", br#"{"job_id": "x", "something": "else"}"#)
+        .await
+        .unwrap();
+    fleet
+        .submit(
+            "after-junk",
+            &spec(json!({"images": [{"id": "1", "label": "a", "object": {"key": "a.jpg"}}]})),
+        )
+        .await;
     let status = fleet.wait("after-junk", LIMIT).await;
     assert_eq!(status.state, JobState::Succeeded);
     assert_eq!(fleet.broker.dead_letters().len(), 2);
@@ -144,14 +215,23 @@ async fn a_redelivered_finished_job_is_not_run_again() {
     let first = fleet.wait("twice", LIMIT).await;
     // The same message again, as after a worker died between publish and ack.
     let message = zipfleet_shared::message::JobMessage::inline("twice", job);
-    fleet.broker.publish_job("twice", &message.to_bytes()).await.unwrap();
+    fleet
+        .broker
+        .publish_job("twice", &message.to_bytes())
+        .await
+        .unwrap();
     let deadline = tokio::time::Instant::now() + LIMIT;
     while fleet.broker.completions().len() < 2 {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let again: zipfleet_shared::JobStatus = serde_json::from_slice(&fleet.broker.completions()[1]).unwrap();
+    let again: zipfleet_shared::JobStatus =
+        serde_json::from_slice(&fleet.broker.completions()[1]).unwrap();
     assert_eq!(again, first, "the completion is re-published unchanged");
-    assert_eq!(fleet.status.get("twice").await.unwrap().unwrap().attempt, 1, "not run a second time");
+    assert_eq!(
+        fleet.status.get("twice").await.unwrap().unwrap().attempt,
+        1,
+        "not run a second time"
+    );
     fleet.stop().await;
 }

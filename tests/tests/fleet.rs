@@ -11,26 +11,43 @@ use zipfleet_tests::{images, zipcheck};
 const LIMIT: Duration = Duration::from_secs(90);
 
 fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
 }
 
 /// A job of `web` URL images and `stored` object images, 2 labels.
-async fn job_body(fleet: &Fleet, server: &TestServer, job_id: &str, web: usize, stored: usize) -> serde_json::Value {
+async fn job_body(
+    fleet: &Fleet,
+    server: &TestServer,
+    job_id: &str,
+    web: usize,
+    stored: usize,
+) -> serde_json::Value {
     let mut list = Vec::new();
     for i in 0..web {
-        let url = server.image(&format!("/{job_id}/{i}.jpg"), "image/jpeg", images::jpeg(640 + i as u32, 480, i as u8));
+        let url = server.image(
+            &format!("/{job_id}/{i}.jpg"),
+            "image/jpeg",
+            images::jpeg(640 + i as u32, 480, i as u8),
+        );
         list.push(json!({"id": format!("w{i}"), "label": if i % 2 == 0 { "cats" } else { "dogs" }, "url": url}));
     }
     for i in 0..stored {
         let key = format!("uploads-{job_id}/{i}.png");
-        fleet.put_object(&key, images::png(500, 400 + i as u32, i as u8)).await;
+        fleet
+            .put_object(&key, images::png(500, 400 + i as u32, i as u8))
+            .await;
         list.push(json!({"id": format!("s{i}"), "label": if i % 2 == 0 { "cats" } else { "dogs" }, "object": {"key": key}}));
     }
     json!({"job_id": job_id, "project_id": "class-7b", "images": list})
 }
 
 fn parse_completions(raw: Vec<Vec<u8>>) -> Vec<JobStatus> {
-    raw.iter().map(|bytes| serde_json::from_slice(bytes).expect("a completion is a status document")).collect()
+    raw.iter()
+        .map(|bytes| serde_json::from_slice(bytes).expect("a completion is a status document"))
+        .collect()
 }
 
 async fn a_job_goes_from_post_to_zip_with_a_completion_message(broker: &str) {
@@ -48,12 +65,30 @@ async fn a_job_goes_from_post_to_zip_with_a_completion_message(broker: &str) {
 
     let status = fleet.wait_final(&job_id, LIMIT).await;
     assert_eq!(status.state, JobState::Succeeded, "{status:?}");
-    assert_eq!((status.progress.total, status.progress.done, status.progress.failed), (10, 10, 0));
+    assert_eq!(
+        (
+            status.progress.total,
+            status.progress.done,
+            status.progress.failed
+        ),
+        (10, 10, 0)
+    );
     assert_eq!(status.project_id.as_deref(), Some("class-7b"));
     let result = status.result.clone().unwrap();
     assert_eq!(result.location.bucket, "zipfleet");
-    assert!(result.location.key.ends_with(&format!("/zips/{job_id}.zip")), "{}", result.location.key);
-    assert!(result.url.contains("X-Amz-Signature"), "a presigned URL: {}", result.url);
+    assert!(
+        result
+            .location
+            .key
+            .ends_with(&format!("/zips/{job_id}.zip")),
+        "{}",
+        result.location.key
+    );
+    assert!(
+        result.url.contains("X-Amz-Signature"),
+        "a presigned URL: {}",
+        result.url
+    );
 
     let zip = fleet.download(&result.url).await;
     assert_eq!(zip.len() as u64, result.size_bytes);
@@ -61,14 +96,21 @@ async fn a_job_goes_from_post_to_zip_with_a_completion_message(broker: &str) {
     assert_eq!(entries.len(), 11);
     for (name, bytes) in &entries {
         if name != "manifest.json" {
-            assert!(name.starts_with("cats/") || name.starts_with("dogs/"), "{name}");
+            assert!(
+                name.starts_with("cats/") || name.starts_with("dogs/"),
+                "{name}"
+            );
             assert_eq!(zipcheck::rgb_size(bytes), (224, 224), "{name}");
         }
     }
     let manifest = zipcheck::manifest(&entries);
     assert_eq!(manifest["images"].as_array().unwrap().len(), 10);
 
-    let completions = parse_completions(fleet.drain_queue(fleet.config.completed_queue.as_deref().unwrap()).await);
+    let completions = parse_completions(
+        fleet
+            .drain_queue(fleet.config.completed_queue.as_deref().unwrap())
+            .await,
+    );
     assert_eq!(completions.len(), 1, "exactly one completion message");
     let mut completion = completions[0].clone();
     let mut expected = status.clone();
@@ -78,13 +120,35 @@ async fn a_job_goes_from_post_to_zip_with_a_completion_message(broker: &str) {
     assert_eq!(completion, expected);
 
     // Fleet-wide metrics saw the job and its images (other tests share the counters: at least).
-    let metrics = fleet.client.get(fleet.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = fleet
+        .client
+        .get(fleet.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let value = |prefix: &str| -> u64 {
-        metrics.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0)
+        metrics
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     };
-    assert!(value("zipfleet_jobs_total{state=\"succeeded\"}") >= 1, "{metrics}");
-    assert!(value("zipfleet_image_duration_seconds_count") >= 10, "{metrics}");
-    assert!(value("zipfleet_job_duration_seconds_count") >= 1, "{metrics}");
+    assert!(
+        value("zipfleet_jobs_total{state=\"succeeded\"}") >= 1,
+        "{metrics}"
+    );
+    assert!(
+        value("zipfleet_image_duration_seconds_count") >= 10,
+        "{metrics}"
+    );
+    assert!(
+        value("zipfleet_job_duration_seconds_count") >= 1,
+        "{metrics}"
+    );
 }
 
 async fn the_api_refuses_what_it_must(broker: &str) {
@@ -93,11 +157,23 @@ async fn the_api_refuses_what_it_must(broker: &str) {
     let body = json!({"job_id": job_id, "images": [{"id": "1", "label": "a", "url": "https://example.org/a.jpg"}]});
 
     // 401 without or with a wrong token
-    let response = fleet.client.post(fleet.url("/v1/jobs")).json(&body).send().await.unwrap();
+    let response = fleet
+        .client
+        .post(fleet.url("/v1/jobs"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 401);
     let error: serde_json::Value = response.json().await.unwrap();
     assert_eq!(error["error"]["code"], "unauthorized");
-    let response = fleet.client.get(fleet.url("/v1/jobs/x")).bearer_auth("nope").send().await.unwrap();
+    let response = fleet
+        .client
+        .get(fleet.url("/v1/jobs/x"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 401);
 
     // 400 naming every bad field
@@ -106,10 +182,21 @@ async fn the_api_refuses_what_it_must(broker: &str) {
     assert_eq!(response.status(), 400);
     let error: serde_json::Value = response.json().await.unwrap();
     assert_eq!(error["error"]["code"], "invalid_spec");
-    assert!(error["error"]["details"][0]["field"].as_str().unwrap().starts_with("output.fit"), "{error}");
+    assert!(
+        error["error"]["details"][0]["field"]
+            .as_str()
+            .unwrap()
+            .starts_with("output.fit"),
+        "{error}"
+    );
     let bad = json!({"images": [{"id": "1", "label": "a", "url": "ftp://x/a"}, {"id": "1", "label": "b"}]});
     let error: serde_json::Value = fleet.post_job(&bad).await.json().await.unwrap();
-    let fields: Vec<&str> = error["error"]["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = error["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, vec!["images[0].url", "images[1].id", "images[1]"]);
 
     // 202 and the same job on an identical re-post; 409 on a different spec
@@ -123,34 +210,94 @@ async fn the_api_refuses_what_it_must(broker: &str) {
     different["images"][0]["label"] = json!("b");
     let conflict = fleet.post_job(&different).await;
     assert_eq!(conflict.status(), 409);
-    assert_eq!(conflict.json::<serde_json::Value>().await.unwrap()["error"]["code"], "conflict");
-    let queued = fleet.drain_queue(fleet.config.jobs_queue.as_deref().unwrap()).await;
+    assert_eq!(
+        conflict.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "conflict"
+    );
+    let queued = fleet
+        .drain_queue(fleet.config.jobs_queue.as_deref().unwrap())
+        .await;
     assert_eq!(queued.len(), 1, "the re-post did not enqueue the job twice");
 
     // 404 for an unknown job
-    let response = fleet.client.get(fleet.url("/v1/jobs/no-such-job")).bearer_auth(TOKEN).send().await.unwrap();
+    let response = fleet
+        .client
+        .get(fleet.url("/v1/jobs/no-such-job"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 404);
-    assert_eq!(response.json::<serde_json::Value>().await.unwrap()["error"]["code"], "not_found");
+    assert_eq!(
+        response.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "not_found"
+    );
 
     // health, readiness, metrics, OpenAPI
-    assert_eq!(fleet.client.get(fleet.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        fleet
+            .client
+            .get(fleet.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let ready = fleet.client.get(fleet.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200, "{:?}", ready.text().await);
-    let metrics = fleet.client.get(fleet.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = fleet
+        .client
+        .get(fleet.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("zipfleet_queue_depth"), "{metrics}");
-    assert!(metrics.contains("zipfleet_api_jobs_accepted_total 1"), "{metrics}");
-    assert!(metrics.contains("zipfleet_jobs_total{state=\"queued\"}"), "{metrics}");
-    assert!(metrics.contains("zipfleet_image_duration_seconds_bucket{le=\"+Inf\"}"), "{metrics}");
-    assert!(metrics.contains("zipfleet_job_duration_seconds_count"), "{metrics}");
-    let openapi: serde_json::Value = fleet.client.get(fleet.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(
+        metrics.contains("zipfleet_api_jobs_accepted_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("zipfleet_jobs_total{state=\"queued\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("zipfleet_image_duration_seconds_bucket{le=\"+Inf\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("zipfleet_job_duration_seconds_count"),
+        "{metrics}"
+    );
+    let openapi: serde_json::Value = fleet
+        .client
+        .get(fleet.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(openapi["paths"]["/v1/jobs/{id}"]["delete"].is_object());
 
     // 413 for a body over the limit. Its own client: the server answers before
     // reading the body and closes the connection, which must not be reused.
     let huge = json!({"images": [{"id": "1", "label": "x".repeat(2 * 1024 * 1024), "url": "https://example.org/a.jpg"}]});
-    let response = reqwest::Client::new().post(fleet.url("/v1/jobs")).bearer_auth(TOKEN).json(&huge).send().await.unwrap();
+    let response = reqwest::Client::new()
+        .post(fleet.url("/v1/jobs"))
+        .bearer_auth(TOKEN)
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 413);
-    assert_eq!(response.json::<serde_json::Value>().await.unwrap()["error"]["code"], "payload_too_large");
+    assert_eq!(
+        response.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "payload_too_large"
+    );
 }
 
 async fn queued_and_running_jobs_can_be_cancelled(broker: &str) {
@@ -161,21 +308,44 @@ async fn queued_and_running_jobs_can_be_cancelled(broker: &str) {
     let queued_id = unique("cancel-q");
     let body = job_body(&fleet, &server, &queued_id, 2, 0).await;
     assert_eq!(fleet.post_job(&body).await.status(), 202);
-    let response = fleet.client.delete(fleet.url(&format!("/v1/jobs/{queued_id}"))).bearer_auth(TOKEN).send().await.unwrap();
+    let response = fleet
+        .client
+        .delete(fleet.url(&format!("/v1/jobs/{queued_id}")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.json::<JobStatus>().await.unwrap().state, JobState::Cancelled);
+    assert_eq!(
+        response.json::<JobStatus>().await.unwrap().state,
+        JobState::Cancelled
+    );
 
     // Running: an image that trickles in keeps the job busy.
     let running_id = unique("cancel-r");
-    let slow = server.route("/slow.jpg", Route::Drip { body: images::jpeg(64, 64, 1), interval: Duration::from_millis(5) });
+    let slow = server.route(
+        "/slow.jpg",
+        Route::Drip {
+            body: images::jpeg(64, 64, 1),
+            interval: Duration::from_millis(5),
+        },
+    );
     let body = json!({"job_id": running_id, "images": [
         {"id": "slow", "label": "a", "url": slow},
         {"id": "fast", "label": "a", "url": server.image("/fast.jpg", "image/jpeg", images::jpeg(64, 64, 2))}
     ]});
     assert_eq!(fleet.post_job(&body).await.status(), 202);
     fleet.add_worker();
-    fleet.wait_for(&running_id, LIMIT, |s| s.state == JobState::Running).await;
-    let response = fleet.client.delete(fleet.url(&format!("/v1/jobs/{running_id}"))).bearer_auth(TOKEN).send().await.unwrap();
+    fleet
+        .wait_for(&running_id, LIMIT, |s| s.state == JobState::Running)
+        .await;
+    let response = fleet
+        .client
+        .delete(fleet.url(&format!("/v1/jobs/{running_id}")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 202);
     let status = fleet.wait_final(&running_id, LIMIT).await;
     assert_eq!(status.state, JobState::Cancelled);
@@ -184,10 +354,20 @@ async fn queued_and_running_jobs_can_be_cancelled(broker: &str) {
     // The queued one was skipped by the worker and its completion published.
     let status = fleet.get_status(&queued_id).await;
     assert_eq!(status.state, JobState::Cancelled);
-    let again = fleet.client.delete(fleet.url(&format!("/v1/jobs/{queued_id}"))).bearer_auth(TOKEN).send().await.unwrap();
+    let again = fleet
+        .client
+        .delete(fleet.url(&format!("/v1/jobs/{queued_id}")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 409, "an ended job cannot be cancelled");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let completions = parse_completions(fleet.drain_queue(fleet.config.completed_queue.as_deref().unwrap()).await);
+    let completions = parse_completions(
+        fleet
+            .drain_queue(fleet.config.completed_queue.as_deref().unwrap())
+            .await,
+    );
     let mut ids: Vec<&str> = completions.iter().map(|c| c.job_id.as_str()).collect();
     ids.sort();
     let mut expected = vec![queued_id.as_str(), running_id.as_str()];
@@ -201,12 +381,23 @@ async fn a_killed_worker_s_job_is_finished_by_another_exactly_once(broker: &str)
     let server = TestServer::start().await;
     let job_id = unique("kill");
     // The slow image holds the job for a few seconds.
-    let slow = server.route("/slow-kill.jpg", Route::Drip { body: images::jpeg(48, 48, 3), interval: Duration::from_millis(3) });
+    let slow = server.route(
+        "/slow-kill.jpg",
+        Route::Drip {
+            body: images::jpeg(48, 48, 3),
+            interval: Duration::from_millis(3),
+        },
+    );
     let mut body = job_body(&fleet, &server, &job_id, 3, 2).await;
-    body["images"].as_array_mut().unwrap().push(json!({"id": "slow", "label": "cats", "url": slow}));
+    body["images"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "slow", "label": "cats", "url": slow}));
     let first = fleet.add_worker();
     assert_eq!(fleet.post_job(&body).await.status(), 202);
-    fleet.wait_for(&job_id, LIMIT, |s| s.state == JobState::Running).await;
+    fleet
+        .wait_for(&job_id, LIMIT, |s| s.state == JobState::Running)
+        .await;
     fleet.kill_worker(first);
     fleet.add_worker();
 
@@ -222,7 +413,11 @@ async fn a_killed_worker_s_job_is_finished_by_another_exactly_once(broker: &str)
     }
     assert_eq!(status.result.as_ref().unwrap().images, 6);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let completions = parse_completions(fleet.drain_queue(fleet.config.completed_queue.as_deref().unwrap()).await);
+    let completions = parse_completions(
+        fleet
+            .drain_queue(fleet.config.completed_queue.as_deref().unwrap())
+            .await,
+    );
     assert_eq!(completions.len(), 1, "one completion message");
     let zips = fleet.zip_count(&job_id).await;
     assert_eq!(zips, 1, "one zip object");
@@ -231,16 +426,27 @@ async fn a_killed_worker_s_job_is_finished_by_another_exactly_once(broker: &str)
 async fn a_poison_message_is_dead_lettered_and_the_next_job_succeeds(broker: &str) {
     let fleet = spawn_fleet_on(broker, 1).await;
     let server = TestServer::start().await;
-    fleet.publish_raw("definitely not json \u{1F4A5}".as_bytes()).await;
+    fleet
+        .publish_raw("definitely not json \u{1F4A5}".as_bytes())
+        .await;
     fleet.publish_raw(br#"{"hello": "world"}"#).await;
     let job_id = unique("after-poison");
     let body = job_body(&fleet, &server, &job_id, 1, 1).await;
     assert_eq!(fleet.post_job(&body).await.status(), 202);
     let status = fleet.wait_final(&job_id, LIMIT).await;
     assert_eq!(status.state, JobState::Succeeded);
-    let dead = fleet.drain_queue(fleet.config.dead_letter_queue.as_deref().unwrap()).await;
-    assert_eq!(dead.len(), 2, "both poison messages are in the dead-letter queue");
-    assert!(dead.contains(&"definitely not json \u{1F4A5}".as_bytes().to_vec()), "{dead:?}");
+    let dead = fleet
+        .drain_queue(fleet.config.dead_letter_queue.as_deref().unwrap())
+        .await;
+    assert_eq!(
+        dead.len(),
+        2,
+        "both poison messages are in the dead-letter queue"
+    );
+    assert!(
+        dead.contains(&"definitely not json \u{1F4A5}".as_bytes().to_vec()),
+        "{dead:?}"
+    );
 }
 
 async fn sigterm_hands_back_a_job_that_cannot_finish_in_the_grace_period(broker: &str) {
@@ -248,16 +454,31 @@ async fn sigterm_hands_back_a_job_that_cannot_finish_in_the_grace_period(broker:
     let server = TestServer::start().await;
     let job_id = unique("sigterm");
     // About 12 s of trickle: longer than the workers' 5 s grace period.
-    let slow = server.route("/slow-term.jpg", Route::Drip { body: images::jpeg(64, 64, 5), interval: Duration::from_millis(12) });
+    let slow = server.route(
+        "/slow-term.jpg",
+        Route::Drip {
+            body: images::jpeg(64, 64, 5),
+            interval: Duration::from_millis(12),
+        },
+    );
     let body = json!({"job_id": job_id, "images": [{"id": "slow", "label": "a", "url": slow}]});
     let first = fleet.add_worker();
     assert_eq!(fleet.post_job(&body).await.status(), 202);
-    fleet.wait_for(&job_id, LIMIT, |s| s.state == JobState::Running).await;
+    fleet
+        .wait_for(&job_id, LIMIT, |s| s.state == JobState::Running)
+        .await;
     let started = std::time::Instant::now();
     fleet.terminate_worker(first);
     let grace_used = started.elapsed();
-    assert!(grace_used < Duration::from_secs(9), "the worker exits after its grace period, took {grace_used:?}");
-    assert_eq!(fleet.get_status(&job_id).await.state, JobState::Running, "not finished by the stopped worker");
+    assert!(
+        grace_used < Duration::from_secs(9),
+        "the worker exits after its grace period, took {grace_used:?}"
+    );
+    assert_eq!(
+        fleet.get_status(&job_id).await.state,
+        JobState::Running,
+        "not finished by the stopped worker"
+    );
 
     fleet.add_worker();
     let status = fleet.wait_final(&job_id, LIMIT).await;
@@ -268,7 +489,11 @@ async fn sigterm_hands_back_a_job_that_cannot_finish_in_the_grace_period(broker:
 #[tokio::test]
 async fn the_api_refuses_to_start_without_a_token() {
     let exe = std::env::current_exe().unwrap();
-    let api = exe.parent().and_then(|d| d.parent()).unwrap().join("zipfleet-api");
+    let api = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("zipfleet-api");
     let output = tokio::process::Command::new(api)
         .env_remove("ZIPFLEET_API_TOKEN")
         .env("ZIPFLEET_BROKER", "memory://")
@@ -293,12 +518,31 @@ async fn secrets_never_reach_the_logs(broker: &str) {
     assert_eq!(fleet.post_job(&body).await.status(), 202);
     let status = fleet.wait_final(&job_id, LIMIT).await;
     assert_eq!(status.state, JobState::Succeeded);
-    let signature = status.result.unwrap().url.split("X-Amz-Signature=").nth(1).unwrap().to_string();
+    let signature = status
+        .result
+        .unwrap()
+        .url
+        .split("X-Amz-Signature=")
+        .nth(1)
+        .unwrap()
+        .to_string();
     drop(fleet); // stops the worker, flushing its log
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains(&job_id), "the log is really there ({} bytes)", text.len());
-    for secret in ["zipfleet-secret", TOKEN, signature.as_str(), "X-Amz-Signature"] {
-        assert!(!text.contains(secret), "{secret:?} appears in the worker's debug log");
+    assert!(
+        text.contains(&job_id),
+        "the log is really there ({} bytes)",
+        text.len()
+    );
+    for secret in [
+        "zipfleet-secret",
+        TOKEN,
+        signature.as_str(),
+        "X-Amz-Signature",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "{secret:?} appears in the worker's debug log"
+        );
     }
 }
 
@@ -312,7 +556,11 @@ async fn no_job_waits_behind_a_held_message(broker: &str) {
     let mut ids = Vec::new();
     for n in 0..16u8 {
         let job_id = unique(&format!("held{n}"));
-        let url = server.image(&format!("/{job_id}.jpg"), "image/jpeg", images::jpeg(64, 48, n));
+        let url = server.image(
+            &format!("/{job_id}.jpg"),
+            "image/jpeg",
+            images::jpeg(64, 48, n),
+        );
         let body = json!({"job_id": job_id, "images": [{"id": "1", "label": "a", "url": url}]});
         assert_eq!(fleet.post_job(&body).await.status(), 202);
         ids.push(job_id);
@@ -323,13 +571,22 @@ async fn no_job_waits_behind_a_held_message(broker: &str) {
     for job_id in &ids {
         let status = fleet.wait_final(job_id, LIMIT).await;
         assert_eq!(status.state, JobState::Succeeded, "{status:?}");
-        assert_eq!(status.attempt, 1, "{job_id} was delivered more than once: {status:?}");
-        let waited = (status.started_at.unwrap() - status.created_at).to_std().unwrap_or_default();
+        assert_eq!(
+            status.attempt, 1,
+            "{job_id} was delivered more than once: {status:?}"
+        );
+        let waited = (status.started_at.unwrap() - status.created_at)
+            .to_std()
+            .unwrap_or_default();
         waits.push(waited);
     }
     let longest = waits.iter().max().copied().unwrap_or_default();
     eprintln!("{broker}: longest queue wait of 16 short jobs on 2 workers: {longest:?}");
-    assert!(longest < Duration::from_secs(5), "a job waited {longest:?} in the queue with idle workers (visibility timeout is {:?})", zipfleet_tests::fleet::SQS_VISIBILITY);
+    assert!(
+        longest < Duration::from_secs(5),
+        "a job waited {longest:?} in the queue with idle workers (visibility timeout is {:?})",
+        zipfleet_tests::fleet::SQS_VISIBILITY
+    );
 }
 
 /// Every fleet test above, on both real brokers.

@@ -62,19 +62,34 @@ fn hashes(bytes: &[u8]) -> Option<Hashes> {
     let output = OutputSpec::default();
     let probe = imaging::probe(std::io::Cursor::new(bytes), &output, 200_000_000).ok()?;
     let pixels = imaging::render_pixels(bytes, &probe, &output).ok()?;
-    Some(Hashes { signature: Signature::of(&pixels), dhash: signature::dhash(&pixels) })
+    Some(Hashes {
+        signature: Signature::of(&pixels),
+        dhash: signature::dhash(&pixels),
+    })
 }
 
 fn jpeg(image: &RgbImage, quality: u8) -> Vec<u8> {
     let mut out = Vec::new();
-    JpegEncoder::new_with_quality(&mut out, quality).write_image(image, image.width(), image.height(), image::ExtendedColorType::Rgb8).unwrap();
+    JpegEncoder::new_with_quality(&mut out, quality)
+        .write_image(
+            image,
+            image.width(),
+            image.height(),
+            image::ExtendedColorType::Rgb8,
+        )
+        .unwrap();
     out
 }
 
 fn png(image: &RgbImage) -> Vec<u8> {
     let mut out = Vec::new();
     PngEncoder::new_with_quality(&mut out, CompressionType::Fast, PngFilter::Adaptive)
-        .write_image(image, image.width(), image.height(), image::ExtendedColorType::Rgb8)
+        .write_image(
+            image,
+            image.width(),
+            image.height(),
+            image::ExtendedColorType::Rgb8,
+        )
         .unwrap();
     out
 }
@@ -100,12 +115,23 @@ fn webp(image: &RgbImage, quality: f32) -> Vec<u8> {
 }
 
 fn scaled(image: &RgbImage, factor: f64) -> Option<RgbImage> {
-    let (w, h) = ((f64::from(image.width()) * factor).round() as u32, (f64::from(image.height()) * factor).round() as u32);
-    (u64::from(w) * u64::from(h) <= MAX_COPY_PIXELS).then(|| image::imageops::resize(image, w, h, FilterType::Triangle))
+    let (w, h) = (
+        (f64::from(image.width()) * factor).round() as u32,
+        (f64::from(image.height()) * factor).round() as u32,
+    );
+    (u64::from(w) * u64::from(h) <= MAX_COPY_PIXELS)
+        .then(|| image::imageops::resize(image, w, h, FilterType::Triangle))
 }
 
 fn cropped(image: &RgbImage, pixels: u32) -> RgbImage {
-    image::imageops::crop_imm(image, pixels, pixels, image.width() - 2 * pixels, image.height() - 2 * pixels).to_image()
+    image::imageops::crop_imm(
+        image,
+        pixels,
+        pixels,
+        image.width() - 2 * pixels,
+        image.height() - 2 * pixels,
+    )
+    .to_image()
 }
 
 /// The copies of one picture: (kind, encoded bytes).
@@ -119,7 +145,13 @@ fn copies(image: &RgbImage) -> Vec<(&'static str, Vec<u8>)> {
     ];
     let twice = image::load_from_memory(&jpeg(image, 85)).unwrap().to_rgb8();
     out.push(("jpeg q85 twice", jpeg(&twice, 85)));
-    for (kind, factor) in [("resize 25%", 0.25), ("resize 50%", 0.5), ("resize 75%", 0.75), ("resize 150%", 1.5), ("resize 200%", 2.0)] {
+    for (kind, factor) in [
+        ("resize 25%", 0.25),
+        ("resize 50%", 0.5),
+        ("resize 75%", 0.75),
+        ("resize 150%", 1.5),
+        ("resize 200%", 2.0),
+    ] {
         if let Some(copy) = scaled(image, factor) {
             out.push((kind, jpeg(&copy, 90)));
         }
@@ -128,7 +160,12 @@ fn copies(image: &RgbImage) -> Vec<(&'static str, Vec<u8>)> {
         out.push(("50% as png", png(&half)));
         out.push(("50% as webp q60", webp(&half, 60.0)));
     }
-    for (kind, pixels) in [("crop 2px", 2), ("crop 4px", 4), ("crop 8px", 8), ("crop 16px", 16)] {
+    for (kind, pixels) in [
+        ("crop 2px", 2),
+        ("crop 4px", 4),
+        ("crop 8px", 8),
+        ("crop 16px", 16),
+    ] {
         out.push((kind, jpeg(&cropped(image, pixels), 90)));
     }
     // A few pixels off a small copy are a larger share of it.
@@ -143,7 +180,11 @@ fn copies(image: &RgbImage) -> Vec<(&'static str, Vec<u8>)> {
 fn family(name: &str) -> String {
     let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
     let mut parts: Vec<&str> = stem.split('-').collect();
-    if parts.len() > 1 && parts.last().is_some_and(|p| p.contains('x') && p.chars().next().is_some_and(|c| c.is_ascii_digit())) {
+    if parts.len() > 1
+        && parts.last().is_some_and(|p| {
+            p.contains('x') && p.chars().next().is_some_and(|c| c.is_ascii_digit())
+        })
+    {
         parts.pop();
     }
     if parts.len() > 1 && matches!(*parts.last().unwrap(), "dark" | "d" | "l") {
@@ -153,10 +194,20 @@ fn family(name: &str) -> String {
 }
 
 fn main() {
-    let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "/work/corpus".into()));
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).expect("corpus directory").map(|e| e.unwrap().path()).collect();
+    let dir = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "/work/corpus".into()),
+    );
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("corpus directory")
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
-    let names: Vec<String> = files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
 
     // Originals through the real path, timed.
     let mut originals: Vec<Hashes> = Vec::new();
@@ -166,7 +217,8 @@ fn main() {
     for (path, name) in files.iter().zip(&names) {
         let bytes = std::fs::read(path).unwrap();
         let output = OutputSpec::default();
-        let probe = imaging::probe(std::io::Cursor::new(&bytes), &output, 200_000_000).expect("corpus probes");
+        let probe = imaging::probe(std::io::Cursor::new(&bytes), &output, 200_000_000)
+            .expect("corpus probes");
         // Best of three, so the figure is the work, not the machine's noise.
         let mut render_best = Duration::MAX;
         let mut signature_best = Duration::MAX;
@@ -181,7 +233,10 @@ fn main() {
             signature_best = signature_best.min(started.elapsed());
             if round == 0 {
                 signatures.push(signature);
-                originals.push(Hashes { signature, dhash: signature::dhash(&pixels) });
+                originals.push(Hashes {
+                    signature,
+                    dhash: signature::dhash(&pixels),
+                });
             }
         }
         render_total += render_best;
@@ -198,13 +253,24 @@ fn main() {
         signature::BLANK_SPREAD,
         signature::BLANK_DETAIL
     );
-    let mut spreads: Vec<(f32, f32, &str)> = signatures.iter().zip(&names).map(|(s, n)| (s.spread, s.detail, n.as_str())).collect();
+    let mut spreads: Vec<(f32, f32, &str)> = signatures
+        .iter()
+        .zip(&names)
+        .map(|(s, n)| (s.spread, s.detail, n.as_str()))
+        .collect();
     spreads.sort_by(|a, b| a.0.total_cmp(&b.0));
     for (spread, detail, name) in spreads.iter().take(6) {
         println!("  {spread:6.2} {detail:6.2}  {name}");
     }
-    let min_detail = signatures.iter().zip(&names).min_by(|a, b| a.0.detail.total_cmp(&b.0.detail)).unwrap();
-    println!("  lowest detail: {:.2} ({})", min_detail.0.detail, min_detail.1);
+    let min_detail = signatures
+        .iter()
+        .zip(&names)
+        .min_by(|a, b| a.0.detail.total_cmp(&b.0.detail))
+        .unwrap();
+    println!(
+        "  lowest detail: {:.2} ({})",
+        min_detail.0.detail, min_detail.1
+    );
     if std::env::var_os("FLATNESS_ONLY").is_some() {
         return;
     }
@@ -232,7 +298,9 @@ fn main() {
     let mut worst: Vec<(u32, &'static str, String)> = Vec::new();
     for (i, path) in files.iter().enumerate() {
         let bytes = std::fs::read(path).unwrap();
-        let image = image::load_from_memory(&bytes).expect("image decodes the corpus").to_rgb8();
+        let image = image::load_from_memory(&bytes)
+            .expect("image decodes the corpus")
+            .to_rgb8();
         for (kind, copy) in copies(&image) {
             let Some(h) = hashes(&copy) else {
                 eprintln!("{}: {kind} copy did not render", names[i]);
@@ -247,16 +315,31 @@ fn main() {
     eprintln!();
     worst.sort_by_key(|w| std::cmp::Reverse(w.0));
 
-    let all_copies: Vec<Distances> = copy_distances.iter().filter(|(k, _)| !k.contains("crop")).flat_map(|(_, v)| v.iter().copied()).collect();
-    let crops: Vec<Distances> = copy_distances.iter().filter(|(k, _)| k.contains("crop")).flat_map(|(_, v)| v.iter().copied()).collect();
-    let rate = |list: &[Distances], t: u32, pick: Pick| 100.0 * list.iter().filter(|x| pick(x, t)).count() as f64 / list.len().max(1) as f64;
+    let all_copies: Vec<Distances> = copy_distances
+        .iter()
+        .filter(|(k, _)| !k.contains("crop"))
+        .flat_map(|(_, v)| v.iter().copied())
+        .collect();
+    let crops: Vec<Distances> = copy_distances
+        .iter()
+        .filter(|(k, _)| k.contains("crop"))
+        .flat_map(|(_, v)| v.iter().copied())
+        .collect();
+    let rate = |list: &[Distances], t: u32, pick: Pick| {
+        100.0 * list.iter().filter(|x| pick(x, t)).count() as f64 / list.len().max(1) as f64
+    };
     let count = |list: &[Distances], t: u32, pick: Pick| list.iter().filter(|x| pick(x, t)).count();
-    let with_colour: &str = &format!("pHash and colour layout within {}", signature::DUPLICATE_COLOUR_DISTANCE);
+    let with_colour: &str = &format!(
+        "pHash and colour layout within {}",
+        signature::DUPLICATE_COLOUR_DISTANCE
+    );
 
     let picks: [(&str, Pick); 3] = [
         ("pHash (DCT 8x8 of 32x32 luma)", |x, t| x.0 <= t),
         ("dHash (9x8)", |x, t| x.1 <= t),
-        (with_colour, |x, t| x.0 <= t && x.2 <= (signature::DUPLICATE_COLOUR_DISTANCE * 10.0).round() as u32),
+        (with_colour, |x, t| {
+            x.0 <= t && x.2 <= (signature::DUPLICATE_COLOUR_DISTANCE * 10.0).round() as u32
+        }),
     ];
     for (hash, pick) in picks {
         println!(
@@ -284,7 +367,10 @@ fn main() {
         let max = list.iter().map(|x| x.0).max().unwrap_or(0);
         let mean = list.iter().map(|x| f64::from(x.0)).sum::<f64>() / list.len().max(1) as f64;
         let colour = list.iter().map(|x| x.2).max().unwrap_or(0) as f64 / 10.0;
-        println!("  {kind:<22} {max:>3} / {mean:5.2}   colour {colour:5.1}   (n={})", list.len());
+        println!(
+            "  {kind:<22} {max:>3} / {mean:5.2}   colour {colour:5.1}   (n={})",
+            list.len()
+        );
     }
     println!("\nworst copies (pHash):");
     for (p, kind, name) in worst.iter().take(8) {
@@ -304,17 +390,32 @@ fn main() {
     let images: Vec<ReportImage<'_>> = ids
         .iter()
         .zip(&signatures)
-        .map(|(id, s)| ReportImage { id, label: "corpus", rendered: Some(RenderedFacts { source_width: 4000, source_height: 3000, signature: *s }) })
+        .map(|(id, s)| ReportImage {
+            id,
+            label: "corpus",
+            rendered: Some(RenderedFacts {
+                source_width: 4000,
+                source_height: 3000,
+                signature: *s,
+            }),
+        })
         .collect();
     let started = Instant::now();
     let report = dataset_report(&images, 224, 224, &ReportSettings::default());
     let report_time = started.elapsed();
-    println!("\nthe report over the corpus as one label ({:?}):", report_time);
+    println!(
+        "\nthe report over the corpus as one label ({:?}):",
+        report_time
+    );
     for warning in &report.warnings {
         println!(
             "  {} {:?}: {}",
             warning.code.as_str(),
-            warning.ids.iter().map(|i| &names[i.parse::<usize>().unwrap()]).collect::<Vec<_>>(),
+            warning
+                .ids
+                .iter()
+                .map(|i| &names[i.parse::<usize>().unwrap()])
+                .collect::<Vec<_>>(),
             warning.message
         );
     }

@@ -4,14 +4,16 @@
 use crate::budget::{CpuPool, MemoryBudget};
 use crate::cache::Cache;
 use crate::consumer::Worker;
-use crate::fetch::Fetcher;
 use crate::ecs::Protection;
 use crate::endpoint::Liveness;
+use crate::fetch::Fetcher;
 use crate::job::JobEnv;
 use crate::metrics::WorkerMetrics;
 use std::sync::Arc;
 use zipfleet_backends::Backends;
-use zipfleet_shared::config::{BackendConfig, Limits, ReportSettings, SourcePolicy, WorkerTuning, MIB};
+use zipfleet_shared::config::{
+    BackendConfig, Limits, ReportSettings, SourcePolicy, WorkerTuning, MIB,
+};
 use zipfleet_shared::retry::Outages;
 use zipfleet_shared::spec::SpecLimits;
 
@@ -34,7 +36,10 @@ pub struct WorkerSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("the work directory {path} is not usable: {source}")]
-    WorkDir { path: String, source: std::io::Error },
+    WorkDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("the HTTP client could not be built: {0}")]
     Http(#[from] reqwest::Error),
 }
@@ -45,13 +50,27 @@ pub fn image_budget(total: u64) -> u64 {
 }
 
 /// Wire a worker over already-connected backends.
-pub fn build_worker(backends: &Backends, settings: &WorkerSettings) -> Result<Arc<Worker>, BuildError> {
+pub fn build_worker(
+    backends: &Backends,
+    settings: &WorkerSettings,
+) -> Result<Arc<Worker>, BuildError> {
     let tuning = &settings.tuning;
     let spool_dir = tuning.work_dir.clone().unwrap_or_else(std::env::temp_dir);
-    std::fs::create_dir_all(&spool_dir).map_err(|source| BuildError::WorkDir { path: spool_dir.display().to_string(), source })?;
+    std::fs::create_dir_all(&spool_dir).map_err(|source| BuildError::WorkDir {
+        path: spool_dir.display().to_string(),
+        source,
+    })?;
     let cache_settings = tuning.cache;
-    let fetcher = Fetcher::with_host_limit(&settings.policy, &settings.limits, backends.store.clone(), spool_dir.clone(), cache_settings.per_host_concurrency)?;
-    let cache = cache_settings.enabled.then(|| Cache::new(backends.store.clone(), cache_settings, spool_dir.clone()));
+    let fetcher = Fetcher::with_host_limit(
+        &settings.policy,
+        &settings.limits,
+        backends.store.clone(),
+        spool_dir.clone(),
+        cache_settings.per_host_concurrency,
+    )?;
+    let cache = cache_settings
+        .enabled
+        .then(|| Cache::new(backends.store.clone(), cache_settings, spool_dir.clone()));
     let env = JobEnv {
         fetcher,
         budget: MemoryBudget::new(image_budget(tuning.memory_budget)),
@@ -73,10 +92,11 @@ pub fn build_worker(backends: &Backends, settings: &WorkerSettings) -> Result<Ar
         concurrency: tuning.concurrency.max(1),
         max_deliveries: settings.backend.max_deliveries,
         shutdown_grace: tuning.shutdown_grace,
-        spec_limits: SpecLimits { max_images: settings.limits.max_images },
+        spec_limits: SpecLimits {
+            max_images: settings.limits.max_images,
+        },
         liveness: Arc::new(Liveness::new(tuning.liveness_timeout)),
         readiness: Arc::default(),
         protection: Protection::from_env(),
     }))
 }
-

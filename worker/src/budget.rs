@@ -27,7 +27,9 @@ pub struct MemoryBudget {
 
 /// A reservation that does not fit even an empty budget.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("needs about {needed_mib} MiB, more than this worker's image memory budget of {budget_mib} MiB")]
+#[error(
+    "needs about {needed_mib} MiB, more than this worker's image memory budget of {budget_mib} MiB"
+)]
 pub struct OverBudget {
     pub needed_mib: u64,
     pub budget_mib: u64,
@@ -36,7 +38,10 @@ pub struct OverBudget {
 impl MemoryBudget {
     pub fn new(bytes: u64) -> Self {
         let total_units = u32::try_from(bytes / UNIT).unwrap_or(u32::MAX).max(1);
-        Self { permits: Arc::new(Semaphore::new(total_units as usize)), total_units }
+        Self {
+            permits: Arc::new(Semaphore::new(total_units as usize)),
+            total_units,
+        }
     }
 
     pub fn total_bytes(&self) -> u64 {
@@ -51,7 +56,10 @@ impl MemoryBudget {
     /// Whether a reservation of `bytes` could ever be granted.
     pub fn check_fits(&self, bytes: u64) -> Result<(), OverBudget> {
         if bytes.div_ceil(UNIT) > u64::from(self.total_units) {
-            Err(OverBudget { needed_mib: bytes.div_ceil(1 << 20), budget_mib: self.total_bytes() >> 20 })
+            Err(OverBudget {
+                needed_mib: bytes.div_ceil(1 << 20),
+                budget_mib: self.total_bytes() >> 20,
+            })
         } else {
             Ok(())
         }
@@ -61,8 +69,16 @@ impl MemoryBudget {
     pub async fn reserve(&self, bytes: u64) -> Result<Reservation, OverBudget> {
         self.check_fits(bytes)?;
         let units = bytes.div_ceil(UNIT).max(1) as u32;
-        let permit = self.permits.clone().acquire_many_owned(units).await.expect("budget semaphore is never closed");
-        Ok(Reservation { _permit: permit, bytes })
+        let permit = self
+            .permits
+            .clone()
+            .acquire_many_owned(units)
+            .await
+            .expect("budget semaphore is never closed");
+        Ok(Reservation {
+            _permit: permit,
+            bytes,
+        })
     }
 }
 
@@ -88,8 +104,15 @@ pub struct Panicked(pub String);
 impl CpuPool {
     /// `threads == 0` means one per available core.
     pub fn new(threads: usize) -> Self {
-        let threads = if threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { threads };
-        Self { slots: Arc::new(Semaphore::new(threads)), threads }
+        let threads = if threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            threads
+        };
+        Self {
+            slots: Arc::new(Semaphore::new(threads)),
+            threads,
+        }
     }
 
     pub fn threads(&self) -> usize {
@@ -102,7 +125,12 @@ impl CpuPool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let slot = self.slots.clone().acquire_owned().await.expect("cpu semaphore is never closed");
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("cpu semaphore is never closed");
         // The slot moves into the thread: if the caller stops waiting, the
         // work still counts against the cores until it really ends.
         let task = tokio::task::spawn_blocking(move || {
@@ -136,10 +164,12 @@ mod tests {
         let budget = MemoryBudget::new(10 * 1024 * 1024);
         let big = budget.reserve(8 * 1024 * 1024).await.unwrap();
         assert_eq!(budget.available_bytes(), 2 * 1024 * 1024);
-        let waiting = tokio::time::timeout(Duration::from_millis(50), budget.reserve(4 * 1024 * 1024)).await;
+        let waiting =
+            tokio::time::timeout(Duration::from_millis(50), budget.reserve(4 * 1024 * 1024)).await;
         assert!(waiting.is_err(), "must wait while memory is held");
         drop(big);
-        let granted = tokio::time::timeout(Duration::from_millis(50), budget.reserve(4 * 1024 * 1024)).await;
+        let granted =
+            tokio::time::timeout(Duration::from_millis(50), budget.reserve(4 * 1024 * 1024)).await;
         assert!(granted.is_ok());
     }
 
@@ -155,6 +185,10 @@ mod tests {
         let pool = CpuPool::new(1);
         let err = pool.run(|| -> u32 { panic!("boom") }).await.unwrap_err();
         assert!(err.0.contains("boom"));
-        assert_eq!(pool.run(|| 7).await.unwrap(), 7, "the pool keeps working after a panic");
+        assert_eq!(
+            pool.run(|| 7).await.unwrap(),
+            7,
+            "the pool keeps working after a panic"
+        );
     }
 }

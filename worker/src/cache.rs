@@ -63,14 +63,20 @@ pub struct ContentId {
 #[serde(rename_all = "snake_case")]
 enum UrlEntry {
     Content(ContentId),
-    Failure { code: ImageErrorCode, message: String },
+    Failure {
+        code: ImageErrorCode,
+        message: String,
+    },
 }
 
 /// What a URL lookup found.
 #[derive(Debug, Clone)]
 pub enum UrlHit {
     Content(ContentId),
-    Failure { code: ImageErrorCode, message: String },
+    Failure {
+        code: ImageErrorCode,
+        message: String,
+    },
 }
 
 /// A rendered image's metadata (the bytes are the entry's body). Floats are
@@ -98,7 +104,13 @@ pub struct Cache {
 
 impl Cache {
     pub fn new(store: Arc<dyn ObjectStore>, settings: CacheSettings, spool_dir: PathBuf) -> Self {
-        Self { store, settings, spool_dir, locks: KeyLocks::default(), cpu_class: cpu_class() }
+        Self {
+            store,
+            settings,
+            spool_dir,
+            locks: KeyLocks::default(),
+            cpu_class: cpu_class(),
+        }
     }
 
     /// Wait until no other image of this worker holds `key`, then hold it.
@@ -118,7 +130,13 @@ impl Cache {
 
     /// A rendered image, if kept, intact and fresh; entries larger than `max_bytes` are ignored.
     pub async fn get_render(&self, key: &str, max_bytes: u64) -> Option<Rendered> {
-        let (meta, body) = self.read_entry(&format!("renders/{key}"), max_bytes.min(MAX_RENDER_BYTES), self.settings.cache_ttl).await?;
+        let (meta, body) = self
+            .read_entry(
+                &format!("renders/{key}"),
+                max_bytes.min(MAX_RENDER_BYTES),
+                self.settings.cache_ttl,
+            )
+            .await?;
         let meta: RenderMeta = serde_json::from_slice(&meta).ok()?;
         let signature = Signature {
             exact: meta.exact,
@@ -127,7 +145,12 @@ impl Cache {
             detail: f32::from_bits(meta.detail_bits),
             colours: meta.colours,
         };
-        Some(Rendered { bytes: body, source_width: meta.source_width, source_height: meta.source_height, signature })
+        Some(Rendered {
+            bytes: body,
+            source_width: meta.source_width,
+            source_height: meta.source_height,
+            signature,
+        })
     }
 
     pub async fn put_render(&self, key: &str, rendered: &Rendered) {
@@ -142,24 +165,36 @@ impl Cache {
             colours: s.colours,
         };
         let meta = serde_json::to_vec(&meta).expect("render metadata serializes");
-        self.write_small(&format!("renders/{key}"), &meta, &rendered.bytes).await;
+        self.write_small(&format!("renders/{key}"), &meta, &rendered.bytes)
+            .await;
     }
 
     /// What `url` gave last, if recent enough: content within the source
     /// TTL, a failure within the failure TTL.
     pub async fn get_url(&self, url: &str) -> Option<UrlHit> {
-        let ttl = self.settings.source_cache_ttl.max(self.settings.failure_cache_ttl);
+        let ttl = self
+            .settings
+            .source_cache_ttl
+            .max(self.settings.failure_cache_ttl);
         let (meta, _, age) = self.read_entry_aged(&url_rel(url), 0, ttl).await?;
         match serde_json::from_slice::<UrlEntry>(&meta).ok()? {
-            UrlEntry::Content(id) if age <= self.settings.source_cache_ttl => Some(UrlHit::Content(id)),
-            UrlEntry::Failure { code, message } if age <= self.settings.failure_cache_ttl => Some(UrlHit::Failure { code, message }),
+            UrlEntry::Content(id) if age <= self.settings.source_cache_ttl => {
+                Some(UrlHit::Content(id))
+            }
+            UrlEntry::Failure { code, message } if age <= self.settings.failure_cache_ttl => {
+                Some(UrlHit::Failure { code, message })
+            }
             _ => None,
         }
     }
 
     /// Remember that `url` failed.
     pub async fn put_url_failure(&self, url: &str, code: ImageErrorCode, message: &str) {
-        let meta = serde_json::to_vec(&UrlEntry::Failure { code, message: message.to_string() }).expect("serializes");
+        let meta = serde_json::to_vec(&UrlEntry::Failure {
+            code,
+            message: message.to_string(),
+        })
+        .expect("serializes");
         self.write_small(&url_rel(url), &meta, &[]).await;
     }
 
@@ -182,7 +217,10 @@ impl Cache {
         let rel = format!("sources/{}", hex::encode(content.sha256));
         let key = self.store.own_key(&format!("cache/{rel}"));
         // Sized like a download: the same timeout as one.
-        let result = tokio::time::timeout(IO_TIMEOUT * 3, self.read_source(&key, content)).await.ok().flatten();
+        let result = tokio::time::timeout(IO_TIMEOUT * 3, self.read_source(&key, content))
+            .await
+            .ok()
+            .flatten();
         if result.is_none() {
             debug!(key, "source entry missing, stale or damaged");
         }
@@ -190,26 +228,60 @@ impl Cache {
     }
 
     /// The content an `object` source had under this ETag.
-    pub async fn get_object(&self, bucket: Option<&str>, key: &str, etag: &str) -> Option<ContentId> {
-        let (meta, _) = self.read_entry(&object_rel(bucket, key, etag), 0, self.settings.cache_ttl).await?;
+    pub async fn get_object(
+        &self,
+        bucket: Option<&str>,
+        key: &str,
+        etag: &str,
+    ) -> Option<ContentId> {
+        let (meta, _) = self
+            .read_entry(&object_rel(bucket, key, etag), 0, self.settings.cache_ttl)
+            .await?;
         serde_json::from_slice(&meta).ok()
     }
 
-    pub async fn put_object(&self, bucket: Option<&str>, key: &str, etag: &str, content: &ContentId) {
+    pub async fn put_object(
+        &self,
+        bucket: Option<&str>,
+        key: &str,
+        etag: &str,
+        content: &ContentId,
+    ) {
         let meta = serde_json::to_vec(content).expect("serializes");
-        self.write_small(&object_rel(bucket, key, etag), &meta, &[]).await;
+        self.write_small(&object_rel(bucket, key, etag), &meta, &[])
+            .await;
     }
 
     /// Read a small entry whole; `None` for missing, unreadable, damaged or stale.
-    async fn read_entry(&self, rel: &str, max_body: u64, ttl: Duration) -> Option<(Vec<u8>, Vec<u8>)> {
-        self.read_entry_aged(rel, max_body, ttl).await.map(|(meta, body, _)| (meta, body))
+    async fn read_entry(
+        &self,
+        rel: &str,
+        max_body: u64,
+        ttl: Duration,
+    ) -> Option<(Vec<u8>, Vec<u8>)> {
+        self.read_entry_aged(rel, max_body, ttl)
+            .await
+            .map(|(meta, body, _)| (meta, body))
     }
 
-    async fn read_entry_aged(&self, rel: &str, max_body: u64, ttl: Duration) -> Option<(Vec<u8>, Vec<u8>, Duration)> {
+    async fn read_entry_aged(
+        &self,
+        rel: &str,
+        max_body: u64,
+        ttl: Duration,
+    ) -> Option<(Vec<u8>, Vec<u8>, Duration)> {
         let key = self.store.own_key(&format!("cache/{rel}"));
         let max = HEADER as u64 + u64::from(MAX_META) + max_body;
-        let read = tokio::time::timeout(IO_TIMEOUT, zipfleet_shared::store::read_small(self.store.as_ref(), &key, max)).await;
-        let bytes = match read.unwrap_or_else(|_| Err(zipfleet_shared::store::StoreError::Unavailable("timed out".into()))) {
+        let read = tokio::time::timeout(
+            IO_TIMEOUT,
+            zipfleet_shared::store::read_small(self.store.as_ref(), &key, max),
+        )
+        .await;
+        let bytes = match read.unwrap_or_else(|_| {
+            Err(zipfleet_shared::store::StoreError::Unavailable(
+                "timed out".into(),
+            ))
+        }) {
             Ok(bytes) => bytes,
             Err(err) => {
                 debug!(key, %err, "cache miss");
@@ -242,7 +314,8 @@ impl Cache {
         }
         let temp = tempfile::NamedTempFile::new_in(&self.spool_dir).ok()?;
         let (file, path) = temp.into_parts();
-        let mut file = tokio::io::BufWriter::with_capacity(256 * 1024, tokio::fs::File::from_std(file));
+        let mut file =
+            tokio::io::BufWriter::with_capacity(256 * 1024, tokio::fs::File::from_std(file));
         let mut hasher = Sha256::new();
         let mut buffer = vec![0u8; 64 * 1024];
         let mut size = 0u64;
@@ -268,10 +341,21 @@ impl Cache {
     /// Write a small entry; a refusal is logged and forgotten.
     async fn write_small(&self, rel: &str, meta: &[u8], body: &[u8]) {
         let key = self.store.own_key(&format!("cache/{rel}"));
-        let mut bytes = encode_header(now_millis(), meta, body.len() as u64, &Sha256::digest(body).into());
+        let mut bytes = encode_header(
+            now_millis(),
+            meta,
+            body.len() as u64,
+            &Sha256::digest(body).into(),
+        );
         bytes.extend_from_slice(meta);
         bytes.extend_from_slice(body);
-        match tokio::time::timeout(IO_TIMEOUT, self.store.put_bytes(&key, bytes.into(), "application/octet-stream")).await {
+        match tokio::time::timeout(
+            IO_TIMEOUT,
+            self.store
+                .put_bytes(&key, bytes.into(), "application/octet-stream"),
+        )
+        .await
+        {
             Ok(Ok(())) => {}
             Ok(Err(err)) => debug!(key, %err, "cache write skipped"),
             Err(_) => debug!(key, "cache write timed out"),
@@ -285,7 +369,13 @@ impl Cache {
             let temp = tempfile::NamedTempFile::new_in(&self.spool_dir)?;
             let (file, temp_path) = temp.into_parts();
             let mut file = tokio::fs::File::from_std(file);
-            file.write_all(&encode_header(now_millis(), b"{}", content.size, &content.sha256)).await?;
+            file.write_all(&encode_header(
+                now_millis(),
+                b"{}",
+                content.size,
+                &content.sha256,
+            ))
+            .await?;
             file.write_all(b"{}").await?;
             let mut source = tokio::fs::File::open(path).await?;
             tokio::io::copy(&mut source, &mut file).await?;
@@ -300,7 +390,13 @@ impl Cache {
                 return false;
             }
         };
-        match tokio::time::timeout(IO_TIMEOUT * 3, self.store.put_file(&key, &temp_path, "application/octet-stream")).await {
+        match tokio::time::timeout(
+            IO_TIMEOUT * 3,
+            self.store
+                .put_file(&key, &temp_path, "application/octet-stream"),
+        )
+        .await
+        {
             Ok(Ok(_)) => true,
             Ok(Err(err)) => {
                 debug!(key, %err, "cache write skipped");
@@ -331,7 +427,10 @@ pub async fn content_of(path: &Path) -> Option<ContentId> {
             size += n as u64;
             hasher.update(&buffer[..n]);
         }
-        Some(ContentId { sha256: hasher.finalize().into(), size })
+        Some(ContentId {
+            sha256: hasher.finalize().into(),
+            size,
+        })
     })
     .await
     .ok()
@@ -377,7 +476,9 @@ fn cpu_class() -> String {
 }
 
 fn now_millis() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The age of an entry created at `created` (ms), if it is within `ttl`.
@@ -435,7 +536,9 @@ fn decode_entry(bytes: &[u8]) -> Option<(u64, &[u8], &[u8])> {
         return None;
     }
     let (meta, body) = (&bytes[HEADER..meta_end], &bytes[meta_end..]);
-    if Sha256::digest(meta).as_slice() != header.meta_sha || Sha256::digest(body).as_slice() != header.body_sha {
+    if Sha256::digest(meta).as_slice() != header.meta_sha
+        || Sha256::digest(body).as_slice() != header.body_sha
+    {
         return None;
     }
     Some((header.created, meta, body))
@@ -474,9 +577,20 @@ pub struct KeyGuard {
 
 impl KeyLocks {
     async fn lock(&self, key: String) -> KeyGuard {
-        let lock = self.map.lock().expect("key map lock").entry(key.clone()).or_default().clone();
+        let lock = self
+            .map
+            .lock()
+            .expect("key map lock")
+            .entry(key.clone())
+            .or_default()
+            .clone();
         let guard = lock.clone().lock_owned().await;
-        KeyGuard { key, lock, guard: Some(guard), map: self.map.clone() }
+        KeyGuard {
+            key,
+            lock,
+            guard: Some(guard),
+            map: self.map.clone(),
+        }
     }
 
     fn len(&self) -> usize {
@@ -502,16 +616,34 @@ mod tests {
     use zipfleet_shared::store::file::FileStore;
 
     fn content(byte: u8) -> ContentId {
-        ContentId { sha256: [byte; 32], size: 10 }
+        ContentId {
+            sha256: [byte; 32],
+            size: 10,
+        }
     }
 
     fn rendered() -> Rendered {
-        let signature = Signature { exact: 7, phash: 9, spread: 1.234_567_8, detail: f32::MIN_POSITIVE, colours: [[1, 2, 3]; 16] };
-        Rendered { bytes: b"pretend jpeg".to_vec(), source_width: 640, source_height: 480, signature }
+        let signature = Signature {
+            exact: 7,
+            phash: 9,
+            spread: 1.234_567_8,
+            detail: f32::MIN_POSITIVE,
+            colours: [[1, 2, 3]; 16],
+        };
+        Rendered {
+            bytes: b"pretend jpeg".to_vec(),
+            source_width: 640,
+            source_height: 480,
+            signature,
+        }
     }
 
     fn open(dir: &Path, settings: CacheSettings) -> Cache {
-        Cache::new(Arc::new(FileStore::new(dir.join("store")).unwrap()), settings, dir.to_path_buf())
+        Cache::new(
+            Arc::new(FileStore::new(dir.join("store")).unwrap()),
+            settings,
+            dir.to_path_buf(),
+        )
     }
 
     #[test]
@@ -519,11 +651,37 @@ mod tests {
         let output = OutputSpec::default();
         let base = render_key(1, "x", &content(1), &output);
         assert_eq!(base, render_key(1, "x", &content(1), &output));
-        assert_ne!(base, render_key(2, "x", &content(1), &output), "a render-version bump misses");
+        assert_ne!(
+            base,
+            render_key(2, "x", &content(1), &output),
+            "a render-version bump misses"
+        );
         assert_ne!(base, render_key(1, "y", &content(1), &output));
         assert_ne!(base, render_key(1, "x", &content(2), &output));
-        assert_ne!(base, render_key(1, "x", &content(1), &OutputSpec { width: 225, ..output }));
-        assert_ne!(base, render_key(1, "x", &content(1), &OutputSpec { quality: 89, ..output }));
+        assert_ne!(
+            base,
+            render_key(
+                1,
+                "x",
+                &content(1),
+                &OutputSpec {
+                    width: 225,
+                    ..output
+                }
+            )
+        );
+        assert_ne!(
+            base,
+            render_key(
+                1,
+                "x",
+                &content(1),
+                &OutputSpec {
+                    quality: 89,
+                    ..output
+                }
+            )
+        );
     }
 
     #[tokio::test]
@@ -545,7 +703,10 @@ mod tests {
         let mut flipped = whole.clone();
         *flipped.last_mut().unwrap() ^= 1;
         std::fs::write(&path, &flipped).unwrap();
-        assert!(cache.get_render(&key, 1 << 20).await.is_none(), "a flipped bit");
+        assert!(
+            cache.get_render(&key, 1 << 20).await.is_none(),
+            "a flipped bit"
+        );
         std::fs::write(&path, &whole).unwrap();
         assert!(cache.get_render(&key, 1 << 20).await.is_some());
     }
@@ -553,17 +714,37 @@ mod tests {
     #[tokio::test]
     async fn entries_older_than_their_ttl_are_not_used() {
         let dir = tempfile::tempdir().unwrap();
-        let settings = CacheSettings { failure_cache_ttl: Duration::from_millis(200), ..CacheSettings::DEFAULT };
+        let settings = CacheSettings {
+            failure_cache_ttl: Duration::from_millis(200),
+            ..CacheSettings::DEFAULT
+        };
         let cache = open(dir.path(), settings);
-        cache.put_url_failure("http://a/x.jpg", ImageErrorCode::HttpStatus, "no (403)").await;
-        assert!(matches!(cache.get_url("http://a/x.jpg").await, Some(UrlHit::Failure { code: ImageErrorCode::HttpStatus, .. })));
+        cache
+            .put_url_failure("http://a/x.jpg", ImageErrorCode::HttpStatus, "no (403)")
+            .await;
+        assert!(matches!(
+            cache.get_url("http://a/x.jpg").await,
+            Some(UrlHit::Failure {
+                code: ImageErrorCode::HttpStatus,
+                ..
+            })
+        ));
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(cache.get_url("http://a/x.jpg").await.is_none());
-        let old = open(dir.path(), CacheSettings { cache_ttl: Duration::ZERO, ..CacheSettings::DEFAULT });
+        let old = open(
+            dir.path(),
+            CacheSettings {
+                cache_ttl: Duration::ZERO,
+                ..CacheSettings::DEFAULT
+            },
+        );
         let key = old.render_key(&content(3), &OutputSpec::default());
         old.put_render(&key, &rendered()).await;
         tokio::time::sleep(Duration::from_millis(5)).await;
-        assert!(old.get_render(&key, 1 << 20).await.is_none(), "ZIPFLEET_CACHE_TTL bounds every kind");
+        assert!(
+            old.get_render(&key, 1 << 20).await.is_none(),
+            "ZIPFLEET_CACHE_TTL bounds every kind"
+        );
     }
 
     #[tokio::test]
@@ -574,10 +755,18 @@ mod tests {
         std::fs::write(&file, vec![42u8; 300_000]).unwrap();
         let id = content_of(&file).await.unwrap();
         cache.put_source("http://a/p.jpg", &id, &file).await;
-        assert!(matches!(cache.get_url("http://a/p.jpg").await, Some(UrlHit::Content(got)) if got == id));
+        assert!(
+            matches!(cache.get_url("http://a/p.jpg").await, Some(UrlHit::Content(got)) if got == id)
+        );
         let back = cache.get_source(&id).await.expect("kept");
-        assert_eq!(std::fs::read(back.path()).unwrap(), std::fs::read(&file).unwrap());
-        let stored = dir.path().join("store/cache/sources").join(hex::encode(id.sha256));
+        assert_eq!(
+            std::fs::read(back.path()).unwrap(),
+            std::fs::read(&file).unwrap()
+        );
+        let stored = dir
+            .path()
+            .join("store/cache/sources")
+            .join(hex::encode(id.sha256));
         let whole = std::fs::read(&stored).unwrap();
         std::fs::write(&stored, &whole[..whole.len() / 2]).unwrap();
         assert!(cache.get_source(&id).await.is_none(), "truncated");

@@ -24,9 +24,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, error_span, info, warn, Instrument};
 use zipfleet_shared::broker::{Broker, Consumer, Delivery};
-use zipfleet_shared::retry::{retry_transient, Backoff, GaveUp, OutageLog};
 use zipfleet_shared::message::JobMessage;
 use zipfleet_shared::reachability::{check_backends, Checks};
+use zipfleet_shared::retry::{retry_transient, Backoff, GaveUp, OutageLog};
 use zipfleet_shared::spec::{JobSpec, SpecLimits};
 use zipfleet_shared::status::{now, JobError, JobState, JobStatus};
 use zipfleet_shared::status_store::{memory::cancelled_error, BeginOutcome};
@@ -110,7 +110,11 @@ impl Worker {
                     continue;
                 }
             };
-            info!(broker = self.broker.kind(), concurrency = self.concurrency, "consuming jobs");
+            info!(
+                broker = self.broker.kind(),
+                concurrency = self.concurrency,
+                "consuming jobs"
+            );
             loop {
                 self.liveness.beat();
                 tokio::select! {
@@ -149,7 +153,10 @@ impl Worker {
         })
         .await;
         if drained.is_err() {
-            warn!(running = jobs.len(), "grace period over; handing running jobs back");
+            warn!(
+                running = jobs.len(),
+                "grace period over; handing running jobs back"
+            );
             interrupt_jobs.cancel();
             while jobs.join_next().await.is_some() {}
         }
@@ -171,7 +178,12 @@ impl Worker {
 
     /// Whether the broker, object store and status store answer.
     pub async fn reachability(&self) -> Checks {
-        check_backends(self.broker.as_ref(), self.env.store.as_ref(), self.env.status.as_ref()).await
+        check_backends(
+            self.broker.as_ref(),
+            self.env.store.as_ref(),
+            self.env.status.as_ref(),
+        )
+        .await
     }
 
     /// Process one delivery to the end, settling it exactly once.
@@ -189,10 +201,17 @@ impl Worker {
         // At error level so that it is never filtered out: every line of the
         // job, warnings included, names the job whatever RUST_LOG says.
         let span = error_span!("job", job_id = %message.job_id, attempt = delivery.attempt);
-        self.handle_job(delivery, message, interrupt).instrument(span).await;
+        self.handle_job(delivery, message, interrupt)
+            .instrument(span)
+            .await;
     }
 
-    async fn handle_job(&self, delivery: Delivery, message: JobMessage, interrupt: CancellationToken) {
+    async fn handle_job(
+        &self,
+        delivery: Delivery,
+        message: JobMessage,
+        interrupt: CancellationToken,
+    ) {
         let _running = self.env.metrics.job_started();
         // Everything up to the acknowledgement runs under the delivery's
         // lease, so a job that waits out a status-store outage is not given
@@ -211,7 +230,12 @@ impl Worker {
     }
 
     /// Run the job (or find it already ended) and publish its final status.
-    async fn decide(&self, delivery: &Delivery, message: &JobMessage, interrupt: &CancellationToken) -> Settlement {
+    async fn decide(
+        &self,
+        delivery: &Delivery,
+        message: &JobMessage,
+        interrupt: &CancellationToken,
+    ) -> Settlement {
         let job_id = message.job_id.clone();
         let attempt = delivery.attempt;
         let spec = match self.load_spec(message).await {
@@ -220,22 +244,37 @@ impl Worker {
             Err(SpecProblem::Invalid(reason)) => {
                 let mut status = JobStatus::queued(&job_id, None, 0);
                 status.attempt = attempt;
-                let error = JobError { code: JobErrorCode::InvalidSpec.as_str().into(), message: reason };
-                return self.conclude(finish(status, JobOutcome::Failed(error)), interrupt).await;
+                let error = JobError {
+                    code: JobErrorCode::InvalidSpec.as_str().into(),
+                    message: reason,
+                };
+                return self
+                    .conclude(finish(status, JobOutcome::Failed(error)), interrupt)
+                    .await;
             }
         };
         let total = spec.images.len() as u32;
         // A status store that lost its data (restarted without persistence)
         // answers "unknown job": `begin` then re-creates the status from
         // what the message carries, so the job still reaches a final state.
-        let begun = retry_in_place(&self.env.outages.status, "starting the job's status", interrupt, || {
-            self.env.status.begin(&job_id, spec.project_id.as_deref(), attempt, total)
-        })
+        let begun = retry_in_place(
+            &self.env.outages.status,
+            "starting the job's status",
+            interrupt,
+            || {
+                self.env
+                    .status
+                    .begin(&job_id, spec.project_id.as_deref(), attempt, total)
+            },
+        )
         .await;
         let started = match begun {
             Ok(BeginOutcome::Started(status)) => status,
             Ok(BeginOutcome::AlreadyFinal(status)) => {
-                info!(state = status.state.as_str(), "job already ended; re-publishing its completion");
+                info!(
+                    state = status.state.as_str(),
+                    "job already ended; re-publishing its completion"
+                );
                 return self.publish(status, interrupt).await;
             }
             Err(Gave::Up(reason)) => return Settlement::HandBack(reason),
@@ -255,7 +294,8 @@ impl Worker {
                     code: JobErrorCode::TooManyAttempts.as_str().into(),
                     message: format!("gave up after {attempt} attempts; last problem: {reason}"),
                 };
-                self.conclude(finish(started, JobOutcome::Failed(error)), interrupt).await
+                self.conclude(finish(started, JobOutcome::Failed(error)), interrupt)
+                    .await
             }
             Err(Interrupted::Transient(reason)) => {
                 // A short pause so a broken backend is not hammered by instant redeliveries.
@@ -270,30 +310,46 @@ impl Worker {
         let spec = match (&message.spec, &message.spec_ref) {
             (Some(spec), _) => spec.clone(),
             (None, Some(location)) => {
-                let bytes = zipfleet_shared::store::read_small(self.env.store.as_ref(), &location.key, MAX_SPEC_BYTES).await.map_err(|err| {
+                let bytes = zipfleet_shared::store::read_small(
+                    self.env.store.as_ref(),
+                    &location.key,
+                    MAX_SPEC_BYTES,
+                )
+                .await
+                .map_err(|err| {
                     if err.is_transient() {
                         SpecProblem::Transient(err.to_string())
                     } else {
                         SpecProblem::Invalid(format!("the job's spec could not be read: {err}"))
                     }
                 })?;
-                JobSpec::parse_unvalidated(&bytes).map_err(|err| SpecProblem::Invalid(err.to_string()))?
+                JobSpec::parse_unvalidated(&bytes)
+                    .map_err(|err| SpecProblem::Invalid(err.to_string()))?
             }
             (None, None) => return Err(SpecProblem::Invalid("the message carries no spec".into())),
         };
-        spec.validate(&self.spec_limits).map_err(|err| SpecProblem::Invalid(err.to_string()))?;
+        spec.validate(&self.spec_limits)
+            .map_err(|err| SpecProblem::Invalid(err.to_string()))?;
         Ok(spec)
     }
 
     /// Write the final status (first final state wins), then publish it.
     async fn conclude(&self, status: JobStatus, interrupt: &CancellationToken) -> Settlement {
-        let stored = retry_in_place(&self.env.outages.status, "storing the final status", interrupt, || self.env.status.finish(&status)).await;
+        let stored = retry_in_place(
+            &self.env.outages.status,
+            "storing the final status",
+            interrupt,
+            || self.env.status.finish(&status),
+        )
+        .await;
         match stored {
             Ok(stored) => {
                 info!(state = stored.state.as_str(), "job finished");
                 self.publish(stored, interrupt).await
             }
-            Err(Gave::Up(reason)) => Settlement::HandBack(format!("could not store the final status: {reason}")),
+            Err(Gave::Up(reason)) => {
+                Settlement::HandBack(format!("could not store the final status: {reason}"))
+            }
             Err(Gave::Interrupted) => Settlement::HandBack("worker shutting down".into()),
         }
     }
@@ -301,11 +357,18 @@ impl Worker {
     /// Publish the completion message; the delivery may be acknowledged after it.
     async fn publish(&self, status: JobStatus, interrupt: &CancellationToken) -> Settlement {
         let body = serde_json::to_vec(&status).expect("a status always serializes");
-        let published =
-            retry_in_place(&self.env.outages.broker, "publishing the completion", interrupt, || self.broker.publish_completion(&status.job_id, &body)).await;
+        let published = retry_in_place(
+            &self.env.outages.broker,
+            "publishing the completion",
+            interrupt,
+            || self.broker.publish_completion(&status.job_id, &body),
+        )
+        .await;
         match published {
             Ok(()) => Settlement::Ack { status },
-            Err(Gave::Up(reason)) => Settlement::HandBack(format!("could not publish the completion: {reason}")),
+            Err(Gave::Up(reason)) => {
+                Settlement::HandBack(format!("could not publish the completion: {reason}"))
+            }
             Err(Gave::Interrupted) => Settlement::HandBack("worker shutting down".into()),
         }
     }
@@ -362,7 +425,16 @@ async fn retry_in_place<T, E: Transient, F: Future<Output = Result<T, E>>>(
     interrupt: &CancellationToken,
     operation: impl FnMut() -> F,
 ) -> Result<T, Gave> {
-    retry_transient(outage, what, interrupt, RETRY_IN_PLACE_FOR, E::is_transient, operation).await.map_err(|gave_up| match gave_up {
+    retry_transient(
+        outage,
+        what,
+        interrupt,
+        RETRY_IN_PLACE_FOR,
+        E::is_transient,
+        operation,
+    )
+    .await
+    .map_err(|gave_up| match gave_up {
         GaveUp::Interrupted => Gave::Interrupted,
         GaveUp::Failed(err) => Gave::Up(err.to_string()),
     })

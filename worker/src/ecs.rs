@@ -36,7 +36,9 @@ impl Protection {
     /// Protection through the agent at `agent_uri`, or none when `None`.
     pub fn new(agent_uri: Option<String>) -> Self {
         let (busy, changes) = watch::channel(false);
-        let task = agent_uri.filter(|uri| !uri.is_empty()).map(|uri| tokio::spawn(drive(uri, changes, RENEW_EVERY)));
+        let task = agent_uri
+            .filter(|uri| !uri.is_empty())
+            .map(|uri| tokio::spawn(drive(uri, changes, RENEW_EVERY)));
         Self { busy, task }
     }
 
@@ -48,12 +50,16 @@ impl Protection {
     /// For tests: a custom renewal period.
     pub fn with_renewal(agent_uri: String, renew_every: Duration) -> Self {
         let (busy, changes) = watch::channel(false);
-        Self { busy, task: Some(tokio::spawn(drive(agent_uri, changes, renew_every))) }
+        Self {
+            busy,
+            task: Some(tokio::spawn(drive(agent_uri, changes, renew_every))),
+        }
     }
 
     /// Whether the worker runs at least one job now. Cheap; call on every change.
     pub fn set_busy(&self, busy: bool) {
-        self.busy.send_if_modified(|current| std::mem::replace(current, busy) != busy);
+        self.busy
+            .send_if_modified(|current| std::mem::replace(current, busy) != busy);
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -77,13 +83,20 @@ async fn drive(agent_uri: String, mut changes: watch::Receiver<bool>, renew_ever
             return;
         }
     };
-    let url = format!("{}/task-protection/v1/state", agent_uri.trim_end_matches('/'));
+    let url = format!(
+        "{}/task-protection/v1/state",
+        agent_uri.trim_end_matches('/')
+    );
     tracing::info!("ECS detected: protecting this task from scale-in while it runs jobs");
     let mut protected = false;
     loop {
         let busy = *changes.borrow_and_update();
         // Busy: turn on, or renew; idle: turn off if it is on.
-        let accepted = if busy || protected { set_protection(&client, &url, busy).await } else { true };
+        let accepted = if busy || protected {
+            set_protection(&client, &url, busy).await
+        } else {
+            true
+        };
         if accepted {
             protected = busy;
         }
@@ -113,7 +126,9 @@ async fn set_protection(client: &reqwest::Client, url: &str, enabled: bool) -> b
         Ok(response) if response.status().is_success() => {
             // The agent reports some failures inside a 200 as {"error": ...}.
             match response.json::<serde_json::Value>().await {
-                Ok(value) if value.get("error").is_some_and(|e| !e.is_null()) => Some(value["error"].to_string()),
+                Ok(value) if value.get("error").is_some_and(|e| !e.is_null()) => {
+                    Some(value["error"].to_string())
+                }
                 _ => None,
             }
         }

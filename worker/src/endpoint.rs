@@ -39,11 +39,18 @@ impl Readiness {
 
     /// Every backend answered at the last check (`false` before the first).
     pub fn is_ready(&self) -> bool {
-        self.checks.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|checks| zipfleet_shared::reachability::all_ok(checks))
+        self.checks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|checks| zipfleet_shared::reachability::all_ok(checks))
     }
 
     fn snapshot(&self) -> Option<Vec<(&'static str, Result<(), String>)>> {
-        self.checks.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.checks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -57,7 +64,11 @@ pub struct Liveness {
 
 impl Liveness {
     pub fn new(timeout: Duration) -> Self {
-        Self { origin: Instant::now(), last_turn_ms: AtomicU64::new(0), timeout }
+        Self {
+            origin: Instant::now(),
+            last_turn_ms: AtomicU64::new(0),
+            timeout,
+        }
     }
 
     /// The loop turned just now.
@@ -69,7 +80,9 @@ impl Liveness {
     /// How long since the loop last turned (since start if it never did).
     pub fn since_last_turn(&self) -> Duration {
         let now = self.origin.elapsed();
-        now.saturating_sub(Duration::from_millis(self.last_turn_ms.load(Ordering::Relaxed)))
+        now.saturating_sub(Duration::from_millis(
+            self.last_turn_ms.load(Ordering::Relaxed),
+        ))
     }
 
     pub fn is_alive(&self) -> bool {
@@ -79,7 +92,11 @@ impl Liveness {
 
 /// Serve the endpoint for `worker` on `listener` from a thread of its own
 /// until `stop` is cancelled.
-pub fn spawn(listener: std::net::TcpListener, worker: Arc<Worker>, stop: CancellationToken) -> std::io::Result<std::thread::JoinHandle<()>> {
+pub fn spawn(
+    listener: std::net::TcpListener,
+    worker: Arc<Worker>,
+    stop: CancellationToken,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     listener.set_nonblocking(true)?;
     let address = listener.local_addr()?;
     let router = Router::new()
@@ -87,31 +104,42 @@ pub fn spawn(listener: std::net::TcpListener, worker: Arc<Worker>, stop: Cancell
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(worker);
-    std::thread::Builder::new().name("worker-endpoint".into()).spawn(move || {
-        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(runtime) => runtime,
-            Err(err) => return tracing::error!(%err, "the worker endpoint could not start"),
-        };
-        runtime.block_on(async move {
-            let served = match tokio::net::TcpListener::from_std(listener) {
-                Ok(listener) => {
-                    tracing::info!(%address, "worker endpoint listening");
-                    axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await
-                }
-                Err(err) => Err(err),
+    std::thread::Builder::new()
+        .name("worker-endpoint".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(err) => return tracing::error!(%err, "the worker endpoint could not start"),
             };
-            if let Err(err) = served {
-                tracing::error!(%err, "the worker endpoint stopped");
-            }
-        });
-    })
+            runtime.block_on(async move {
+                let served = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => {
+                        tracing::info!(%address, "worker endpoint listening");
+                        axum::serve(listener, router)
+                            .with_graceful_shutdown(stop.cancelled_owned())
+                            .await
+                    }
+                    Err(err) => Err(err),
+                };
+                if let Err(err) = served {
+                    tracing::error!(%err, "the worker endpoint stopped");
+                }
+            });
+        })
 }
 
 async fn healthz(State(worker): State<Arc<Worker>>) -> Response {
     let since = worker.liveness.since_last_turn();
     let alive = worker.liveness.is_alive();
     let body = json!({"status": if alive { "ok" } else { "stuck" }, "last_turn_seconds_ago": since.as_secs_f64()});
-    let code = if alive { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if alive {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, Json(body)).into_response()
 }
 
@@ -126,12 +154,19 @@ async fn readyz(State(worker): State<Arc<Worker>>) -> Response {
             .map(|(name, verdict)| (name.to_string(), json!(verdict.as_ref().map_or_else(|err| err.as_str(), |()| "ok"))))
             .collect::<serde_json::Map<_, _>>(),
     });
-    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, Json(body)).into_response()
 }
 
 async fn metrics(State(worker): State<Arc<Worker>>) -> Response {
-    let text = worker.env.metrics.render(&worker.env.budget, worker.readiness.is_ready());
+    let text = worker
+        .env
+        .metrics
+        .render(&worker.env.budget, worker.readiness.is_ready());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -145,7 +180,10 @@ mod tests {
         liveness.beat();
         assert!(liveness.is_alive());
         std::thread::sleep(Duration::from_millis(80));
-        assert!(!liveness.is_alive(), "no beat for longer than the timeout must fail liveness");
+        assert!(
+            !liveness.is_alive(),
+            "no beat for longer than the timeout must fail liveness"
+        );
         liveness.beat();
         assert!(liveness.is_alive());
     }

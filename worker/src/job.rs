@@ -8,9 +8,9 @@
 
 use crate::budget::{CpuPool, MemoryBudget};
 use crate::cache::{content_of, Cache, UrlHit};
-use crate::metrics::{CacheKind, Stage, WorkerMetrics};
 use crate::fetch::{FetchError, Fetched, Fetcher};
 use crate::imaging::{self, ImageError, Rendered};
+use crate::metrics::{CacheKind, Stage, WorkerMetrics};
 use crate::report::{dataset_report, RenderedFacts, ReportImage};
 use crate::zipper::{Manifest, ManifestImage, ZipError, ZipSpool};
 use futures::StreamExt;
@@ -76,24 +76,45 @@ pub fn zip_key(store: &dyn ObjectStore, job_id: &str) -> String {
 /// What became of one image.
 enum ImageOutcome {
     /// `cached`: what the cache gave (`render`: the image itself; `source`: its download).
-    Done { rendered: Rendered, cached: Option<&'static str> },
-    Skipped { code: ImageErrorCode, message: String },
+    Done {
+        rendered: Rendered,
+        cached: Option<&'static str>,
+    },
+    Skipped {
+        code: ImageErrorCode,
+        message: String,
+    },
 }
 
 /// How often a running job looks for a cancel request.
 const CANCEL_POLL: Duration = Duration::from_millis(500);
 
 /// Run one job. Returns the outcome and the final image counts.
-pub async fn run_job(env: &JobEnv, job_id: &str, spec: &JobSpec, stop: &CancellationToken) -> Result<(JobOutcome, Progress), Interrupted> {
+pub async fn run_job(
+    env: &JobEnv,
+    job_id: &str,
+    spec: &JobSpec,
+    stop: &CancellationToken,
+) -> Result<(JobOutcome, Progress), Interrupted> {
     let output = spec.output;
     let mut namer = EntryNamer::new();
-    let entries: Vec<String> = spec.images.iter().map(|image| namer.entry_name(&image.label, &image.id, output.format.extension())).collect();
-    let mut manifest_images: Vec<ManifestImage> = spec.images.iter().map(ManifestImage::pending).collect();
-    let mut progress = Progress { total: spec.images.len() as u32, done: 0, failed: 0 };
+    let entries: Vec<String> = spec
+        .images
+        .iter()
+        .map(|image| namer.entry_name(&image.label, &image.id, output.format.extension()))
+        .collect();
+    let mut manifest_images: Vec<ManifestImage> =
+        spec.images.iter().map(ManifestImage::pending).collect();
+    let mut progress = Progress {
+        total: spec.images.len() as u32,
+        done: 0,
+        failed: 0,
+    };
     // What the dataset report needs of each image in the zip, by job position.
     let mut report_facts: Vec<Option<RenderedFacts>> = vec![None; spec.images.len()];
 
-    let mut spool = ZipSpool::create(&env.spool_dir, env.limits.max_zip_bytes).map_err(|err| Interrupted::Transient(err.to_string()))?;
+    let mut spool = ZipSpool::create(&env.spool_dir, env.limits.max_zip_bytes)
+        .map_err(|err| Interrupted::Transient(err.to_string()))?;
 
     // Indices rather than `&ImageSpec` items keep the stream's closure free of
     // higher-ranked lifetimes, so the job future stays `Send`.
@@ -125,7 +146,9 @@ pub async fn run_job(env: &JobEnv, job_id: &str, spec: &JobSpec, stop: &Cancella
             }
             () = stop.cancelled() => return Err(Interrupted::Shutdown),
         };
-        let Some((index, outcome, took)) = next else { break };
+        let Some((index, outcome, took)) = next else {
+            break;
+        };
         let outcome = outcome?;
         let line = &mut manifest_images[index];
         match outcome {
@@ -134,7 +157,13 @@ pub async fn run_job(env: &JobEnv, job_id: &str, spec: &JobSpec, stop: &Cancella
                 match added {
                     Ok(()) => {}
                     Err(ZipError::TooLarge { limit_mib }) => {
-                        return Ok((failed(JobErrorCode::ZipTooLarge, format!("the zip would be larger than {limit_mib} MiB")), progress));
+                        return Ok((
+                            failed(
+                                JobErrorCode::ZipTooLarge,
+                                format!("the zip would be larger than {limit_mib} MiB"),
+                            ),
+                            progress,
+                        ));
                     }
                     Err(err) => return Err(Interrupted::Transient(err.to_string())),
                 }
@@ -143,8 +172,11 @@ pub async fn run_job(env: &JobEnv, job_id: &str, spec: &JobSpec, stop: &Cancella
                 line.height = Some(rendered.source_height);
                 line.status = "ok";
                 line.cache = cached;
-                report_facts[index] =
-                    Some(RenderedFacts { source_width: rendered.source_width, source_height: rendered.source_height, signature: rendered.signature });
+                report_facts[index] = Some(RenderedFacts {
+                    source_width: rendered.source_width,
+                    source_height: rendered.source_height,
+                    signature: rendered.signature,
+                });
                 progress.done += 1;
                 env.metrics.image_ok();
                 report_progress(env, job_id, 1, 0, took).await;
@@ -167,19 +199,32 @@ pub async fn run_job(env: &JobEnv, job_id: &str, spec: &JobSpec, stop: &Cancella
 
     if let Some((index, code, message)) = first_failure {
         let image = &spec.images[index];
-        let error = JobError { code: code.as_str().into(), message: format!("image {:?} (label {:?}): {message}", image.id, image.label) };
+        let error = JobError {
+            code: code.as_str().into(),
+            message: format!("image {:?} (label {:?}): {message}", image.id, image.label),
+        };
         return Ok((JobOutcome::Failed(error), progress));
     }
 
     let skipped: Vec<SkippedImage> = manifest_images
         .iter()
-        .filter_map(|line| Some(SkippedImage { id: line.id.clone(), code: line.code?, message: line.message.clone()? }))
+        .filter_map(|line| {
+            Some(SkippedImage {
+                id: line.id.clone(),
+                code: line.code?,
+                message: line.message.clone()?,
+            })
+        })
         .collect();
     let report_images: Vec<ReportImage<'_>> = spec
         .images
         .iter()
         .zip(&report_facts)
-        .map(|(image, facts)| ReportImage { id: &image.id, label: &image.label, rendered: *facts })
+        .map(|(image, facts)| ReportImage {
+            id: &image.id,
+            label: &image.label,
+            rendered: *facts,
+        })
         .collect();
     let report = dataset_report(&report_images, output.width, output.height, &env.report);
     let manifest = Manifest {
@@ -190,23 +235,40 @@ pub async fn run_job(env: &JobEnv, job_id: &str, spec: &JobSpec, stop: &Cancella
         skipped: skipped.clone(),
         report: report.clone(),
     };
-    let finished = tokio::task::spawn_blocking(move || spool.finish(&manifest)).await.map_err(|err| Interrupted::Transient(err.to_string()))?;
+    let finished = tokio::task::spawn_blocking(move || spool.finish(&manifest))
+        .await
+        .map_err(|err| Interrupted::Transient(err.to_string()))?;
     let (zip_path, size) = match finished {
         Ok(done) => done,
         Err(ZipError::TooLarge { limit_mib }) => {
-            return Ok((failed(JobErrorCode::ZipTooLarge, format!("the zip would be larger than {limit_mib} MiB")), progress));
+            return Ok((
+                failed(
+                    JobErrorCode::ZipTooLarge,
+                    format!("the zip would be larger than {limit_mib} MiB"),
+                ),
+                progress,
+            ));
         }
         Err(err) => return Err(Interrupted::Transient(err.to_string())),
     };
 
     let key = zip_key(env.store.as_ref(), job_id);
     let upload_started = std::time::Instant::now();
-    let uploaded = upload(env.store.as_ref(), &env.outages.store, &key, &zip_path, stop).await;
+    let uploaded = upload(
+        env.store.as_ref(),
+        &env.outages.store,
+        &key,
+        &zip_path,
+        stop,
+    )
+    .await;
     env.metrics.stage(Stage::Upload, upload_started.elapsed());
     if let Err(err) = uploaded {
         return match err {
             UploadError::Interrupted(interrupted) => Err(interrupted),
-            UploadError::Refused(reason) => Ok((failed(JobErrorCode::StoreFailed, reason), progress)),
+            UploadError::Refused(reason) => {
+                Ok((failed(JobErrorCode::StoreFailed, reason), progress))
+            }
         };
     }
     let url = env
@@ -214,13 +276,31 @@ pub async fn run_job(env: &JobEnv, job_id: &str, spec: &JobSpec, stop: &Cancella
         .download_url(&key, env.download_url_expiry)
         .await
         .map_err(|err| Interrupted::Transient(format!("could not make a download URL: {err}")))?;
-    info!(size, images = progress.done, skipped = progress.failed, "zip uploaded");
-    let result = JobResult { location: Location { bucket: env.store.bucket().to_string(), key }, url, size_bytes: size, images: progress.done, skipped, report };
+    info!(
+        size,
+        images = progress.done,
+        skipped = progress.failed,
+        "zip uploaded"
+    );
+    let result = JobResult {
+        location: Location {
+            bucket: env.store.bucket().to_string(),
+            key,
+        },
+        url,
+        size_bytes: size,
+        images: progress.done,
+        skipped,
+        report,
+    };
     Ok((JobOutcome::Succeeded(result), progress))
 }
 
 fn failed(code: JobErrorCode, message: String) -> JobOutcome {
-    JobOutcome::Failed(JobError { code: code.as_str().into(), message })
+    JobOutcome::Failed(JobError {
+        code: code.as_str().into(),
+        message,
+    })
 }
 
 async fn report_progress(env: &JobEnv, job_id: &str, done: u32, failed: u32, took: Duration) {
@@ -242,30 +322,63 @@ const UPLOAD_RETRY_FOR: Duration = Duration::from_secs(300);
 
 /// Upload, waiting out an object-store outage with backoff (logged once per
 /// outage) for up to [`UPLOAD_RETRY_FOR`]; a refusal fails the job.
-async fn upload(store: &dyn ObjectStore, outage: &OutageLog, key: &str, path: &std::path::Path, stop: &CancellationToken) -> Result<(), UploadError> {
-    let uploaded = retry_transient(outage, "uploading a zip", stop, UPLOAD_RETRY_FOR, StoreError::is_transient, || store.put_file(key, path, "application/zip")).await;
+async fn upload(
+    store: &dyn ObjectStore,
+    outage: &OutageLog,
+    key: &str,
+    path: &std::path::Path,
+    stop: &CancellationToken,
+) -> Result<(), UploadError> {
+    let uploaded = retry_transient(
+        outage,
+        "uploading a zip",
+        stop,
+        UPLOAD_RETRY_FOR,
+        StoreError::is_transient,
+        || store.put_file(key, path, "application/zip"),
+    )
+    .await;
     match uploaded {
         Ok(_) => Ok(()),
         Err(GaveUp::Interrupted) => Err(UploadError::Interrupted(Interrupted::Shutdown)),
-        Err(GaveUp::Failed(err)) if err.is_transient() => Err(UploadError::Interrupted(Interrupted::Transient(err.to_string()))),
-        Err(GaveUp::Failed(err)) => Err(UploadError::Refused(format!("the object store refused the zip: {err}"))),
+        Err(GaveUp::Failed(err)) if err.is_transient() => Err(UploadError::Interrupted(
+            Interrupted::Transient(err.to_string()),
+        )),
+        Err(GaveUp::Failed(err)) => Err(UploadError::Refused(format!(
+            "the object store refused the zip: {err}"
+        ))),
     }
 }
 
 /// Fetch, probe, reserve, render one image (through the cache when it is on).
-async fn process_image(env: &JobEnv, image: &ImageSpec, output: &OutputSpec) -> Result<ImageOutcome, Interrupted> {
+async fn process_image(
+    env: &JobEnv,
+    image: &ImageSpec,
+    output: &OutputSpec,
+) -> Result<ImageOutcome, Interrupted> {
     let Some(source) = image.source() else {
-        return Ok(ImageOutcome::Skipped { code: ImageErrorCode::NotFound, message: "the image has no source".into() });
+        return Ok(ImageOutcome::Skipped {
+            code: ImageErrorCode::NotFound,
+            message: "the image has no source".into(),
+        });
     };
     if let Some(cache) = &env.cache {
         return cached_image(env, cache, source, output).await;
     }
     let fetched = match fetch_source(env, source.clone()).await? {
         Ok(fetched) => fetched,
-        Err(err) => return Ok(ImageOutcome::Skipped { code: err.code(), message: err.to_string() }),
+        Err(err) => {
+            return Ok(ImageOutcome::Skipped {
+                code: err.code(),
+                message: err.to_string(),
+            })
+        }
     };
     Ok(match render_fetched(env, fetched, output).await? {
-        Ok(rendered) => ImageOutcome::Done { rendered, cached: None },
+        Ok(rendered) => ImageOutcome::Done {
+            rendered,
+            cached: None,
+        },
         Err((code, message)) => ImageOutcome::Skipped { code, message },
     })
 }
@@ -273,11 +386,21 @@ async fn process_image(env: &JobEnv, image: &ImageSpec, output: &OutputSpec) -> 
 /// One image through the cache (ARCHITECTURE.md, "Cache"). The source's
 /// key is held from the lookup to the render, so a second image needing the
 /// same URL or object on this worker waits and then finds everything cached.
-async fn cached_image(env: &JobEnv, cache: &Cache, source: ImageSource<'_>, output: &OutputSpec) -> Result<ImageOutcome, Interrupted> {
-    let skipped = |code: ImageErrorCode, message: String| Ok(ImageOutcome::Skipped { code, message });
+async fn cached_image(
+    env: &JobEnv,
+    cache: &Cache,
+    source: ImageSource<'_>,
+    output: &OutputSpec,
+) -> Result<ImageOutcome, Interrupted> {
+    let skipped =
+        |code: ImageErrorCode, message: String| Ok(ImageOutcome::Skipped { code, message });
     let lock_key = match source {
         ImageSource::Url(url) => format!("url\0{url}"),
-        ImageSource::Object(object) => format!("object\0{}\0{}", object.bucket.as_deref().unwrap_or(""), object.key),
+        ImageSource::Object(object) => format!(
+            "object\0{}\0{}",
+            object.bucket.as_deref().unwrap_or(""),
+            object.key
+        ),
     };
     let _source_held = cache.lock(lock_key).await;
 
@@ -299,7 +422,11 @@ async fn cached_image(env: &JobEnv, cache: &Cache, source: ImageSource<'_>, outp
             // No ETag (or no answer): fetch and let the read say what is wrong.
             etag = object_etag(env, object).await;
             match &etag {
-                Some(etag) => cache.get_object(object.bucket.as_deref(), &object.key, etag).await,
+                Some(etag) => {
+                    cache
+                        .get_object(object.bucket.as_deref(), &object.key, etag)
+                        .await
+                }
                 None => None,
             }
         }
@@ -309,12 +436,16 @@ async fn cached_image(env: &JobEnv, cache: &Cache, source: ImageSource<'_>, outp
         Some(content) => (content, None),
         // First sight of this URL (or object version): remember what it is,
         // not its bytes (see `fetch_and_remember`).
-        None => match fetch_and_remember(env, cache, source.clone(), etag.as_deref(), false).await? {
+        None => match fetch_and_remember(env, cache, source.clone(), etag.as_deref(), false).await?
+        {
             Ok((Some(content), fetched)) => (content, Some(fetched)),
             // The spooled file could not be hashed: render it, uncached.
             Ok((None, fetched)) => {
                 return Ok(match render_fetched(env, fetched, output).await? {
-                    Ok(rendered) => ImageOutcome::Done { rendered, cached: None },
+                    Ok(rendered) => ImageOutcome::Done {
+                        rendered,
+                        cached: None,
+                    },
                     Err((code, message)) => ImageOutcome::Skipped { code, message },
                 })
             }
@@ -336,7 +467,10 @@ async fn cached_image(env: &JobEnv, cache: &Cache, source: ImageSource<'_>, outp
     };
     if let Some(rendered) = hit {
         env.metrics.cache(CacheKind::Render, true);
-        return Ok(ImageOutcome::Done { rendered, cached: Some("render") });
+        return Ok(ImageOutcome::Done {
+            rendered,
+            cached: Some("render"),
+        });
     }
     env.metrics.cache(CacheKind::Render, false);
     let mut reused_source = false;
@@ -352,24 +486,32 @@ async fn cached_image(env: &JobEnv, cache: &Cache, source: ImageSource<'_>, outp
         // other settings, an expired download): fetch again, key the render
         // by what was really fetched, and now keep a URL's bytes — it is
         // being reused with other settings.
-        None => match fetch_and_remember(env, cache, source.clone(), etag.as_deref(), true).await? {
-            Ok((Some(content), fetched)) => {
-                key = cache.render_key(&content, output);
-                fetched
+        None => {
+            match fetch_and_remember(env, cache, source.clone(), etag.as_deref(), true).await? {
+                Ok((Some(content), fetched)) => {
+                    key = cache.render_key(&content, output);
+                    fetched
+                }
+                Ok((None, fetched)) => {
+                    return Ok(match render_fetched(env, fetched, output).await? {
+                        Ok(rendered) => ImageOutcome::Done {
+                            rendered,
+                            cached: None,
+                        },
+                        Err((code, message)) => ImageOutcome::Skipped { code, message },
+                    })
+                }
+                Err(outcome) => return Ok(outcome),
             }
-            Ok((None, fetched)) => {
-                return Ok(match render_fetched(env, fetched, output).await? {
-                    Ok(rendered) => ImageOutcome::Done { rendered, cached: None },
-                    Err((code, message)) => ImageOutcome::Skipped { code, message },
-                })
-            }
-            Err(outcome) => return Ok(outcome),
-        },
+        }
     };
     match render_fetched(env, fetched, output).await? {
         Ok(rendered) => {
             cache.put_render(&key, &rendered).await;
-            Ok(ImageOutcome::Done { rendered, cached: reused_source.then_some("source") })
+            Ok(ImageOutcome::Done {
+                rendered,
+                cached: reused_source.then_some("source"),
+            })
         }
         Err((code, message)) => {
             if let (ImageSource::Url(url), ImageErrorCode::UnsupportedFormat) = (source, code) {
@@ -411,7 +553,9 @@ async fn fetch_and_remember(
     let content = content_of(fetched.path()).await;
     if let Some(content) = &content {
         match source {
-            ImageSource::Url(url) if keep_bytes => cache.put_source(url, content, fetched.path()).await,
+            ImageSource::Url(url) if keep_bytes => {
+                cache.put_source(url, content, fetched.path()).await
+            }
             ImageSource::Url(url) => cache.put_url_content(url, content).await,
             ImageSource::Object(object) => {
                 // Only if the object did not change between the HEAD and the read.
@@ -430,7 +574,11 @@ async fn fetch_and_remember(
 
 /// An object's ETag, if the store answers in time (else the object is just read).
 async fn object_etag(env: &JobEnv, object: &zipfleet_shared::spec::ObjectSource) -> Option<String> {
-    let head = tokio::time::timeout(Duration::from_secs(10), env.store.head(object.bucket.as_deref(), &object.key)).await;
+    let head = tokio::time::timeout(
+        Duration::from_secs(10),
+        env.store.head(object.bucket.as_deref(), &object.key),
+    )
+    .await;
     head.ok()?.ok()?.etag
 }
 
@@ -446,7 +594,10 @@ fn remembered_failure(err: &FetchError) -> bool {
 
 /// Fetch with the stage time and download counters. `Ok(Err)` is the image's
 /// own failure; an unreachable object store interrupts the job.
-async fn fetch_source(env: &JobEnv, source: ImageSource<'_>) -> Result<Result<Fetched, FetchError>, Interrupted> {
+async fn fetch_source(
+    env: &JobEnv,
+    source: ImageSource<'_>,
+) -> Result<Result<Fetched, FetchError>, Interrupted> {
     let fetch_started = std::time::Instant::now();
     let fetched = env.fetcher.fetch(source).await;
     env.metrics.stage(Stage::Fetch, fetch_started.elapsed());
@@ -455,13 +606,19 @@ async fn fetch_source(env: &JobEnv, source: ImageSource<'_>) -> Result<Result<Fe
             env.metrics.downloaded(fetched.size());
             Ok(Ok(fetched))
         }
-        Err(FetchError::StoreUnavailable(reason)) => Err(Interrupted::Transient(format!("object store: {reason}"))),
+        Err(FetchError::StoreUnavailable(reason)) => {
+            Err(Interrupted::Transient(format!("object store: {reason}")))
+        }
         Err(err) => Ok(Err(err)),
     }
 }
 
 /// Probe, reserve memory, render a fetched file on a CPU slot.
-async fn render_fetched(env: &JobEnv, fetched: Fetched, output: &OutputSpec) -> Result<Result<Rendered, (ImageErrorCode, String)>, Interrupted> {
+async fn render_fetched(
+    env: &JobEnv,
+    fetched: Fetched,
+    output: &OutputSpec,
+) -> Result<Result<Rendered, (ImageErrorCode, String)>, Interrupted> {
     let path = fetched.path().to_path_buf();
     let (max_pixels, output_copy) = (env.limits.max_pixels, *output);
     let probe_started = std::time::Instant::now();
@@ -480,7 +637,12 @@ async fn render_fetched(env: &JobEnv, fetched: Fetched, output: &OutputSpec) -> 
     let needed = fetched.size() + probe.working_bytes;
     let reservation = match env.budget.reserve(needed).await {
         Ok(reservation) => reservation,
-        Err(over) => return Ok(Err((ImageErrorCode::TooManyPixels, ImageError::OverBudget(over.to_string()).to_string()))),
+        Err(over) => {
+            return Ok(Err((
+                ImageErrorCode::TooManyPixels,
+                ImageError::OverBudget(over.to_string()).to_string(),
+            )))
+        }
     };
 
     let path = fetched.path().to_path_buf();
@@ -502,7 +664,10 @@ async fn render_fetched(env: &JobEnv, fetched: Fetched, output: &OutputSpec) -> 
         Ok(Err(err)) => Err((err.code(), err.to_string())),
         Err(panicked) => {
             warn!(%panicked, "image processing panicked");
-            Err((ImageErrorCode::DecodeFailed, "the image file is damaged in a way that broke the decoder".into()))
+            Err((
+                ImageErrorCode::DecodeFailed,
+                "the image file is damaged in a way that broke the decoder".into(),
+            ))
         }
     })
 }

@@ -32,11 +32,20 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(&cli.log, LogStream::Stdout);
-    let settings = WorkerSettings { backend: cli.backend, policy: cli.policy, limits: cli.limits, tuning: cli.tuning, report: cli.report };
+    let settings = WorkerSettings {
+        backend: cli.backend,
+        policy: cli.policy,
+        limits: cli.limits,
+        tuning: cli.tuning,
+        report: cli.report,
+    };
 
     let stop = zipfleet_backends::stop_on_signal();
     // Backends that are down at start are waited for, like an outage later.
-    let Some(backends) = zipfleet_backends::connect_waiting(&settings.backend, &stop).await.context("connecting to the backends")? else {
+    let Some(backends) = zipfleet_backends::connect_waiting(&settings.backend, &stop)
+        .await
+        .context("connecting to the backends")?
+    else {
         return Ok(());
     };
     let worker = build_worker(&backends, &settings).context("building the worker")?;
@@ -50,15 +59,24 @@ async fn main() -> anyhow::Result<()> {
             // Several workers on one machine (the README's local fleet) would
             // all want the default port: the later ones take a free one.
             Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => {
-                let host = listen.rsplit_once(':').map_or("127.0.0.1", |(host, _)| host);
-                let listener = std::net::TcpListener::bind((host.trim_matches(['[', ']']), 0)).with_context(|| format!("listening on {host}:0"))?;
+                let host = listen
+                    .rsplit_once(':')
+                    .map_or("127.0.0.1", |(host, _)| host);
+                let listener = std::net::TcpListener::bind((host.trim_matches(['[', ']']), 0))
+                    .with_context(|| format!("listening on {host}:0"))?;
                 tracing::warn!(wanted = listen, using = %listener.local_addr()?, "ZIPFLEET_WORKER_LISTEN is taken (another worker here?); serving the endpoint on a free port");
                 listener
             }
-            Err(err) => return Err(err).with_context(|| format!("listening on {listen} (ZIPFLEET_WORKER_LISTEN)")),
+            Err(err) => {
+                return Err(err)
+                    .with_context(|| format!("listening on {listen} (ZIPFLEET_WORKER_LISTEN)"))
+            }
         };
         tokio::spawn(worker.clone().watch_readiness(stop.clone()));
-        Some(zipfleet_worker::endpoint::spawn(listener, worker.clone(), stop.clone()).context("starting the worker endpoint")?)
+        Some(
+            zipfleet_worker::endpoint::spawn(listener, worker.clone(), stop.clone())
+                .context("starting the worker endpoint")?,
+        )
     };
 
     worker.run(stop.clone().cancelled_owned()).await;

@@ -100,7 +100,10 @@ impl WorkerMetrics {
     }
 
     pub fn image_skipped(&self, code: ImageErrorCode) {
-        let index = ImageErrorCode::ALL.iter().position(|c| *c == code).expect("every code is in ALL");
+        let index = ImageErrorCode::ALL
+            .iter()
+            .position(|c| *c == code)
+            .expect("every code is in ALL");
         self.images_skipped[index].fetch_add(1, Ordering::Relaxed);
     }
 
@@ -109,13 +112,26 @@ impl WorkerMetrics {
     }
 
     pub fn stage(&self, stage: Stage, took: Duration) {
-        let index = Stage::ALL.iter().position(|s| *s == stage).expect("every stage is in ALL");
-        self.stage_micros[index].fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        let index = Stage::ALL
+            .iter()
+            .position(|s| *s == stage)
+            .expect("every stage is in ALL");
+        self.stage_micros[index].fetch_add(
+            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     pub fn cache(&self, kind: CacheKind, hit: bool) {
-        let index = CacheKind::ALL.iter().position(|k| *k == kind).expect("every kind is in ALL");
-        let counters = if hit { &self.cache_hits } else { &self.cache_misses };
+        let index = CacheKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .expect("every kind is in ALL");
+        let counters = if hit {
+            &self.cache_hits
+        } else {
+            &self.cache_misses
+        };
         counters[index].fetch_add(1, Ordering::Relaxed);
     }
 
@@ -124,49 +140,155 @@ impl WorkerMetrics {
         if outcome == "ok" {
             return self.images_ok.load(Ordering::Relaxed);
         }
-        ImageErrorCode::ALL.iter().position(|c| c.as_str() == outcome).map_or(0, |i| self.images_skipped[i].load(Ordering::Relaxed))
+        ImageErrorCode::ALL
+            .iter()
+            .position(|c| c.as_str() == outcome)
+            .map_or(0, |i| self.images_skipped[i].load(Ordering::Relaxed))
     }
 
     /// Prometheus text exposition of every counter, the memory budget and readiness.
     pub fn render(&self, budget: &MemoryBudget, ready: bool) -> String {
         let mut out = String::new();
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        header(&mut out, "zipfleet_worker_ready", "gauge", "1 when the broker, object store and status store are reachable.");
+        header(
+            &mut out,
+            "zipfleet_worker_ready",
+            "gauge",
+            "1 when the broker, object store and status store are reachable.",
+        );
         let _ = writeln!(out, "zipfleet_worker_ready {}", u8::from(ready));
-        header(&mut out, "zipfleet_worker_jobs_running", "gauge", "Jobs this worker is running now.");
-        let _ = writeln!(out, "zipfleet_worker_jobs_running {}", self.jobs_running().max(0));
-        header(&mut out, "zipfleet_worker_jobs_finished_total", "counter", "Jobs this worker finished, by final state.");
+        header(
+            &mut out,
+            "zipfleet_worker_jobs_running",
+            "gauge",
+            "Jobs this worker is running now.",
+        );
+        let _ = writeln!(
+            out,
+            "zipfleet_worker_jobs_running {}",
+            self.jobs_running().max(0)
+        );
+        header(
+            &mut out,
+            "zipfleet_worker_jobs_finished_total",
+            "counter",
+            "Jobs this worker finished, by final state.",
+        );
         for (state, counter) in FINISHED.iter().zip(&self.jobs_finished) {
-            let _ = writeln!(out, "zipfleet_worker_jobs_finished_total{{state=\"{}\"}} {}", state.as_str(), load(counter));
+            let _ = writeln!(
+                out,
+                "zipfleet_worker_jobs_finished_total{{state=\"{}\"}} {}",
+                state.as_str(),
+                load(counter)
+            );
         }
         // The budget is ZIPFLEET_MEMORY_BUDGET: a fixed baseline for the
         // process itself plus the pool images reserve from.
         let (baseline, pool) = (crate::app::BASELINE_MEMORY, budget.total_bytes());
         let reserved = pool.saturating_sub(budget.available_bytes());
-        header(&mut out, "zipfleet_worker_memory_budget_bytes", "gauge", "The worker's memory budget (baseline + image pool).");
-        let _ = writeln!(out, "zipfleet_worker_memory_budget_bytes {}", baseline + pool);
-        header(&mut out, "zipfleet_worker_memory_budget_used_bytes", "gauge", "Budget in use: the baseline plus image memory reserved now.");
-        let _ = writeln!(out, "zipfleet_worker_memory_budget_used_bytes {}", baseline + reserved);
-        header(&mut out, "zipfleet_worker_image_memory_reserved_bytes", "gauge", "Image memory reserved right now (decodes in flight).");
-        let _ = writeln!(out, "zipfleet_worker_image_memory_reserved_bytes {reserved}");
-        header(&mut out, "zipfleet_worker_images_total", "counter", "Images processed, by outcome (ok or the image error code).");
-        let _ = writeln!(out, "zipfleet_worker_images_total{{outcome=\"ok\"}} {}", load(&self.images_ok));
+        header(
+            &mut out,
+            "zipfleet_worker_memory_budget_bytes",
+            "gauge",
+            "The worker's memory budget (baseline + image pool).",
+        );
+        let _ = writeln!(
+            out,
+            "zipfleet_worker_memory_budget_bytes {}",
+            baseline + pool
+        );
+        header(
+            &mut out,
+            "zipfleet_worker_memory_budget_used_bytes",
+            "gauge",
+            "Budget in use: the baseline plus image memory reserved now.",
+        );
+        let _ = writeln!(
+            out,
+            "zipfleet_worker_memory_budget_used_bytes {}",
+            baseline + reserved
+        );
+        header(
+            &mut out,
+            "zipfleet_worker_image_memory_reserved_bytes",
+            "gauge",
+            "Image memory reserved right now (decodes in flight).",
+        );
+        let _ = writeln!(
+            out,
+            "zipfleet_worker_image_memory_reserved_bytes {reserved}"
+        );
+        header(
+            &mut out,
+            "zipfleet_worker_images_total",
+            "counter",
+            "Images processed, by outcome (ok or the image error code).",
+        );
+        let _ = writeln!(
+            out,
+            "zipfleet_worker_images_total{{outcome=\"ok\"}} {}",
+            load(&self.images_ok)
+        );
         for (code, counter) in ImageErrorCode::ALL.iter().zip(&self.images_skipped) {
-            let _ = writeln!(out, "zipfleet_worker_images_total{{outcome=\"{}\"}} {}", code.as_str(), load(counter));
+            let _ = writeln!(
+                out,
+                "zipfleet_worker_images_total{{outcome=\"{}\"}} {}",
+                code.as_str(),
+                load(counter)
+            );
         }
-        header(&mut out, "zipfleet_worker_download_bytes_total", "counter", "Bytes downloaded from web sources and the object store.");
-        let _ = writeln!(out, "zipfleet_worker_download_bytes_total {}", load(&self.download_bytes));
-        header(&mut out, "zipfleet_worker_stage_seconds_total", "counter", "Time spent in each stage, summed over images (upload: per job).");
+        header(
+            &mut out,
+            "zipfleet_worker_download_bytes_total",
+            "counter",
+            "Bytes downloaded from web sources and the object store.",
+        );
+        let _ = writeln!(
+            out,
+            "zipfleet_worker_download_bytes_total {}",
+            load(&self.download_bytes)
+        );
+        header(
+            &mut out,
+            "zipfleet_worker_stage_seconds_total",
+            "counter",
+            "Time spent in each stage, summed over images (upload: per job).",
+        );
         for (stage, counter) in Stage::ALL.iter().zip(&self.stage_micros) {
-            let _ = writeln!(out, "zipfleet_worker_stage_seconds_total{{stage=\"{}\"}} {:.6}", stage.as_str(), load(counter) as f64 / 1e6);
+            let _ = writeln!(
+                out,
+                "zipfleet_worker_stage_seconds_total{{stage=\"{}\"}} {:.6}",
+                stage.as_str(),
+                load(counter) as f64 / 1e6
+            );
         }
-        header(&mut out, "zipfleet_worker_cache_hits_total", "counter", "Cache hits, by kind.");
+        header(
+            &mut out,
+            "zipfleet_worker_cache_hits_total",
+            "counter",
+            "Cache hits, by kind.",
+        );
         for (kind, counter) in CacheKind::ALL.iter().zip(&self.cache_hits) {
-            let _ = writeln!(out, "zipfleet_worker_cache_hits_total{{kind=\"{}\"}} {}", kind.as_str(), load(counter));
+            let _ = writeln!(
+                out,
+                "zipfleet_worker_cache_hits_total{{kind=\"{}\"}} {}",
+                kind.as_str(),
+                load(counter)
+            );
         }
-        header(&mut out, "zipfleet_worker_cache_misses_total", "counter", "Cache misses, by kind.");
+        header(
+            &mut out,
+            "zipfleet_worker_cache_misses_total",
+            "counter",
+            "Cache misses, by kind.",
+        );
         for (kind, counter) in CacheKind::ALL.iter().zip(&self.cache_misses) {
-            let _ = writeln!(out, "zipfleet_worker_cache_misses_total{{kind=\"{}\"}} {}", kind.as_str(), load(counter));
+            let _ = writeln!(
+                out,
+                "zipfleet_worker_cache_misses_total{{kind=\"{}\"}} {}",
+                kind.as_str(),
+                load(counter)
+            );
         }
         out
     }
@@ -211,7 +333,10 @@ mod tests {
             "zipfleet_worker_memory_budget_used_bytes 50331648",
             "zipfleet_worker_image_memory_reserved_bytes 0",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
         assert_eq!(metrics.images_with_outcome("http_status"), 1);
     }

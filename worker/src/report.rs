@@ -45,7 +45,12 @@ pub struct RenderedFacts {
 const MESSAGE_IDS: usize = 10;
 
 /// The report of a job whose output is `output_width`×`output_height`.
-pub fn dataset_report(images: &[ReportImage<'_>], output_width: u32, output_height: u32, settings: &ReportSettings) -> DatasetReport {
+pub fn dataset_report(
+    images: &[ReportImage<'_>],
+    output_width: u32,
+    output_height: u32,
+    settings: &ReportSettings,
+) -> DatasetReport {
     let mut labels: BTreeMap<String, u32> = BTreeMap::new();
     for image in images {
         *labels.entry(image.label.to_string()).or_default() += u32::from(image.rendered.is_some());
@@ -55,11 +60,20 @@ pub fn dataset_report(images: &[ReportImage<'_>], output_width: u32, output_heig
     label_warnings(&labels, settings, &mut warnings);
     duplicate_warnings(images, &mut warnings);
     image_warnings(images, output_width, output_height, &mut warnings);
-    warnings.sort_by(|(a_pos, a), (b_pos, b)| (a.code, a_pos, &a.labels).cmp(&(b.code, b_pos, &b.labels)));
-    DatasetReport { labels, warnings: warnings.into_iter().map(|(_, warning)| warning).collect() }
+    warnings.sort_by(|(a_pos, a), (b_pos, b)| {
+        (a.code, a_pos, &a.labels).cmp(&(b.code, b_pos, &b.labels))
+    });
+    DatasetReport {
+        labels,
+        warnings: warnings.into_iter().map(|(_, warning)| warning).collect(),
+    }
 }
 
-fn label_warnings(labels: &BTreeMap<String, u32>, settings: &ReportSettings, out: &mut Vec<(usize, ReportWarning)>) {
+fn label_warnings(
+    labels: &BTreeMap<String, u32>,
+    settings: &ReportSettings,
+    out: &mut Vec<(usize, ReportWarning)>,
+) {
     let min = settings.min_images_per_label;
     for (label, &count) in labels {
         if count >= min {
@@ -68,26 +82,58 @@ fn label_warnings(labels: &BTreeMap<String, u32>, settings: &ReportSettings, out
         let message = match count {
             0 => format!("{label} has no pictures in the zip; add at least {min}"),
             1 => format!("{label} has only 1 picture; add at least {} more", min - 1),
-            n => format!("{label} has only {n} pictures; add at least {} more", min - n),
+            n => format!(
+                "{label} has only {n} pictures; add at least {} more",
+                min - n
+            ),
         };
-        out.push((usize::MAX, warning(WarningCode::TooFewImages, vec![label.clone()], vec![], message)));
+        out.push((
+            usize::MAX,
+            warning(
+                WarningCode::TooFewImages,
+                vec![label.clone()],
+                vec![],
+                message,
+            ),
+        ));
     }
 
     // A ratio below 1 would call equal labels imbalanced; it means 1.
-    let ratio = if settings.max_label_ratio > 0.0 { settings.max_label_ratio.max(1.0) } else { 0.0 };
+    let ratio = if settings.max_label_ratio > 0.0 {
+        settings.max_label_ratio.max(1.0)
+    } else {
+        0.0
+    };
     // Labels with no picture at all are "too few", not "imbalanced".
-    let present: Vec<(&String, u32)> = labels.iter().map(|(label, &count)| (label, count)).filter(|&(_, count)| count > 0).collect();
-    let Some(&(largest, most)) = present.iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0))) else { return };
+    let present: Vec<(&String, u32)> = labels
+        .iter()
+        .map(|(label, &count)| (label, count))
+        .filter(|&(_, count)| count > 0)
+        .collect();
+    let Some(&(largest, most)) = present
+        .iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
+    else {
+        return;
+    };
     if ratio <= 0.0 {
         return;
     }
-    let mut smaller: Vec<(&String, u32)> =
-        present.iter().copied().filter(|&(label, count)| label != largest && f64::from(most) > ratio * f64::from(count)).collect();
+    let mut smaller: Vec<(&String, u32)> = present
+        .iter()
+        .copied()
+        .filter(|&(label, count)| label != largest && f64::from(most) > ratio * f64::from(count))
+        .collect();
     if smaller.is_empty() {
         return;
     }
     smaller.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(b.0)));
-    let listed = join_and(&smaller.iter().map(|(label, count)| format!("{label} ({count})")).collect::<Vec<_>>());
+    let listed = join_and(
+        &smaller
+            .iter()
+            .map(|(label, count)| format!("{label} ({count})"))
+            .collect::<Vec<_>>(),
+    );
     let message = format!(
         "{largest} has {most} pictures, more than {} times as many as {listed}: a model trained on this learns to guess {largest}; add pictures to the smaller {}",
         format_ratio(ratio),
@@ -95,7 +141,10 @@ fn label_warnings(labels: &BTreeMap<String, u32>, settings: &ReportSettings, out
     );
     let mut names = vec![largest.clone()];
     names.extend(smaller.iter().map(|(label, _)| (*label).clone()));
-    out.push((usize::MAX, warning(WarningCode::ImbalancedLabels, names, vec![], message)));
+    out.push((
+        usize::MAX,
+        warning(WarningCode::ImbalancedLabels, names, vec![], message),
+    ));
 }
 
 fn duplicate_warnings(images: &[ReportImage<'_>], out: &mut Vec<(usize, ReportWarning)>) {
@@ -126,27 +175,67 @@ fn duplicate_warnings(images: &[ReportImage<'_>], out: &mut Vec<(usize, ReportWa
     for (i, (position, _)) in members.iter().enumerate() {
         by_root.entry(groups.find(i)).or_default().push(*position);
     }
-    for positions in by_root.into_values().filter(|positions| positions.len() > 1) {
+    for positions in by_root
+        .into_values()
+        .filter(|positions| positions.len() > 1)
+    {
         // `members` is in job order, so each group's positions are too.
-        let ids: Vec<String> = positions.iter().map(|&p| images[p].id.to_string()).collect();
+        let ids: Vec<String> = positions
+            .iter()
+            .map(|&p| images[p].id.to_string())
+            .collect();
         let labels: BTreeSet<&str> = positions.iter().map(|&p| images[p].label).collect();
         let listed = list_ids(&ids);
         let (code, message) = if labels.len() > 1 {
-            let names = join_and(&labels.iter().map(|label| label.to_string()).collect::<Vec<_>>());
-            (WarningCode::DuplicateAcrossLabels, format!("the same picture is in {names} ({listed})"))
+            let names = join_and(
+                &labels
+                    .iter()
+                    .map(|label| label.to_string())
+                    .collect::<Vec<_>>(),
+            );
+            (
+                WarningCode::DuplicateAcrossLabels,
+                format!("the same picture is in {names} ({listed})"),
+            )
         } else {
             let label = labels.iter().next().expect("a group has a label");
-            (WarningCode::Duplicate, format!("{label} has the same picture {} times ({listed})", ids.len()))
+            (
+                WarningCode::Duplicate,
+                format!(
+                    "{label} has the same picture {} times ({listed})",
+                    ids.len()
+                ),
+            )
         };
-        out.push((positions[0], warning(code, labels.iter().map(|label| label.to_string()).collect(), ids, message)));
+        out.push((
+            positions[0],
+            warning(
+                code,
+                labels.iter().map(|label| label.to_string()).collect(),
+                ids,
+                message,
+            ),
+        ));
     }
 }
 
-fn image_warnings(images: &[ReportImage<'_>], output_width: u32, output_height: u32, out: &mut Vec<(usize, ReportWarning)>) {
-    let small = |facts: &RenderedFacts| facts.source_width < output_width && facts.source_height < output_height;
+fn image_warnings(
+    images: &[ReportImage<'_>],
+    output_width: u32,
+    output_height: u32,
+    out: &mut Vec<(usize, ReportWarning)>,
+) {
+    let small = |facts: &RenderedFacts| {
+        facts.source_width < output_width && facts.source_height < output_height
+    };
     let size = format!("{output_width}×{output_height}");
     let picked = |keep: &dyn Fn(&RenderedFacts) -> bool| -> Vec<usize> {
-        images.iter().enumerate().filter(|(_, image)| image.rendered.as_ref().is_some_and(keep)).map(|(position, _)| position).collect()
+        images
+            .iter()
+            .enumerate()
+            .filter(|(_, image)| image.rendered.as_ref().is_some_and(keep))
+            .map(|(position, _)| position)
+            .collect()
     };
 
     let smalls = picked(&small);
@@ -156,41 +245,98 @@ fn image_warnings(images: &[ReportImage<'_>], output_width: u32, output_height: 
             "picture {} in {} is only {}×{} pixels and was enlarged to {size}, so it will look blurry",
             images[only].id, images[only].label, facts.source_width, facts.source_height,
         );
-        out.push(image_warning(WarningCode::SmallSource, images, &smalls, message));
+        out.push(image_warning(
+            WarningCode::SmallSource,
+            images,
+            &smalls,
+            message,
+        ));
     } else if !smalls.is_empty() {
         let message = format!(
             "{} pictures were smaller than {size} and were enlarged, so they will look blurry: {}",
             smalls.len(),
             list_with_labels(images, &smalls),
         );
-        out.push(image_warning(WarningCode::SmallSource, images, &smalls, message));
+        out.push(image_warning(
+            WarningCode::SmallSource,
+            images,
+            &smalls,
+            message,
+        ));
     }
 
     let blanks = picked(&|facts| facts.signature.is_blank());
     if let [only] = blanks[..] {
-        let message = format!("picture {} in {} is (almost) one flat colour", images[only].id, images[only].label);
-        out.push(image_warning(WarningCode::BlankImage, images, &blanks, message));
+        let message = format!(
+            "picture {} in {} is (almost) one flat colour",
+            images[only].id, images[only].label
+        );
+        out.push(image_warning(
+            WarningCode::BlankImage,
+            images,
+            &blanks,
+            message,
+        ));
     } else if !blanks.is_empty() {
-        let message = format!("{} pictures are (almost) one flat colour: {}", blanks.len(), list_with_labels(images, &blanks));
-        out.push(image_warning(WarningCode::BlankImage, images, &blanks, message));
+        let message = format!(
+            "{} pictures are (almost) one flat colour: {}",
+            blanks.len(),
+            list_with_labels(images, &blanks)
+        );
+        out.push(image_warning(
+            WarningCode::BlankImage,
+            images,
+            &blanks,
+            message,
+        ));
     }
 }
 
-fn image_warning(code: WarningCode, images: &[ReportImage<'_>], positions: &[usize], message: String) -> (usize, ReportWarning) {
+fn image_warning(
+    code: WarningCode,
+    images: &[ReportImage<'_>],
+    positions: &[usize],
+    message: String,
+) -> (usize, ReportWarning) {
     let labels: BTreeSet<&str> = positions.iter().map(|&p| images[p].label).collect();
-    let ids = positions.iter().map(|&p| images[p].id.to_string()).collect();
-    (positions[0], warning(code, labels.into_iter().map(String::from).collect(), ids, message))
+    let ids = positions
+        .iter()
+        .map(|&p| images[p].id.to_string())
+        .collect();
+    (
+        positions[0],
+        warning(
+            code,
+            labels.into_iter().map(String::from).collect(),
+            ids,
+            message,
+        ),
+    )
 }
 
-fn warning(code: WarningCode, labels: Vec<String>, ids: Vec<String>, message: String) -> ReportWarning {
-    ReportWarning { code, labels, ids, message }
+fn warning(
+    code: WarningCode,
+    labels: Vec<String>,
+    ids: Vec<String>,
+    message: String,
+) -> ReportWarning {
+    ReportWarning {
+        code,
+        labels,
+        ids,
+        message,
+    }
 }
 
 /// "images 7 and 19", "images 1, 4 and 9", "images 1, 2, … and 5 more".
 fn list_ids(ids: &[String]) -> String {
     let shown: Vec<String> = ids.iter().take(MESSAGE_IDS).cloned().collect();
     if ids.len() > MESSAGE_IDS {
-        format!("images {} and {} more", shown.join(", "), ids.len() - MESSAGE_IDS)
+        format!(
+            "images {} and {} more",
+            shown.join(", "),
+            ids.len() - MESSAGE_IDS
+        )
     } else {
         format!("images {}", join_and(&shown))
     }
@@ -198,9 +344,17 @@ fn list_ids(ids: &[String]) -> String {
 
 /// "4 (cats), 9 (dogs) and 12 (dogs)", cut after [`MESSAGE_IDS`].
 fn list_with_labels(images: &[ReportImage<'_>], positions: &[usize]) -> String {
-    let shown: Vec<String> = positions.iter().take(MESSAGE_IDS).map(|&p| format!("{} ({})", images[p].id, images[p].label)).collect();
+    let shown: Vec<String> = positions
+        .iter()
+        .take(MESSAGE_IDS)
+        .map(|&p| format!("{} ({})", images[p].id, images[p].label))
+        .collect();
     if positions.len() > MESSAGE_IDS {
-        format!("{} and {} more", shown.join(", "), positions.len() - MESSAGE_IDS)
+        format!(
+            "{} and {} more",
+            shown.join(", "),
+            positions.len() - MESSAGE_IDS
+        )
     } else {
         join_and(&shown)
     }
@@ -232,7 +386,10 @@ struct UnionFind {
 
 impl UnionFind {
     fn new(n: usize) -> Self {
-        Self { parent: (0..n).collect(), size: vec![1; n] }
+        Self {
+            parent: (0..n).collect(),
+            size: vec![1; n],
+        }
     }
 
     fn find(&mut self, mut i: usize) -> usize {
@@ -262,11 +419,21 @@ mod tests {
 
     /// A signature whose pHash is `phash` and exact key `exact`, not blank.
     fn sig(phash: u64, exact: u64) -> Signature {
-        Signature { exact, phash, spread: 40.0, detail: 30.0, colours: [[90, 120, 150]; 16] }
+        Signature {
+            exact,
+            phash,
+            spread: 40.0,
+            detail: 30.0,
+            colours: [[90, 120, 150]; 16],
+        }
     }
 
     fn facts(signature: Signature) -> Option<RenderedFacts> {
-        Some(RenderedFacts { source_width: 800, source_height: 600, signature })
+        Some(RenderedFacts {
+            source_width: 800,
+            source_height: 600,
+            signature,
+        })
     }
 
     /// Distinct pHashes: far apart (random-looking 64-bit patterns).
@@ -275,7 +442,13 @@ mod tests {
     }
 
     fn images<'a>(list: &'a [(&'a str, &'a str, Option<RenderedFacts>)]) -> Vec<ReportImage<'a>> {
-        list.iter().map(|&(id, label, rendered)| ReportImage { id, label, rendered }).collect()
+        list.iter()
+            .map(|&(id, label, rendered)| ReportImage {
+                id,
+                label,
+                rendered,
+            })
+            .collect()
     }
 
     fn codes(report: &DatasetReport) -> Vec<&'static str> {
@@ -284,30 +457,70 @@ mod tests {
 
     #[test]
     fn counts_only_images_in_the_zip_and_warns_about_short_labels() {
-        let list: Vec<(String, &str, Option<RenderedFacts>)> =
-            (0..8).map(|i| (i.to_string(), if i < 6 { "cats" } else { "dogs" }, if i == 7 { None } else { facts(sig(distinct(i), i)) })).collect();
-        let list: Vec<(&str, &str, Option<RenderedFacts>)> = list.iter().map(|(id, label, f)| (id.as_str(), *label, *f)).collect();
+        let list: Vec<(String, &str, Option<RenderedFacts>)> = (0..8)
+            .map(|i| {
+                (
+                    i.to_string(),
+                    if i < 6 { "cats" } else { "dogs" },
+                    if i == 7 {
+                        None
+                    } else {
+                        facts(sig(distinct(i), i))
+                    },
+                )
+            })
+            .collect();
+        let list: Vec<(&str, &str, Option<RenderedFacts>)> = list
+            .iter()
+            .map(|(id, label, f)| (id.as_str(), *label, *f))
+            .collect();
         let report = dataset_report(&images(&list), 224, 224, &ReportSettings::default());
-        assert_eq!(report.labels, BTreeMap::from([("cats".into(), 6), ("dogs".into(), 1)]));
+        assert_eq!(
+            report.labels,
+            BTreeMap::from([("cats".into(), 6), ("dogs".into(), 1)])
+        );
         assert_eq!(codes(&report), ["imbalanced_labels", "too_few_images"]);
         assert_eq!(report.warnings[1].labels, ["dogs"]);
         assert!(report.warnings[1].ids.is_empty());
-        assert_eq!(report.warnings[1].message, "dogs has only 1 picture; add at least 4 more");
+        assert_eq!(
+            report.warnings[1].message,
+            "dogs has only 1 picture; add at least 4 more"
+        );
         assert_eq!(report.warnings[0].labels, ["cats", "dogs"]);
         assert!(
-            report.warnings[0].message.starts_with("cats has 6 pictures, more than 3 times as many as dogs (1)"),
+            report.warnings[0]
+                .message
+                .starts_with("cats has 6 pictures, more than 3 times as many as dogs (1)"),
             "{}",
             report.warnings[0].message
         );
 
-        let relaxed = ReportSettings { min_images_per_label: 1, max_label_ratio: 6.0 };
-        assert!(dataset_report(&images(&list), 224, 224, &relaxed).warnings.is_empty());
-        let off = ReportSettings { min_images_per_label: 0, max_label_ratio: 0.0 };
-        assert!(dataset_report(&images(&list), 224, 224, &off).warnings.is_empty());
+        let relaxed = ReportSettings {
+            min_images_per_label: 1,
+            max_label_ratio: 6.0,
+        };
+        assert!(dataset_report(&images(&list), 224, 224, &relaxed)
+            .warnings
+            .is_empty());
+        let off = ReportSettings {
+            min_images_per_label: 0,
+            max_label_ratio: 0.0,
+        };
+        assert!(dataset_report(&images(&list), 224, 224, &off)
+            .warnings
+            .is_empty());
         // Below 1 means 1: equal labels are never imbalanced.
-        let equal = [("1", "a", facts(sig(distinct(1), 1))), ("2", "b", facts(sig(distinct(2), 2)))];
-        let tiny_ratio = ReportSettings { min_images_per_label: 0, max_label_ratio: 0.5 };
-        assert!(dataset_report(&images(&equal), 224, 224, &tiny_ratio).warnings.is_empty());
+        let equal = [
+            ("1", "a", facts(sig(distinct(1), 1))),
+            ("2", "b", facts(sig(distinct(2), 2))),
+        ];
+        let tiny_ratio = ReportSettings {
+            min_images_per_label: 0,
+            max_label_ratio: 0.5,
+        };
+        assert!(dataset_report(&images(&equal), 224, 224, &tiny_ratio)
+            .warnings
+            .is_empty());
     }
 
     #[test]
@@ -316,15 +529,33 @@ mod tests {
         let list: Vec<(&str, &str, Option<RenderedFacts>)> = ids
             .iter()
             .enumerate()
-            .map(|(i, id)| (id.as_str(), if i < 12 { "cats" } else { "dogs" }, facts(sig(distinct(i as u64), i as u64))))
+            .map(|(i, id)| {
+                (
+                    id.as_str(),
+                    if i < 12 { "cats" } else { "dogs" },
+                    facts(sig(distinct(i as u64), i as u64)),
+                )
+            })
             .collect();
         let report = dataset_report(&images(&list), 224, 224, &ReportSettings::default());
-        assert_eq!(report.labels, BTreeMap::from([("cats".into(), 12), ("dogs".into(), 3)]));
+        assert_eq!(
+            report.labels,
+            BTreeMap::from([("cats".into(), 12), ("dogs".into(), 3)])
+        );
         assert_eq!(codes(&report), ["imbalanced_labels", "too_few_images"]);
-        assert_eq!(report.warnings[1].message, "dogs has only 3 pictures; add at least 2 more");
+        assert_eq!(
+            report.warnings[1].message,
+            "dogs has only 3 pictures; add at least 2 more"
+        );
         // 12 is not more than 4 × 3.
-        let lenient = ReportSettings { max_label_ratio: 4.0, ..ReportSettings::default() };
-        assert_eq!(codes(&dataset_report(&images(&list), 224, 224, &lenient)), ["too_few_images"]);
+        let lenient = ReportSettings {
+            max_label_ratio: 4.0,
+            ..ReportSettings::default()
+        };
+        assert_eq!(
+            codes(&dataset_report(&images(&list), 224, 224, &lenient)),
+            ["too_few_images"]
+        );
     }
 
     #[test]
@@ -341,41 +572,78 @@ mod tests {
             ("6", "birds", facts(sig(a ^ 0b1011 << 20, 12))), // near 1 and, through it, 3
             ("7", "dogs", None),
         ];
-        let settings = ReportSettings { min_images_per_label: 0, max_label_ratio: 0.0 };
+        let settings = ReportSettings {
+            min_images_per_label: 0,
+            max_label_ratio: 0.0,
+        };
         let report = dataset_report(&images(&list), 224, 224, &settings);
         assert_eq!(codes(&report), ["duplicate", "duplicate_across_labels"]);
         let within = &report.warnings[0];
-        assert_eq!((within.labels.clone(), within.ids.clone()), (vec!["cats".to_string()], vec!["2".to_string(), "4".to_string()]));
-        assert_eq!(within.message, "cats has the same picture 2 times (images 2 and 4)");
+        assert_eq!(
+            (within.labels.clone(), within.ids.clone()),
+            (
+                vec!["cats".to_string()],
+                vec!["2".to_string(), "4".to_string()]
+            )
+        );
+        assert_eq!(
+            within.message,
+            "cats has the same picture 2 times (images 2 and 4)"
+        );
         let across = &report.warnings[1];
         assert_eq!(across.labels, ["birds", "cats", "dogs"]);
         assert_eq!(across.ids, ["1", "3", "6"]);
-        assert_eq!(across.message, "the same picture is in birds, cats and dogs (images 1, 3 and 6)");
+        assert_eq!(
+            across.message,
+            "the same picture is in birds, cats and dogs (images 1, 3 and 6)"
+        );
     }
 
     #[test]
     fn distance_beyond_the_threshold_is_not_a_copy() {
         let a = distinct(9);
         let far = a ^ ((1u64 << (crate::imaging::signature::DUPLICATE_DISTANCE + 1)) - 1);
-        let list = [("1", "cats", facts(sig(a, 1))), ("2", "dogs", facts(sig(far, 2)))];
-        let settings = ReportSettings { min_images_per_label: 0, max_label_ratio: 0.0 };
-        assert!(dataset_report(&images(&list), 224, 224, &settings).warnings.is_empty());
+        let list = [
+            ("1", "cats", facts(sig(a, 1))),
+            ("2", "dogs", facts(sig(far, 2))),
+        ];
+        let settings = ReportSettings {
+            min_images_per_label: 0,
+            max_label_ratio: 0.0,
+        };
+        assert!(dataset_report(&images(&list), 224, 224, &settings)
+            .warnings
+            .is_empty());
 
         // The same structure recoloured (a wallpaper's dark version) is not a copy.
         let mut dark = sig(a, 3);
         dark.colours = [[20, 30, 40]; 16];
         let list = [("1", "cats", facts(sig(a, 1))), ("2", "dogs", facts(dark))];
-        assert!(dataset_report(&images(&list), 224, 224, &settings).warnings.is_empty());
+        assert!(dataset_report(&images(&list), 224, 224, &settings)
+            .warnings
+            .is_empty());
     }
 
     #[test]
     fn small_and_blank_pictures_are_listed_in_one_warning_each() {
-        let small = |w, h, n| Some(RenderedFacts { source_width: w, source_height: h, signature: sig(distinct(n), n) });
+        let small = |w, h, n| {
+            Some(RenderedFacts {
+                source_width: w,
+                source_height: h,
+                signature: sig(distinct(n), n),
+            })
+        };
         let blank = |n| {
             Some(RenderedFacts {
                 source_width: 640,
                 source_height: 480,
-                signature: Signature { exact: n, phash: 0, spread: 0.5, detail: 1.0, colours: [[128; 3]; 16] },
+                signature: Signature {
+                    exact: n,
+                    phash: 0,
+                    spread: 0.5,
+                    detail: 1.0,
+                    colours: [[128; 3]; 16],
+                },
             })
         };
         let list = [
@@ -385,12 +653,18 @@ mod tests {
             ("d", "dogs", blank(4)),
             ("e", "dogs", small(200, 100, 5)),
         ];
-        let settings = ReportSettings { min_images_per_label: 0, max_label_ratio: 0.0 };
+        let settings = ReportSettings {
+            min_images_per_label: 0,
+            max_label_ratio: 0.0,
+        };
         let report = dataset_report(&images(&list), 224, 224, &settings);
         // The two blank frames are not reported as copies of each other.
         assert_eq!(codes(&report), ["blank_image", "small_source"]);
         assert_eq!(report.warnings[0].ids, ["c", "d"]);
-        assert_eq!(report.warnings[0].message, "2 pictures are (almost) one flat colour: c (dogs) and d (dogs)");
+        assert_eq!(
+            report.warnings[0].message,
+            "2 pictures are (almost) one flat colour: c (dogs) and d (dogs)"
+        );
         assert_eq!(report.warnings[1].ids, ["a", "e"]);
         assert_eq!(report.warnings[1].labels, ["cats", "dogs"]);
         assert_eq!(
@@ -412,16 +686,50 @@ mod tests {
             ("12", "b", facts(sig(distinct(1), 1))),
             ("13", "c", None),
         ];
-        let report = dataset_report(&images(&list), 224, 224, &ReportSettings { min_images_per_label: 3, max_label_ratio: 0.0 });
-        assert_eq!(codes(&report), ["duplicate", "duplicate", "too_few_images", "too_few_images", "too_few_images"]);
+        let report = dataset_report(
+            &images(&list),
+            224,
+            224,
+            &ReportSettings {
+                min_images_per_label: 3,
+                max_label_ratio: 0.0,
+            },
+        );
+        assert_eq!(
+            codes(&report),
+            [
+                "duplicate",
+                "duplicate",
+                "too_few_images",
+                "too_few_images",
+                "too_few_images"
+            ]
+        );
         assert_eq!(report.warnings[0].ids, ["9", "12"]);
         assert_eq!(report.warnings[1].ids, ["10", "11"]);
-        let labels: Vec<&str> = report.warnings[2..].iter().map(|w| w.labels[0].as_str()).collect();
+        let labels: Vec<&str> = report.warnings[2..]
+            .iter()
+            .map(|w| w.labels[0].as_str())
+            .collect();
         assert_eq!(labels, ["a", "b", "c"]);
-        assert_eq!(report.warnings[4].message, "c has no pictures in the zip; add at least 3");
+        assert_eq!(
+            report.warnings[4].message,
+            "c has no pictures in the zip; add at least 3"
+        );
         assert_eq!(report.labels["c"], 0);
         // The same input, the same report.
-        assert_eq!(report, dataset_report(&images(&list), 224, 224, &ReportSettings { min_images_per_label: 3, max_label_ratio: 0.0 }));
+        assert_eq!(
+            report,
+            dataset_report(
+                &images(&list),
+                224,
+                224,
+                &ReportSettings {
+                    min_images_per_label: 3,
+                    max_label_ratio: 0.0
+                }
+            )
+        );
     }
 
     #[test]

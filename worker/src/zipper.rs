@@ -37,8 +37,17 @@ pub struct ZipSpool {
 
 impl ZipSpool {
     pub fn create(dir: &Path, max_bytes: u64) -> Result<Self, ZipError> {
-        let (file, path) = tempfile::Builder::new().prefix("zipfleet-").suffix(".zip").tempfile_in(dir)?.into_parts();
-        Ok(Self { writer: ZipWriter::new(file), path, written: 0, max_bytes })
+        let (file, path) = tempfile::Builder::new()
+            .prefix("zipfleet-")
+            .suffix(".zip")
+            .tempfile_in(dir)?
+            .into_parts();
+        Ok(Self {
+            writer: ZipWriter::new(file),
+            path,
+            written: 0,
+            max_bytes,
+        })
     }
 
     /// Add one image entry.
@@ -46,9 +55,13 @@ impl ZipSpool {
         // Entry overhead: local header, central directory record, name twice.
         self.written += bytes.len() as u64 + 100 + 2 * name.len() as u64;
         if self.written > self.max_bytes {
-            return Err(ZipError::TooLarge { limit_mib: self.max_bytes >> 20 });
+            return Err(ZipError::TooLarge {
+                limit_mib: self.max_bytes >> 20,
+            });
         }
-        let options = SimpleFileOptions::default().compression_method(CompressionMethod::Stored).large_file(false);
+        let options = SimpleFileOptions::default()
+            .compression_method(CompressionMethod::Stored)
+            .large_file(false);
         self.writer.start_file(name, options)?;
         self.writer.write_all(bytes)?;
         Ok(())
@@ -63,7 +76,9 @@ impl ZipSpool {
         file.sync_all()?;
         let size = file.metadata()?.len();
         if size > self.max_bytes {
-            return Err(ZipError::TooLarge { limit_mib: self.max_bytes >> 20 });
+            return Err(ZipError::TooLarge {
+                limit_mib: self.max_bytes >> 20,
+            });
         }
         Ok((self.path, size))
     }
@@ -116,7 +131,10 @@ impl ManifestImage {
     pub fn pending(image: &ImageSpec) -> Self {
         let source = match (&image.url, &image.object) {
             (Some(url), _) => ManifestSource::Url(url.clone()),
-            (None, Some(object)) => ManifestSource::Object { key: object.key.clone(), bucket: object.bucket.clone() },
+            (None, Some(object)) => ManifestSource::Object {
+                key: object.key.clone(),
+                bucket: object.bucket.clone(),
+            },
             (None, None) => ManifestSource::Url(String::new()),
         };
         Self {

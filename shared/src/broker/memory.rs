@@ -1,7 +1,10 @@
 //! The in-process broker: the embedded default (`memory://`) and the
 //! reference the broker conformance suite holds the real brokers to.
 
-use super::{Broker, BrokerError, Consumer, DeadLetter, DeadLetters, Delivery, QueueDepth, Settle, EXCEEDED_MAX_DELIVERIES};
+use super::{
+    Broker, BrokerError, Consumer, DeadLetter, DeadLetters, Delivery, QueueDepth, Settle,
+    EXCEEDED_MAX_DELIVERIES,
+};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
@@ -35,7 +38,11 @@ impl Queues {
     fn dead_letter(&mut self, body: Bytes, reason: &str) {
         let id = self.next_dead_letter;
         self.next_dead_letter += 1;
-        self.dead_letters.push_back(DeadMessage { id, body, reason: reason.to_string() });
+        self.dead_letters.push_back(DeadMessage {
+            id,
+            body,
+            reason: reason.to_string(),
+        });
     }
 }
 
@@ -57,7 +64,11 @@ impl MemoryBroker {
     /// `max_deliveries`: after this many deliveries a handed-back message is dead-lettered.
     pub fn new(max_deliveries: u32) -> Self {
         Self {
-            shared: Arc::new(Shared { queues: Mutex::default(), arrived: Notify::new(), max_deliveries: max_deliveries.max(1) }),
+            shared: Arc::new(Shared {
+                queues: Mutex::default(),
+                arrived: Notify::new(),
+                max_deliveries: max_deliveries.max(1),
+            }),
         }
     }
 
@@ -68,7 +79,14 @@ impl MemoryBroker {
 
     /// Messages moved to the dead-letter queue so far.
     pub fn dead_letters(&self) -> Vec<Bytes> {
-        self.shared.queues.lock().unwrap().dead_letters.iter().map(|m| m.body.clone()).collect()
+        self.shared
+            .queues
+            .lock()
+            .unwrap()
+            .dead_letters
+            .iter()
+            .map(|m| m.body.clone())
+            .collect()
     }
 }
 
@@ -79,14 +97,22 @@ impl Broker for MemoryBroker {
     }
 
     async fn publish_job(&self, _job_id: &str, body: &[u8]) -> Result<(), BrokerError> {
-        let message = Message { body: Bytes::copy_from_slice(body), deliveries: 0 };
+        let message = Message {
+            body: Bytes::copy_from_slice(body),
+            deliveries: 0,
+        };
         self.shared.queues.lock().unwrap().ready.push_back(message);
         self.shared.arrived.notify_one();
         Ok(())
     }
 
     async fn publish_completion(&self, _job_id: &str, body: &[u8]) -> Result<(), BrokerError> {
-        self.shared.queues.lock().unwrap().completed.push(Bytes::copy_from_slice(body));
+        self.shared
+            .queues
+            .lock()
+            .unwrap()
+            .completed
+            .push(Bytes::copy_from_slice(body));
         Ok(())
     }
 
@@ -99,7 +125,10 @@ impl Broker for MemoryBroker {
 
     async fn queue_depth(&self) -> Result<QueueDepth, BrokerError> {
         let queues = self.shared.queues.lock().unwrap();
-        Ok(QueueDepth { ready: queues.ready.len() as u64, in_flight: Some(queues.in_flight.len() as u64) })
+        Ok(QueueDepth {
+            ready: queues.ready.len() as u64,
+            in_flight: Some(queues.in_flight.len() as u64),
+        })
     }
 
     async fn check(&self) -> Result<(), BrokerError> {
@@ -115,7 +144,12 @@ impl Broker for MemoryBroker {
 impl DeadLetters for MemoryBroker {
     async fn list(&self, limit: usize) -> Result<Vec<DeadLetter>, BrokerError> {
         let queues = self.shared.queues.lock().unwrap();
-        Ok(queues.dead_letters.iter().take(limit).map(|m| DeadLetter::describe(m.id.to_string(), Some(m.reason.clone()), &m.body)).collect())
+        Ok(queues
+            .dead_letters
+            .iter()
+            .take(limit)
+            .map(|m| DeadLetter::describe(m.id.to_string(), Some(m.reason.clone()), &m.body))
+            .collect())
     }
 
     async fn depth(&self) -> Result<u64, BrokerError> {
@@ -127,8 +161,13 @@ impl DeadLetters for MemoryBroker {
         {
             let mut queues = self.shared.queues.lock().unwrap();
             while moved < max {
-                let Some(message) = queues.dead_letters.pop_front() else { break };
-                queues.ready.push_back(Message { body: message.body, deliveries: 0 });
+                let Some(message) = queues.dead_letters.pop_front() else {
+                    break;
+                };
+                queues.ready.push_back(Message {
+                    body: message.body,
+                    deliveries: 0,
+                });
                 moved += 1;
             }
         }
@@ -147,7 +186,12 @@ struct MemoryConsumer {
 #[async_trait]
 impl Consumer for MemoryConsumer {
     async fn next(&mut self) -> Result<Delivery, BrokerError> {
-        let permit = self.prefetch.clone().acquire_owned().await.expect("prefetch semaphore is never closed");
+        let permit = self
+            .prefetch
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("prefetch semaphore is never closed");
         loop {
             let arrived = self.shared.arrived.notified();
             {
@@ -159,7 +203,11 @@ impl Consumer for MemoryConsumer {
                     let delivery_body = message.body.clone();
                     let attempt = message.deliveries;
                     queues.in_flight.insert(tag, message);
-                    let settle = MemorySettle { shared: self.shared.clone(), tag, _permit: permit };
+                    let settle = MemorySettle {
+                        shared: self.shared.clone(),
+                        tag,
+                        _permit: permit,
+                    };
                     return Ok(Delivery::new(delivery_body, attempt, Box::new(settle)));
                 }
             }
@@ -193,7 +241,12 @@ impl MemorySettle {
 #[async_trait]
 impl Settle for MemorySettle {
     async fn ack(&self) -> Result<(), BrokerError> {
-        self.shared.queues.lock().unwrap().in_flight.remove(&self.tag);
+        self.shared
+            .queues
+            .lock()
+            .unwrap()
+            .in_flight
+            .remove(&self.tag);
         Ok(())
     }
 
@@ -232,9 +285,21 @@ mod tests {
         let delivery = consumer.next().await.unwrap();
         assert_eq!(&delivery.body[..], b"one");
         assert_eq!(delivery.attempt, 1);
-        assert_eq!(broker.queue_depth().await.unwrap(), QueueDepth { ready: 0, in_flight: Some(1) });
+        assert_eq!(
+            broker.queue_depth().await.unwrap(),
+            QueueDepth {
+                ready: 0,
+                in_flight: Some(1)
+            }
+        );
         delivery.ack().await.unwrap();
-        assert_eq!(broker.queue_depth().await.unwrap(), QueueDepth { ready: 0, in_flight: Some(0) });
+        assert_eq!(
+            broker.queue_depth().await.unwrap(),
+            QueueDepth {
+                ready: 0,
+                in_flight: Some(0)
+            }
+        );
     }
 
     #[tokio::test]
@@ -264,23 +329,40 @@ mod tests {
     #[tokio::test]
     async fn dead_letters_keep_their_reason_and_redrive_as_first_deliveries() {
         let broker = MemoryBroker::new(1);
-        broker.publish_job("a", br#"{"job_id":"job-a","spec":{}}"#).await.unwrap();
+        broker
+            .publish_job("a", br#"{"job_id":"job-a","spec":{}}"#)
+            .await
+            .unwrap();
         broker.publish_job("b", b"not json").await.unwrap();
         let mut consumer = broker.consumer(2).await.unwrap();
         consumer.next().await.unwrap().hand_back().await.unwrap();
-        consumer.next().await.unwrap().dead_letter("not a job message").await.unwrap();
-        let dlq = broker.dead_letter_queue().expect("the memory broker has a dead-letter queue");
+        consumer
+            .next()
+            .await
+            .unwrap()
+            .dead_letter("not a job message")
+            .await
+            .unwrap();
+        let dlq = broker
+            .dead_letter_queue()
+            .expect("the memory broker has a dead-letter queue");
         assert_eq!(dlq.depth().await.unwrap(), 2);
         let listed = dlq.list(10).await.unwrap();
         assert_eq!(listed[0].reason.as_deref(), Some(EXCEEDED_MAX_DELIVERIES));
         assert_eq!(listed[0].job_id.as_deref(), Some("job-a"));
         assert_eq!(listed[1].reason.as_deref(), Some("not a job message"));
-        assert_eq!((listed[1].job_id.as_deref(), listed[1].preview.as_str()), (None, "not json"));
+        assert_eq!(
+            (listed[1].job_id.as_deref(), listed[1].preview.as_str()),
+            (None, "not json")
+        );
         assert_eq!(dlq.list(1).await.unwrap().len(), 1);
         assert_eq!(dlq.redrive(1).await.unwrap(), 1);
         assert_eq!(dlq.depth().await.unwrap(), 1);
         let again = consumer.next().await.unwrap();
-        assert_eq!((again.attempt, &again.body[..]), (1, &br#"{"job_id":"job-a","spec":{}}"#[..]));
+        assert_eq!(
+            (again.attempt, &again.body[..]),
+            (1, &br#"{"job_id":"job-a","spec":{}}"#[..])
+        );
     }
 
     #[tokio::test]
@@ -293,6 +375,9 @@ mod tests {
         let _one = consumer.next().await.unwrap();
         let _two = consumer.next().await.unwrap();
         let third = tokio::time::timeout(Duration::from_millis(50), consumer.next()).await;
-        assert!(third.is_err(), "a third delivery must wait for the prefetch window");
+        assert!(
+            third.is_err(),
+            "a third delivery must wait for the prefetch window"
+        );
     }
 }

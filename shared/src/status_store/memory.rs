@@ -1,6 +1,9 @@
 //! The in-memory status store (`memory://`): the embedded default.
 
-use super::{job_seconds, BeginOutcome, CancelOutcome, CreateOutcome, Histogram, Stats, StatusError, StatusStore, IMAGE_SECONDS_BOUNDS, JOB_SECONDS_BOUNDS};
+use super::{
+    job_seconds, BeginOutcome, CancelOutcome, CreateOutcome, Histogram, Stats, StatusError,
+    StatusStore, IMAGE_SECONDS_BOUNDS, JOB_SECONDS_BOUNDS,
+};
 use crate::status::{now, JobState, JobStatus, Progress};
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -37,7 +40,11 @@ impl StatusStore for MemoryStatusStore {
         "memory"
     }
 
-    async fn create(&self, status: &JobStatus, fingerprint: &str) -> Result<CreateOutcome, StatusError> {
+    async fn create(
+        &self,
+        status: &JobStatus,
+        fingerprint: &str,
+    ) -> Result<CreateOutcome, StatusError> {
         let mut records = self.records.lock().unwrap();
         if let Some(record) = records.get(&status.job_id) {
             return Ok(CreateOutcome::Existing {
@@ -46,7 +53,12 @@ impl StatusStore for MemoryStatusStore {
                 published: record.published,
             });
         }
-        let record = Record { status: status.clone(), fingerprint: fingerprint.to_string(), published: false, cancel_requested: false };
+        let record = Record {
+            status: status.clone(),
+            fingerprint: fingerprint.to_string(),
+            published: false,
+            cancel_requested: false,
+        };
         records.insert(status.job_id.clone(), record);
         self.entered(JobState::Queued);
         Ok(CreateOutcome::Created)
@@ -60,10 +72,21 @@ impl StatusStore for MemoryStatusStore {
     }
 
     async fn get(&self, job_id: &str) -> Result<Option<JobStatus>, StatusError> {
-        Ok(self.records.lock().unwrap().get(job_id).map(|r| r.status.clone()))
+        Ok(self
+            .records
+            .lock()
+            .unwrap()
+            .get(job_id)
+            .map(|r| r.status.clone()))
     }
 
-    async fn begin(&self, job_id: &str, project_id: Option<&str>, attempt: u32, total: u32) -> Result<BeginOutcome, StatusError> {
+    async fn begin(
+        &self,
+        job_id: &str,
+        project_id: Option<&str>,
+        attempt: u32,
+        total: u32,
+    ) -> Result<BeginOutcome, StatusError> {
         let mut records = self.records.lock().unwrap();
         let record = records.entry(job_id.to_string()).or_insert_with(|| Record {
             status: JobStatus::queued(job_id, project_id.map(str::to_string), total),
@@ -77,14 +100,28 @@ impl StatusStore for MemoryStatusStore {
         let status = &mut record.status;
         status.state = JobState::Running;
         status.attempt = attempt;
-        status.progress = Progress { total, done: 0, failed: 0 };
+        status.progress = Progress {
+            total,
+            done: 0,
+            failed: 0,
+        };
         status.started_at = Some(now());
         self.entered(JobState::Running);
         Ok(BeginOutcome::Started(status.clone()))
     }
 
-    async fn add_progress(&self, job_id: &str, done: u32, failed: u32, took: Duration) -> Result<(), StatusError> {
-        self.stats.lock().unwrap().2.observe(&IMAGE_SECONDS_BOUNDS, took.as_secs_f64());
+    async fn add_progress(
+        &self,
+        job_id: &str,
+        done: u32,
+        failed: u32,
+        took: Duration,
+    ) -> Result<(), StatusError> {
+        self.stats
+            .lock()
+            .unwrap()
+            .2
+            .observe(&IMAGE_SECONDS_BOUNDS, took.as_secs_f64());
         if let Some(record) = self.records.lock().unwrap().get_mut(job_id) {
             if record.status.state == JobState::Running {
                 record.status.progress.done += done;
@@ -97,12 +134,14 @@ impl StatusStore for MemoryStatusStore {
     async fn finish(&self, status: &JobStatus) -> Result<JobStatus, StatusError> {
         debug_assert!(status.state.is_final());
         let mut records = self.records.lock().unwrap();
-        let record = records.entry(status.job_id.clone()).or_insert_with(|| Record {
-            status: status.clone(),
-            fingerprint: String::new(),
-            published: true,
-            cancel_requested: false,
-        });
+        let record = records
+            .entry(status.job_id.clone())
+            .or_insert_with(|| Record {
+                status: status.clone(),
+                fingerprint: String::new(),
+                published: true,
+                cancel_requested: false,
+            });
         if !record.status.state.is_final() {
             record.status = status.clone();
             let mut stats = self.stats.lock().unwrap();
@@ -134,13 +173,21 @@ impl StatusStore for MemoryStatusStore {
     }
 
     async fn cancel_requested(&self, job_id: &str) -> Result<bool, StatusError> {
-        Ok(self.records.lock().unwrap().get(job_id).is_some_and(|r| r.cancel_requested || r.status.state == JobState::Cancelled))
+        Ok(self
+            .records
+            .lock()
+            .unwrap()
+            .get(job_id)
+            .is_some_and(|r| r.cancel_requested || r.status.state == JobState::Cancelled))
     }
 
     async fn stats(&self) -> Result<Stats, StatusError> {
         let stats = self.stats.lock().unwrap();
         Ok(Stats {
-            entered: JobState::ALL.iter().map(|state| (*state, stats.0.get(state).copied().unwrap_or(0))).collect(),
+            entered: JobState::ALL
+                .iter()
+                .map(|state| (*state, stats.0.get(state).copied().unwrap_or(0)))
+                .collect(),
             job_seconds: stats.1.clone(),
             image_seconds: stats.2.clone(),
         })
@@ -153,7 +200,10 @@ impl StatusStore for MemoryStatusStore {
 
 /// The error a cancelled job carries.
 pub fn cancelled_error() -> crate::status::JobError {
-    crate::status::JobError { code: crate::JobErrorCode::Cancelled.as_str().into(), message: "the job was cancelled".into() }
+    crate::status::JobError {
+        code: crate::JobErrorCode::Cancelled.as_str().into(),
+        message: "the job was cancelled".into(),
+    }
 }
 
 #[cfg(test)]
@@ -164,41 +214,96 @@ mod tests {
     async fn transitions_never_go_backwards() {
         let store = MemoryStatusStore::new();
         let queued = JobStatus::queued("j", None, 2);
-        assert_eq!(store.create(&queued, "f").await.unwrap(), CreateOutcome::Created);
-        assert!(matches!(store.create(&queued, "g").await.unwrap(), CreateOutcome::Existing { fingerprint, .. } if fingerprint == "f"));
-        let BeginOutcome::Started(running) = store.begin("j", None, 1, 2).await.unwrap() else { panic!() };
+        assert_eq!(
+            store.create(&queued, "f").await.unwrap(),
+            CreateOutcome::Created
+        );
+        assert!(
+            matches!(store.create(&queued, "g").await.unwrap(), CreateOutcome::Existing { fingerprint, .. } if fingerprint == "f")
+        );
+        let BeginOutcome::Started(running) = store.begin("j", None, 1, 2).await.unwrap() else {
+            panic!()
+        };
         assert_eq!(running.state, JobState::Running);
-        store.add_progress("j", 1, 0, Duration::from_millis(30)).await.unwrap();
-        store.add_progress("j", 0, 1, Duration::from_millis(70)).await.unwrap();
-        assert_eq!(store.get("j").await.unwrap().unwrap().progress, Progress { total: 2, done: 1, failed: 1 });
+        store
+            .add_progress("j", 1, 0, Duration::from_millis(30))
+            .await
+            .unwrap();
+        store
+            .add_progress("j", 0, 1, Duration::from_millis(70))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get("j").await.unwrap().unwrap().progress,
+            Progress {
+                total: 2,
+                done: 1,
+                failed: 1
+            }
+        );
 
         let mut done = running.clone();
         done.state = JobState::Succeeded;
-        assert_eq!(store.finish(&done).await.unwrap().state, JobState::Succeeded);
+        assert_eq!(
+            store.finish(&done).await.unwrap().state,
+            JobState::Succeeded
+        );
         let mut late = running;
         late.state = JobState::Failed;
-        assert_eq!(store.finish(&late).await.unwrap().state, JobState::Succeeded, "first final state wins");
-        assert!(matches!(store.begin("j", None, 2, 2).await.unwrap(), BeginOutcome::AlreadyFinal(_)));
+        assert_eq!(
+            store.finish(&late).await.unwrap().state,
+            JobState::Succeeded,
+            "first final state wins"
+        );
+        assert!(matches!(
+            store.begin("j", None, 2, 2).await.unwrap(),
+            BeginOutcome::AlreadyFinal(_)
+        ));
 
         let stats = store.stats().await.unwrap();
         let entered: HashMap<JobState, u64> = stats.entered.into_iter().collect();
-        assert_eq!((entered[&JobState::Queued], entered[&JobState::Running], entered[&JobState::Succeeded], entered[&JobState::Failed]), (1, 1, 1, 0));
+        assert_eq!(
+            (
+                entered[&JobState::Queued],
+                entered[&JobState::Running],
+                entered[&JobState::Succeeded],
+                entered[&JobState::Failed]
+            ),
+            (1, 1, 1, 0)
+        );
         assert_eq!(stats.image_seconds.count, 2);
-        assert_eq!(stats.image_seconds.counts[Histogram::bucket(&IMAGE_SECONDS_BOUNDS, 0.03)], 1);
+        assert_eq!(
+            stats.image_seconds.counts[Histogram::bucket(&IMAGE_SECONDS_BOUNDS, 0.03)],
+            1
+        );
         assert_eq!(stats.job_seconds.count, 1);
     }
 
     #[tokio::test]
     async fn cancel_queued_and_running() {
         let store = MemoryStatusStore::new();
-        store.create(&JobStatus::queued("q", None, 1), "f").await.unwrap();
-        assert!(matches!(store.cancel("q").await.unwrap(), CancelOutcome::Cancelled(s) if s.state == JobState::Cancelled));
-        assert!(matches!(store.begin("q", None, 1, 1).await.unwrap(), BeginOutcome::AlreadyFinal(_)));
+        store
+            .create(&JobStatus::queued("q", None, 1), "f")
+            .await
+            .unwrap();
+        assert!(
+            matches!(store.cancel("q").await.unwrap(), CancelOutcome::Cancelled(s) if s.state == JobState::Cancelled)
+        );
+        assert!(matches!(
+            store.begin("q", None, 1, 1).await.unwrap(),
+            BeginOutcome::AlreadyFinal(_)
+        ));
 
-        store.create(&JobStatus::queued("r", None, 1), "f").await.unwrap();
+        store
+            .create(&JobStatus::queued("r", None, 1), "f")
+            .await
+            .unwrap();
         store.begin("r", None, 1, 1).await.unwrap();
         assert!(!store.cancel_requested("r").await.unwrap());
-        assert!(matches!(store.cancel("r").await.unwrap(), CancelOutcome::Requested(_)));
+        assert!(matches!(
+            store.cancel("r").await.unwrap(),
+            CancelOutcome::Requested(_)
+        ));
         assert!(store.cancel_requested("r").await.unwrap());
         assert_eq!(store.cancel("nope").await.unwrap(), CancelOutcome::NotFound);
     }

@@ -50,7 +50,9 @@ impl FileStore {
     /// Like [`Self::resolve`], and also refuses symlinks that lead outside the root.
     fn resolve_existing(&self, bucket: Option<&str>, key: &str) -> Result<PathBuf, StoreError> {
         let path = self.resolve(bucket, key)?;
-        let real = path.canonicalize().map_err(|_| StoreError::NotFound(key.to_string()))?;
+        let real = path
+            .canonicalize()
+            .map_err(|_| StoreError::NotFound(key.to_string()))?;
         if !real.starts_with(&self.root) {
             return Err(StoreError::InvalidKey(key.to_string()));
         }
@@ -79,7 +81,10 @@ impl ObjectStore for FileStore {
         let path = self.resolve_existing(bucket, key)?;
         let file = tokio::fs::File::open(&path).await?;
         let size = file.metadata().await?.len();
-        Ok(ObjectReader { size: Some(size), body: Box::pin(file) })
+        Ok(ObjectReader {
+            size: Some(size),
+            body: Box::pin(file),
+        })
     }
 
     async fn head(&self, bucket: Option<&str>, key: &str) -> Result<ObjectMeta, StoreError> {
@@ -87,19 +92,31 @@ impl ObjectStore for FileStore {
         let meta = tokio::fs::metadata(&path).await?;
         // A directory has no ETags: size, modification time and inode change
         // whenever the file is rewritten or replaced.
-        let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
         #[cfg(unix)]
         let inode = std::os::unix::fs::MetadataExt::ino(&meta);
         #[cfg(not(unix))]
         let inode = 0u64;
-        Ok(ObjectMeta { size: meta.len(), etag: Some(format!("{}-{modified}-{inode}", meta.len())) })
+        Ok(ObjectMeta {
+            size: meta.len(),
+            etag: Some(format!("{}-{modified}-{inode}", meta.len())),
+        })
     }
 
     fn local_path(&self, bucket: Option<&str>, key: &str) -> Result<Option<PathBuf>, StoreError> {
         self.resolve_existing(bucket, key).map(Some)
     }
 
-    async fn put_file(&self, key: &str, path: &Path, _content_type: &str) -> Result<u64, StoreError> {
+    async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        _content_type: &str,
+    ) -> Result<u64, StoreError> {
         let dest = self.resolve(None, key)?;
         if let Some(parent) = dest.parent() {
             tokio::fs::create_dir_all(parent).await?;
@@ -111,7 +128,12 @@ impl ObjectStore for FileStore {
         Ok(size)
     }
 
-    async fn put_bytes(&self, key: &str, bytes: Bytes, _content_type: &str) -> Result<(), StoreError> {
+    async fn put_bytes(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        _content_type: &str,
+    ) -> Result<(), StoreError> {
         let dest = self.resolve(None, key)?;
         if let Some(parent) = dest.parent() {
             tokio::fs::create_dir_all(parent).await?;
@@ -146,9 +168,15 @@ mod tests {
         std::fs::write(dir.path().join("secret"), b"s").unwrap();
         let store = FileStore::new(dir.path().join("store")).unwrap();
         for key in ["../secret", "/etc/passwd", "a/../../secret", ""] {
-            assert!(matches!(store.get(None, key).await, Err(StoreError::InvalidKey(_))), "{key}");
+            assert!(
+                matches!(store.get(None, key).await, Err(StoreError::InvalidKey(_))),
+                "{key}"
+            );
         }
-        assert!(matches!(store.get(Some(".."), "secret").await, Err(StoreError::InvalidKey(_))));
+        assert!(matches!(
+            store.get(Some(".."), "secret").await,
+            Err(StoreError::InvalidKey(_))
+        ));
     }
 
     #[cfg(unix)]
@@ -158,7 +186,10 @@ mod tests {
         std::fs::write(dir.path().join("secret"), b"s").unwrap();
         let store = FileStore::new(dir.path().join("store")).unwrap();
         std::os::unix::fs::symlink(dir.path().join("secret"), store.root().join("link")).unwrap();
-        assert!(matches!(store.get(None, "link").await, Err(StoreError::InvalidKey(_))));
+        assert!(matches!(
+            store.get(None, "link").await,
+            Err(StoreError::InvalidKey(_))
+        ));
     }
 
     #[tokio::test]
@@ -167,14 +198,29 @@ mod tests {
         let store = FileStore::new(dir.path()).unwrap();
         let src = dir.path().join("src.bin");
         std::fs::write(&src, b"hello").unwrap();
-        assert_eq!(store.put_file("zips/j.zip", &src, "application/zip").await.unwrap(), 5);
+        assert_eq!(
+            store
+                .put_file("zips/j.zip", &src, "application/zip")
+                .await
+                .unwrap(),
+            5
+        );
         let mut reader = store.get(None, "zips/j.zip").await.unwrap();
         assert_eq!(reader.size, Some(5));
         let mut body = String::new();
         reader.body.read_to_string(&mut body).await.unwrap();
         assert_eq!(body, "hello");
-        assert!(matches!(store.get(None, "zips/none.zip").await, Err(StoreError::NotFound(_))));
-        let url = store.download_url("zips/j.zip", Duration::from_secs(1)).await.unwrap();
-        assert!(url.starts_with("file:///") && url.ends_with("/zips/j.zip"), "{url}");
+        assert!(matches!(
+            store.get(None, "zips/none.zip").await,
+            Err(StoreError::NotFound(_))
+        ));
+        let url = store
+            .download_url("zips/j.zip", Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert!(
+            url.starts_with("file:///") && url.ends_with("/zips/j.zip"),
+            "{url}"
+        );
     }
 }

@@ -26,7 +26,10 @@ pub struct AddressPolicy {
 
 impl AddressPolicy {
     pub fn new(config: &SourcePolicy) -> Self {
-        Self { allow_private: config.allow_private_sources, allowed_nets: config.allowed_source_nets.clone() }
+        Self {
+            allow_private: config.allow_private_sources,
+            allowed_nets: config.allowed_source_nets.clone(),
+        }
     }
 
     pub fn permits(&self, ip: IpAddr) -> bool {
@@ -34,7 +37,9 @@ impl AddressPolicy {
             return true;
         }
         let plain = embedded_ipv4(ip).map_or(ip, IpAddr::V4);
-        self.allowed_nets.iter().any(|net| net.contains(&ip) || net.contains(&plain))
+        self.allowed_nets
+            .iter()
+            .any(|net| net.contains(&ip) || net.contains(&plain))
     }
 }
 
@@ -53,7 +58,12 @@ fn embedded_ipv4(ip: IpAddr) -> Option<Ipv4Addr> {
         // 64:ff9b::/96 (NAT64 well-known prefix)
         [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(tail),
         // 2002:AABB:CCDD::/48 (6to4)
-        [0x2002, hi, lo, ..] => Some(Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)),
+        [0x2002, hi, lo, ..] => Some(Ipv4Addr::new(
+            (hi >> 8) as u8,
+            hi as u8,
+            (lo >> 8) as u8,
+            lo as u8,
+        )),
         _ => None,
     }
 }
@@ -128,14 +138,23 @@ impl Resolve for GuardedResolver {
         let policy = self.policy.clone();
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let lookup = tokio::net::lookup_host((host.as_str(), 0)).await.map(|addrs| addrs.collect::<Vec<SocketAddr>>());
+            let lookup = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map(|addrs| addrs.collect::<Vec<SocketAddr>>());
             let Ok(resolved) = lookup else {
                 return Err(Box::new(ResolveError::NotFound { host }) as _);
             };
-            let permitted: Vec<SocketAddr> = resolved.iter().copied().filter(|a| policy.permits(a.ip())).collect();
+            let permitted: Vec<SocketAddr> = resolved
+                .iter()
+                .copied()
+                .filter(|a| policy.permits(a.ip()))
+                .collect();
             match (permitted.is_empty(), resolved.first()) {
                 (false, _) => Ok(Box::new(permitted.into_iter()) as Addrs),
-                (true, Some(first)) => Err(Box::new(ResolveError::Blocked { host, address: first.ip() }) as _),
+                (true, Some(first)) => Err(Box::new(ResolveError::Blocked {
+                    host,
+                    address: first.ip(),
+                }) as _),
                 (true, None) => Err(Box::new(ResolveError::NotFound { host }) as _),
             }
         })
@@ -154,12 +173,47 @@ mod tests {
     fn non_public_ranges_are_refused_by_default() {
         let policy = AddressPolicy::default();
         for denied in [
-            "127.0.0.1", "127.255.255.254", "0.0.0.0", "0.1.2.3", "10.0.0.1", "172.16.0.1", "172.31.255.255", "192.168.1.1",
-            "169.254.169.254", "169.254.0.1", "100.64.0.1", "100.127.255.255", "224.0.0.1", "239.255.255.250",
-            "255.255.255.255", "240.0.0.1", "192.0.2.1", "198.51.100.7", "203.0.113.9", "198.18.0.1", "192.0.0.8",
-            "::1", "::", "fc00::1", "fd12:3456::1", "fe80::1", "fec0::1", "ff02::1", "2001:db8::1", "100::1",
-            "::ffff:127.0.0.1", "::ffff:169.254.169.254", "::ffff:10.0.0.1", "::127.0.0.1", "::ffff:0:127.0.0.1",
-            "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "2002:7f00:1::1", "2002:a9fe:a9fe::", "2001::1", "64:ff9b:1::1",
+            "127.0.0.1",
+            "127.255.255.254",
+            "0.0.0.0",
+            "0.1.2.3",
+            "10.0.0.1",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "169.254.0.1",
+            "100.64.0.1",
+            "100.127.255.255",
+            "224.0.0.1",
+            "239.255.255.250",
+            "255.255.255.255",
+            "240.0.0.1",
+            "192.0.2.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "198.18.0.1",
+            "192.0.0.8",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "fec0::1",
+            "ff02::1",
+            "2001:db8::1",
+            "100::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "::ffff:0:127.0.0.1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::",
+            "2001::1",
+            "64:ff9b:1::1",
             "fd00:ec2::254",
         ] {
             assert!(!policy.permits(ip(denied)), "{denied} must be refused");
@@ -169,22 +223,45 @@ mod tests {
     #[test]
     fn public_addresses_are_permitted() {
         let policy = AddressPolicy::default();
-        for allowed in ["93.184.216.34", "8.8.8.8", "1.1.1.1", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808", "2a00:1450::1"] {
+        for allowed in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "1.1.1.1",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2a00:1450::1",
+        ] {
             assert!(policy.permits(ip(allowed)), "{allowed} must be permitted");
         }
     }
 
     #[test]
     fn allowances_open_exactly_what_they_say() {
-        let everything = AddressPolicy::new(&SourcePolicy { allow_private_sources: true, allowed_source_nets: vec![] });
-        assert!(everything.permits(ip("127.0.0.1")) && everything.permits(ip("10.1.2.3")) && everything.permits(ip("::1")));
+        let everything = AddressPolicy::new(&SourcePolicy {
+            allow_private_sources: true,
+            allowed_source_nets: vec![],
+        });
+        assert!(
+            everything.permits(ip("127.0.0.1"))
+                && everything.permits(ip("10.1.2.3"))
+                && everything.permits(ip("::1"))
+        );
 
         let nets = AddressPolicy::new(&SourcePolicy {
             allow_private_sources: false,
-            allowed_source_nets: vec!["127.0.0.1/32".parse().unwrap(), "10.1.0.0/16".parse().unwrap()],
+            allowed_source_nets: vec![
+                "127.0.0.1/32".parse().unwrap(),
+                "10.1.0.0/16".parse().unwrap(),
+            ],
         });
         assert!(nets.permits(ip("127.0.0.1")));
-        assert!(nets.permits(ip("::ffff:127.0.0.1")), "the mapped form of an allowed address is the same address");
+        assert!(
+            nets.permits(ip("::ffff:127.0.0.1")),
+            "the mapped form of an allowed address is the same address"
+        );
         assert!(!nets.permits(ip("127.0.0.2")));
         assert!(nets.permits(ip("10.1.200.3")));
         assert!(!nets.permits(ip("10.2.0.1")));

@@ -25,17 +25,32 @@ pub struct HostSlot {
 impl HostLimits {
     /// `per_host` 0 counts as 1.
     pub fn new(per_host: usize) -> Self {
-        Self { per_host: per_host.max(1), hosts: Arc::default() }
+        Self {
+            per_host: per_host.max(1),
+            hosts: Arc::default(),
+        }
     }
 
     /// Wait for a download slot of `host`.
     pub async fn acquire(&self, host: &str) -> HostSlot {
         let semaphore = {
             let mut hosts = self.hosts.lock().expect("host map lock");
-            hosts.entry(host.to_string()).or_insert_with(|| Arc::new(Semaphore::new(self.per_host))).clone()
+            hosts
+                .entry(host.to_string())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.per_host)))
+                .clone()
         };
-        let permit = semaphore.clone().acquire_owned().await.expect("host semaphores are never closed");
-        HostSlot { host: host.to_string(), semaphore, permit: Some(permit), hosts: self.hosts.clone() }
+        let permit = semaphore
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("host semaphores are never closed");
+        HostSlot {
+            host: host.to_string(),
+            semaphore,
+            permit: Some(permit),
+            hosts: self.hosts.clone(),
+        }
     }
 
     /// Hosts with downloads in flight or waiting (for tests).

@@ -24,7 +24,11 @@ use zipfleet_shared::store::{ObjectStore, StoreError};
 use zipfleet_shared::ImageErrorCode;
 
 /// Sent with every request, so site owners can tell who is asking.
-pub const USER_AGENT: &str = concat!("zipfleet/", env!("CARGO_PKG_VERSION"), " (classroom image dataset builder)");
+pub const USER_AGENT: &str = concat!(
+    "zipfleet/",
+    env!("CARGO_PKG_VERSION"),
+    " (classroom image dataset builder)"
+);
 
 /// Why an image's bytes could not be had. `Display` is a message a teacher can read.
 #[derive(Debug, thiserror::Error)]
@@ -119,8 +123,19 @@ pub struct Fetcher {
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 impl Fetcher {
-    pub fn new(policy: &SourcePolicy, limits: &Limits, store: Arc<dyn ObjectStore>, spool_dir: PathBuf) -> Result<Self, reqwest::Error> {
-        Self::with_host_limit(policy, limits, store, spool_dir, zipfleet_shared::config::CacheSettings::DEFAULT.per_host_concurrency)
+    pub fn new(
+        policy: &SourcePolicy,
+        limits: &Limits,
+        store: Arc<dyn ObjectStore>,
+        spool_dir: PathBuf,
+    ) -> Result<Self, reqwest::Error> {
+        Self::with_host_limit(
+            policy,
+            limits,
+            store,
+            spool_dir,
+            zipfleet_shared::config::CacheSettings::DEFAULT.per_host_concurrency,
+        )
     }
 
     /// Like [`Self::new`], with at most `per_host` downloads at once from one host.
@@ -142,7 +157,14 @@ impl Fetcher {
             .connect_timeout(limits.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(30))
             .build()?;
-        Ok(Self { client, policy, limits: limits.clone(), store, spool_dir, hosts: HostLimits::new(per_host) })
+        Ok(Self {
+            client,
+            policy,
+            limits: limits.clone(),
+            store,
+            spool_dir,
+            hosts: HostLimits::new(per_host),
+        })
     }
 
     /// Fetch one image's bytes, retrying a transient failure once.
@@ -157,13 +179,22 @@ impl Fetcher {
         result
     }
 
-    async fn fetch_once(&self, source: &ImageSource<'_>, waited_out: &mut bool) -> Result<Fetched, FetchError> {
+    async fn fetch_once(
+        &self,
+        source: &ImageSource<'_>,
+        waited_out: &mut bool,
+    ) -> Result<Fetched, FetchError> {
         match source {
             ImageSource::Url(url) => {
                 let host = host_of(url);
                 let mut first = true;
                 loop {
-                    let attempt = tokio::time::timeout(self.limits.download_timeout, self.download(url)).await.unwrap_or(Err(Download::Failed(FetchError::Timeout { host: host.clone() })));
+                    let attempt =
+                        tokio::time::timeout(self.limits.download_timeout, self.download(url))
+                            .await
+                            .unwrap_or(Err(Download::Failed(FetchError::Timeout {
+                                host: host.clone(),
+                            })));
                     match attempt {
                         Ok(fetched) => return Ok(fetched),
                         Err(Download::Failed(err)) => return Err(err),
@@ -180,43 +211,70 @@ impl Fetcher {
                     }
                 }
             }
-            ImageSource::Object(object) => tokio::time::timeout(self.limits.download_timeout, self.read_object(object))
-                .await
-                .unwrap_or_else(|_| Err(FetchError::StoreUnavailable(format!("reading {} timed out", object.key)))),
+            ImageSource::Object(object) => {
+                tokio::time::timeout(self.limits.download_timeout, self.read_object(object))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(FetchError::StoreUnavailable(format!(
+                            "reading {} timed out",
+                            object.key
+                        )))
+                    })
+            }
         }
     }
 
     async fn download(&self, raw_url: &str) -> Result<Fetched, Download> {
-        let mut url = Url::parse(raw_url).map_err(|err| FetchError::Failed(format!("not a valid URL ({err})")))?;
+        let mut url = Url::parse(raw_url)
+            .map_err(|err| FetchError::Failed(format!("not a valid URL ({err})")))?;
         for _hop in 0..=self.limits.max_redirects {
             self.check_target(&url)?;
             let host = url.host_str().unwrap_or_default().to_string();
             // Held for the request and its whole body: one download slot of this host.
             let _slot = self.hosts.acquire(&host_key(&url)).await;
-            let response = self.client.get(url.clone()).send().await.map_err(|err| classify(&host, &err))?;
+            let response = self
+                .client
+                .get(url.clone())
+                .send()
+                .await
+                .map_err(|err| classify(&host, &err))?;
             let status = response.status();
             if status.is_redirection() {
                 let location = response
                     .headers()
                     .get(reqwest::header::LOCATION)
                     .and_then(|value| value.to_str().ok())
-                    .ok_or_else(|| FetchError::Failed(format!("{host} redirected without saying where")))?;
-                url = url.join(location).map_err(|_| FetchError::Failed(format!("{host} redirected to an invalid address")))?;
+                    .ok_or_else(|| {
+                        FetchError::Failed(format!("{host} redirected without saying where"))
+                    })?;
+                url = url.join(location).map_err(|_| {
+                    FetchError::Failed(format!("{host} redirected to an invalid address"))
+                })?;
                 continue;
             }
             if !status.is_success() {
-                let error = FetchError::HttpStatus { host, status: status.as_u16() };
+                let error = FetchError::HttpStatus {
+                    host,
+                    status: status.as_u16(),
+                };
                 if matches!(status.as_u16(), 429 | 503) {
-                    if let Some(after) = retry_after(response.headers()).filter(|after| *after <= MAX_RETRY_AFTER) {
+                    if let Some(after) =
+                        retry_after(response.headers()).filter(|after| *after <= MAX_RETRY_AFTER)
+                    {
                         return Err(Download::RetryAfter { error, after });
                     }
                 }
                 return Err(error.into());
             }
-            if response.content_length().is_some_and(|len| len > self.limits.max_download_bytes) {
+            if response
+                .content_length()
+                .is_some_and(|len| len > self.limits.max_download_bytes)
+            {
                 return Err(self.too_large().into());
             }
-            let body = response.bytes_stream().map(|chunk| chunk.map_err(|err| classify(&host, &err)));
+            let body = response
+                .bytes_stream()
+                .map(|chunk| chunk.map_err(|err| classify(&host, &err)));
             return Ok(self.spool(body, &host).await?);
         }
         Err(FetchError::Failed(format!("{} redirected too many times", host_of(raw_url))).into())
@@ -226,10 +284,15 @@ impl Fetcher {
     fn check_target(&self, url: &Url) -> Result<(), FetchError> {
         let host = url.host_str().unwrap_or_default().to_string();
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(FetchError::Blocked(format!("{host} sent us to a {} address, which zipfleet does not follow", url.scheme())));
+            return Err(FetchError::Blocked(format!(
+                "{host} sent us to a {} address, which zipfleet does not follow",
+                url.scheme()
+            )));
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(FetchError::Blocked(format!("{host}: addresses with passwords in them are not used")));
+            return Err(FetchError::Blocked(format!(
+                "{host}: addresses with passwords in them are not used"
+            )));
         }
         let literal = match url.host() {
             Some(Host::Ipv4(v4)) => Some(std::net::IpAddr::V4(v4)),
@@ -239,7 +302,9 @@ impl Fetcher {
         };
         if let Some(ip) = literal {
             if !self.policy.permits(ip) {
-                return Err(FetchError::Blocked(ResolveError::Blocked { host, address: ip }.to_string()));
+                return Err(FetchError::Blocked(
+                    ResolveError::Blocked { host, address: ip }.to_string(),
+                ));
             }
         }
         Ok(())
@@ -247,18 +312,33 @@ impl Fetcher {
 
     async fn read_object(&self, object: &ObjectSource) -> Result<Fetched, FetchError> {
         let bucket = object.bucket.as_deref();
-        if let Some(path) = self.store.local_path(bucket, &object.key).map_err(|err| store_error(&object.key, err))? {
-            let size = tokio::fs::metadata(&path).await.map_err(|err| store_error(&object.key, err.into()))?.len();
+        if let Some(path) = self
+            .store
+            .local_path(bucket, &object.key)
+            .map_err(|err| store_error(&object.key, err))?
+        {
+            let size = tokio::fs::metadata(&path)
+                .await
+                .map_err(|err| store_error(&object.key, err.into()))?
+                .len();
             if size > self.limits.max_download_bytes {
                 return Err(self.too_large());
             }
             return Ok(Fetched::InPlace { path, size });
         }
-        let reader = self.store.get(bucket, &object.key).await.map_err(|err| store_error(&object.key, err))?;
-        if reader.size.is_some_and(|len| len > self.limits.max_download_bytes) {
+        let reader = self
+            .store
+            .get(bucket, &object.key)
+            .await
+            .map_err(|err| store_error(&object.key, err))?;
+        if reader
+            .size
+            .is_some_and(|len| len > self.limits.max_download_bytes)
+        {
             return Err(self.too_large());
         }
-        self.spool(read_chunks(reader.body), "the object store").await
+        self.spool(read_chunks(reader.body), "the object store")
+            .await
     }
 
     /// Write a byte stream to a temporary file, enforcing the size cap and the
@@ -267,18 +347,23 @@ impl Fetcher {
     where
         S: futures::Stream<Item = Result<Bytes, FetchError>>,
     {
-        let spool_error = |err: std::io::Error| FetchError::Failed(format!("could not write the download to disk: {err}"));
+        let spool_error = |err: std::io::Error| {
+            FetchError::Failed(format!("could not write the download to disk: {err}"))
+        };
         let temp = tempfile::NamedTempFile::new_in(&self.spool_dir).map_err(spool_error)?;
         let (file, path) = temp.into_parts();
         // Network chunks are a few KiB; each write to a tokio file is a hop
         // to the blocking pool, so they are gathered into 256 KiB writes.
-        let mut file = tokio::io::BufWriter::with_capacity(256 * 1024, tokio::fs::File::from_std(file));
+        let mut file =
+            tokio::io::BufWriter::with_capacity(256 * 1024, tokio::fs::File::from_std(file));
         let mut size = 0u64;
         futures::pin_mut!(body);
         loop {
             let next = tokio::time::timeout(self.limits.idle_timeout, body.next())
                 .await
-                .map_err(|_| FetchError::Timeout { host: host.to_string() })?;
+                .map_err(|_| FetchError::Timeout {
+                    host: host.to_string(),
+                })?;
             let Some(chunk) = next else { break };
             let chunk = chunk?;
             size += chunk.len() as u64;
@@ -292,7 +377,9 @@ impl Fetcher {
     }
 
     fn too_large(&self) -> FetchError {
-        FetchError::TooLarge { limit_mib: self.limits.max_download_bytes.div_ceil(1 << 20) }
+        FetchError::TooLarge {
+            limit_mib: self.limits.max_download_bytes.div_ceil(1 << 20),
+        }
     }
 }
 
@@ -300,7 +387,10 @@ impl Fetcher {
 enum Download {
     Failed(FetchError),
     /// The site answered `429`/`503` and asked to be asked again after `after`.
-    RetryAfter { error: FetchError, after: Duration },
+    RetryAfter {
+        error: FetchError,
+        after: Duration,
+    },
 }
 
 impl From<FetchError> for Download {
@@ -311,12 +401,19 @@ impl From<FetchError> for Download {
 
 /// `Retry-After` as seconds or an HTTP date.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
     let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = when.signed_duration_since(chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO);
+    let wait = when
+        .signed_duration_since(chrono::Utc::now())
+        .to_std()
+        .unwrap_or(Duration::ZERO);
     Some(wait)
 }
 
@@ -326,21 +423,33 @@ fn host_key(url: &Url) -> String {
 }
 
 /// An object's body as a stream of chunks.
-fn read_chunks(reader: std::pin::Pin<Box<dyn AsyncRead + Send>>) -> impl futures::Stream<Item = Result<Bytes, FetchError>> {
-    tokio_util::io::ReaderStream::with_capacity(reader, 64 * 1024).map(|chunk| chunk.map_err(|err| FetchError::StoreUnavailable(err.to_string())))
+fn read_chunks(
+    reader: std::pin::Pin<Box<dyn AsyncRead + Send>>,
+) -> impl futures::Stream<Item = Result<Bytes, FetchError>> {
+    tokio_util::io::ReaderStream::with_capacity(reader, 64 * 1024)
+        .map(|chunk| chunk.map_err(|err| FetchError::StoreUnavailable(err.to_string())))
 }
 
 fn store_error(key: &str, err: StoreError) -> FetchError {
     match err {
-        StoreError::NotFound(_) => FetchError::NotFound(format!("there is no stored image called {key}")),
-        StoreError::InvalidKey(_) => FetchError::NotFound(format!("{key} is not a valid image key")),
-        StoreError::Refused(reason) => FetchError::Failed(format!("the object store would not give us {key}: {reason}")),
+        StoreError::NotFound(_) => {
+            FetchError::NotFound(format!("there is no stored image called {key}"))
+        }
+        StoreError::InvalidKey(_) => {
+            FetchError::NotFound(format!("{key} is not a valid image key"))
+        }
+        StoreError::Refused(reason) => FetchError::Failed(format!(
+            "the object store would not give us {key}: {reason}"
+        )),
         StoreError::Unavailable(reason) => FetchError::StoreUnavailable(reason),
     }
 }
 
 fn host_of(raw_url: &str) -> String {
-    Url::parse(raw_url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_else(|| "the website".into())
+    Url::parse(raw_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| "the website".into())
 }
 
 /// Turn a reqwest error into the image's error, looking for the guard's verdict.
@@ -356,7 +465,9 @@ fn classify(host: &str, err: &reqwest::Error) -> FetchError {
         source = cause.source();
     }
     if err.is_timeout() {
-        FetchError::Timeout { host: host.to_string() }
+        FetchError::Timeout {
+            host: host.to_string(),
+        }
     } else if err.is_connect() {
         FetchError::Failed(format!("could not connect to {host}"))
     } else {

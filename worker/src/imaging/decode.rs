@@ -18,17 +18,23 @@ use zipfleet_shared::spec::OutputSpec;
 
 pub(super) fn decode(bytes: &[u8], probe: &Probe, output: &OutputSpec) -> Result<Rgb, ImageError> {
     match probe.format {
-        SourceFormat::Jpeg => jpeg::decode(bytes, jpeg_scale(probe.width, probe.height, output, probe.orientation), probe.working_bytes),
+        SourceFormat::Jpeg => jpeg::decode(
+            bytes,
+            jpeg_scale(probe.width, probe.height, output, probe.orientation),
+            probe.working_bytes,
+        ),
         SourceFormat::WebP => {
             let features = webp::features(bytes)?;
             if features.animated {
                 return decode_with_image(bytes, probe);
             }
-            let (fx, fy) = shrink_on_load_factors(probe.width, probe.height, output, probe.orientation);
+            let (fx, fy) =
+                shrink_on_load_factors(probe.width, probe.height, output, probe.orientation);
             webp::decode_shrunk(bytes, &features, probe.width, probe.height, fx, fy)
         }
         SourceFormat::Png => {
-            let (fx, fy) = shrink_on_load_factors(probe.width, probe.height, output, probe.orientation);
+            let (fx, fy) =
+                shrink_on_load_factors(probe.width, probe.height, output, probe.orientation);
             png::decode(bytes, fx, fy, probe.working_bytes)
         }
         SourceFormat::Gif | SourceFormat::Bmp => decode_with_image(bytes, probe),
@@ -52,7 +58,9 @@ fn decode_with_image(bytes: &[u8], probe: &Probe) -> Result<Rgb, ImageError> {
     // Only the first frame of an animation is decoded.
     let image = reader.decode().map_err(decode_error)?;
     if image.width() != probe.width || image.height() != probe.height {
-        return Err(ImageError::Decode("the image's size changed between header and pixels".into()));
+        return Err(ImageError::Decode(
+            "the image's size changed between header and pixels".into(),
+        ));
     }
     Ok(to_rgb_on_white(image))
 }
@@ -62,14 +70,15 @@ pub(super) fn to_rgb_on_white(image: DynamicImage) -> Rgb {
     let (width, height) = (image.width(), image.height());
     let pixels = if image.color().has_alpha() {
         let rgba = image.into_rgba8();
-        rgba.as_raw()
-            .chunks_exact(4)
-            .flat_map(over_white)
-            .collect()
+        rgba.as_raw().chunks_exact(4).flat_map(over_white).collect()
     } else {
         image.into_rgb8().into_raw()
     };
-    Rgb { width, height, pixels }
+    Rgb {
+        width,
+        height,
+        pixels,
+    }
 }
 
 /// One RGBA pixel as RGB over a white background.

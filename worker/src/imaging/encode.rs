@@ -10,13 +10,19 @@ use zipfleet_shared::spec::{OutputFormat, OutputSpec};
 pub(super) fn encode(image: &Rgb, output: &OutputSpec) -> Result<Vec<u8>, ImageError> {
     let mut bytes = Vec::with_capacity(image.pixels.len() / 4);
     let result = match output.format {
-        OutputFormat::Jpeg => JpegEncoder::new_with_quality(&mut bytes, output.quality).write_image(
+        OutputFormat::Jpeg => JpegEncoder::new_with_quality(&mut bytes, output.quality)
+            .write_image(
+                &image.pixels,
+                image.width,
+                image.height,
+                ExtendedColorType::Rgb8,
+            ),
+        OutputFormat::Png => PngEncoder::new(&mut bytes).write_image(
             &image.pixels,
             image.width,
             image.height,
             ExtendedColorType::Rgb8,
         ),
-        OutputFormat::Png => PngEncoder::new(&mut bytes).write_image(&image.pixels, image.width, image.height, ExtendedColorType::Rgb8),
     };
     result.map_err(|err| ImageError::Decode(format!("encoding failed: {err}")))?;
     Ok(bytes)

@@ -24,8 +24,8 @@
 
 use super::{ImageError, Rgb};
 use mozjpeg_sys::{
-    jpeg_common_struct, jpeg_component_info, jpeg_decompress_struct, jpeg_error_mgr, J_COLOR_SPACE, JWRN_HIT_MARKER, JWRN_HUFF_BAD_CODE,
-    JWRN_JPEG_EOF,
+    jpeg_common_struct, jpeg_component_info, jpeg_decompress_struct, jpeg_error_mgr,
+    JWRN_HIT_MARKER, JWRN_HUFF_BAD_CODE, JWRN_JPEG_EOF, J_COLOR_SPACE,
 };
 use std::os::raw::{c_int, c_ulong};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -55,17 +55,31 @@ pub(super) fn decode(bytes: &[u8], scale: u32, max_bytes: u64) -> Result<Rgb, Im
     decode_reading(bytes, scale, max_bytes, Scans::UntilPixelsFinal)
 }
 
-pub(super) fn decode_reading(bytes: &[u8], scale: u32, max_bytes: u64, scans: Scans) -> Result<Rgb, ImageError> {
-    match catch_unwind(AssertUnwindSafe(|| decode_unguarded(bytes, scale, max_bytes, scans))) {
+pub(super) fn decode_reading(
+    bytes: &[u8],
+    scale: u32,
+    max_bytes: u64,
+    scans: Scans,
+) -> Result<Rgb, ImageError> {
+    match catch_unwind(AssertUnwindSafe(|| {
+        decode_unguarded(bytes, scale, max_bytes, scans)
+    })) {
         Ok(result) => result,
-        Err(payload) => Err(ImageError::Decode(match payload.downcast::<LibjpegFailure>() {
-            Ok(failure) => failure.0,
-            Err(_) => "the JPEG decoder failed".into(),
-        })),
+        Err(payload) => Err(ImageError::Decode(
+            match payload.downcast::<LibjpegFailure>() {
+                Ok(failure) => failure.0,
+                Err(_) => "the JPEG decoder failed".into(),
+            },
+        )),
     }
 }
 
-fn decode_unguarded(bytes: &[u8], scale: u32, max_bytes: u64, scans: Scans) -> Result<Rgb, ImageError> {
+fn decode_unguarded(
+    bytes: &[u8],
+    scale: u32,
+    max_bytes: u64,
+    scans: Scans,
+) -> Result<Rgb, ImageError> {
     let mut decompressor = Decompressor::new(bytes);
     let cinfo = decompressor.cinfo();
     // SAFETY (for every libjpeg call below): `cinfo` was created by
@@ -74,12 +88,20 @@ fn decode_unguarded(bytes: &[u8], scale: u32, max_bytes: u64, scans: Scans) -> R
     if unsafe { mozjpeg_sys::jpeg_read_header(cinfo, 1) } != JPEG_HEADER_OK {
         return Err(ImageError::Decode("the JPEG holds no image".into()));
     }
-    let cmyk = matches!(cinfo.jpeg_color_space, J_COLOR_SPACE::JCS_CMYK | J_COLOR_SPACE::JCS_YCCK);
+    let cmyk = matches!(
+        cinfo.jpeg_color_space,
+        J_COLOR_SPACE::JCS_CMYK | J_COLOR_SPACE::JCS_YCCK
+    );
     // libjpeg converts grey and YCbCr to RGB itself; CMYK comes out as stored.
-    cinfo.out_color_space = if cmyk { J_COLOR_SPACE::JCS_CMYK } else { J_COLOR_SPACE::JCS_RGB };
+    cinfo.out_color_space = if cmyk {
+        J_COLOR_SPACE::JCS_CMYK
+    } else {
+        J_COLOR_SPACE::JCS_RGB
+    };
     cinfo.scale_num = 1;
     cinfo.scale_denom = scale.clamp(1, 8);
-    let stop_early = scans == Scans::UntilPixelsFinal && unsafe { mozjpeg_sys::jpeg_has_multiple_scans(cinfo) } != 0;
+    let stop_early = scans == Scans::UntilPixelsFinal
+        && unsafe { mozjpeg_sys::jpeg_has_multiple_scans(cinfo) } != 0;
     if stop_early {
         cinfo.buffered_image = 1;
         // Smoothing guesses missing AC coefficients; the ones we stop
@@ -91,7 +113,9 @@ fn decode_unguarded(bytes: &[u8], scale: u32, max_bytes: u64, scans: Scans) -> R
     let channels = cinfo.output_components as usize;
     let len = width * height * channels;
     if len as u64 > max_bytes || len == 0 {
-        return Err(ImageError::Decode(format!("the JPEG decodes to an unexpected size ({width}×{height})")));
+        return Err(ImageError::Decode(format!(
+            "the JPEG decodes to an unexpected size ({width}×{height})"
+        )));
     }
     if stop_early {
         let needed = NeededCoefficients::at_scale(cinfo, cinfo.scale_denom);
@@ -101,17 +125,28 @@ fn decode_unguarded(bytes: &[u8], scale: u32, max_bytes: u64, scans: Scans) -> R
                 JPEG_REACHED_EOI => break,
                 // The memory source never suspends; libjpeg would only say
                 // this if its input stopped, which the warning hook reports.
-                JPEG_SUSPENDED => return Err(ImageError::Decode("the JPEG file ends early".into())),
+                JPEG_SUSPENDED => {
+                    return Err(ImageError::Decode("the JPEG file ends early".into()))
+                }
                 _ => {}
             }
         }
         unsafe { mozjpeg_sys::jpeg_start_output(cinfo, cinfo.input_scan_number) };
     }
     let mut raw = vec![0u8; len];
-    let mut rows: Vec<*mut u8> = raw.chunks_exact_mut(width * channels).map(<[u8]>::as_mut_ptr).collect();
+    let mut rows: Vec<*mut u8> = raw
+        .chunks_exact_mut(width * channels)
+        .map(<[u8]>::as_mut_ptr)
+        .collect();
     while (cinfo.output_scanline as usize) < height {
         let next = cinfo.output_scanline as usize;
-        let read = unsafe { mozjpeg_sys::jpeg_read_scanlines(cinfo, rows[next..].as_mut_ptr(), (height - next) as u32) };
+        let read = unsafe {
+            mozjpeg_sys::jpeg_read_scanlines(
+                cinfo,
+                rows[next..].as_mut_ptr(),
+                (height - next) as u32,
+            )
+        };
         if read == 0 {
             return Err(ImageError::Decode("the JPEG data is incomplete".into()));
         }
@@ -121,8 +156,16 @@ fn decode_unguarded(bytes: &[u8], scale: u32, max_bytes: u64, scans: Scans) -> R
         unsafe { mozjpeg_sys::jpeg_finish_decompress(cinfo) };
     }
     drop(rows);
-    let pixels = if cmyk { inverted_cmyk_to_rgb(&raw) } else { raw };
-    Ok(Rgb { width: width as u32, height: height as u32, pixels })
+    let pixels = if cmyk {
+        inverted_cmyk_to_rgb(&raw)
+    } else {
+        raw
+    };
+    Ok(Rgb {
+        width: width as u32,
+        height: height as u32,
+        pixels,
+    })
 }
 
 /// libjpeg hands CMYK (and YCCK, converted) over as stored. Adobe's files,
@@ -156,7 +199,8 @@ impl NeededCoefficients {
         let dc_only = components(cinfo)
             .iter()
             .map(|component| {
-                let scaled_up = max_h % (component.h_samp_factor * 2) == 0 && max_v % (component.v_samp_factor * 2) == 0;
+                let scaled_up = max_h % (component.h_samp_factor * 2) == 0
+                    && max_v % (component.v_samp_factor * 2) == 0;
                 scale_denom == 8 && !scaled_up
             })
             .collect();
@@ -173,9 +217,15 @@ impl NeededCoefficients {
         // SAFETY: in progressive mode libjpeg allocates coef_bits as
         // 2 × num_components rows of 64 ints (current and previous state)
         // before the first scan; we read the first num_components rows.
-        let bits = unsafe { std::slice::from_raw_parts(cinfo.coef_bits as *const [c_int; 64], self.dc_only.len()) };
+        let bits = unsafe {
+            std::slice::from_raw_parts(cinfo.coef_bits as *const [c_int; 64], self.dc_only.len())
+        };
         bits.iter().zip(&self.dc_only).all(|(component, &dc_only)| {
-            let needed = if dc_only { &component[..1] } else { &component[..] };
+            let needed = if dc_only {
+                &component[..1]
+            } else {
+                &component[..]
+            };
             needed.iter().all(|&missing| missing == 0)
         })
     }
@@ -208,7 +258,11 @@ impl<'bytes> Decompressor<'bytes> {
             mozjpeg_sys::jpeg_create_decompress(&mut *cinfo);
             mozjpeg_sys::jpeg_mem_src(&mut cinfo, bytes.as_ptr(), bytes.len() as c_ulong);
         }
-        Self { cinfo, _errors: errors, _bytes: std::marker::PhantomData }
+        Self {
+            cinfo,
+            _errors: errors,
+            _bytes: std::marker::PhantomData,
+        }
     }
 
     fn cinfo(&mut self) -> &mut jpeg_decompress_struct {
@@ -242,7 +296,9 @@ fn message_code(cinfo: &jpeg_common_struct) -> c_int {
 
 extern "C-unwind" fn fail(cinfo: &mut jpeg_common_struct) {
     let code = message_code(cinfo);
-    std::panic::resume_unwind(Box::new(LibjpegFailure(format!("the JPEG data is damaged (libjpeg error {code})"))));
+    std::panic::resume_unwind(Box::new(LibjpegFailure(format!(
+        "the JPEG data is damaged (libjpeg error {code})"
+    ))));
 }
 
 extern "C-unwind" fn on_message(cinfo: &mut jpeg_common_struct, level: c_int) {

@@ -34,7 +34,11 @@ pub enum ImageError {
     #[error("{0}")]
     UnsupportedFormat(String),
     #[error("the image is {width}×{height} pixels; zipfleet reads at most {limit_mp} megapixels")]
-    TooManyPixels { width: u64, height: u64, limit_mp: u64 },
+    TooManyPixels {
+        width: u64,
+        height: u64,
+        limit_mp: u64,
+    },
     #[error("the image is too big to process: it {0}")]
     OverBudget(String),
     #[error("the image file is damaged or incomplete ({0})")]
@@ -69,7 +73,12 @@ pub fn render(bytes: &[u8], probe: &Probe, output: &OutputSpec) -> Result<Render
     let signature = Signature::of(&framed);
     let bytes = encode::encode(&framed, output)?;
     let (source_width, source_height) = probe.upright_size();
-    Ok(Rendered { bytes, source_width, source_height, signature })
+    Ok(Rendered {
+        bytes,
+        source_width,
+        source_height,
+        signature,
+    })
 }
 
 /// The output pixels [`render`] encodes: decoded, converted, resized,

@@ -15,7 +15,12 @@ use std::io::Cursor;
 /// Decode to RGB box-shrunk by `fx`×`fy`, allocating at most `max_bytes` in
 /// the decoder.
 pub(super) fn decode(bytes: &[u8], fx: u32, fy: u32, max_bytes: u64) -> Result<Rgb, ImageError> {
-    let mut decoder = png::Decoder::new_with_limits(Cursor::new(bytes), png::Limits { bytes: usize::try_from(max_bytes).unwrap_or(usize::MAX) });
+    let mut decoder = png::Decoder::new_with_limits(
+        Cursor::new(bytes),
+        png::Limits {
+            bytes: usize::try_from(max_bytes).unwrap_or(usize::MAX),
+        },
+    );
     decoder.set_transformations(Transformations::normalize_to_color8());
     let mut reader = decoder.read_info().map_err(png_error)?;
     let (width, height, interlaced) = {
@@ -27,7 +32,9 @@ pub(super) fn decode(bytes: &[u8], fx: u32, fy: u32, max_bytes: u64) -> Result<R
     let mut rgb_row = vec![0u8; width as usize * 3];
     let mut rows = 0u32;
     if interlaced {
-        let size = reader.output_buffer_size().ok_or_else(|| ImageError::OverBudget("the decoded PNG would be too large".into()))?;
+        let size = reader
+            .output_buffer_size()
+            .ok_or_else(|| ImageError::OverBudget("the decoded PNG would be too large".into()))?;
         let mut frame = vec![0u8; size];
         let layout = reader.next_frame(&mut frame).map_err(png_error)?;
         for line in frame.chunks_exact(layout.line_size).take(height as usize) {
@@ -49,7 +56,9 @@ pub(super) fn decode(bytes: &[u8], fx: u32, fy: u32, max_bytes: u64) -> Result<R
         }
     }
     if rows != height {
-        return Err(ImageError::Decode(format!("the PNG has {rows} of its {height} rows")));
+        return Err(ImageError::Decode(format!(
+            "the PNG has {rows} of its {height} rows"
+        )));
     }
     Ok(shrinker.finish())
 }
@@ -80,8 +89,12 @@ fn to_rgb(line: &[u8], color: ColorType, out: &mut [u8]) {
 
 fn png_error(err: png::DecodingError) -> ImageError {
     match err {
-        png::DecodingError::LimitsExceeded => ImageError::OverBudget("exceeds a decoding limit".into()),
-        png::DecodingError::IoError(err) => ImageError::Decode(format!("the PNG file ends early ({err})")),
+        png::DecodingError::LimitsExceeded => {
+            ImageError::OverBudget("exceeds a decoding limit".into())
+        }
+        png::DecodingError::IoError(err) => {
+            ImageError::Decode(format!("the PNG file ends early ({err})"))
+        }
         other => ImageError::Decode(other.to_string()),
     }
 }

@@ -82,7 +82,12 @@ pub fn plan_fit(width: u32, height: u32, output: &OutputSpec, orientation: Orien
 
 /// The smallest decoded size (stored orientation) from which the fit only
 /// ever shrinks: what shrink-on-load may reduce the source to.
-pub(crate) fn needed_source_size(width: u32, height: u32, output: &OutputSpec, orientation: Orientation) -> (u32, u32) {
+pub(crate) fn needed_source_size(
+    width: u32,
+    height: u32,
+    output: &OutputSpec,
+    orientation: Orientation,
+) -> (u32, u32) {
     let (tw, th) = stored_target(output, orientation);
     let (w, h) = (f64::from(width), f64::from(height));
     let scale = match output.fit {
@@ -90,39 +95,82 @@ pub(crate) fn needed_source_size(width: u32, height: u32, output: &OutputSpec, o
         Fit::Cover => (f64::from(tw) / w).max(f64::from(th) / h),
         Fit::Contain => (f64::from(tw) / w).min(f64::from(th) / h),
     };
-    (((w * scale).ceil() as u32).min(width), ((h * scale).ceil() as u32).min(height))
+    (
+        ((w * scale).ceil() as u32).min(width),
+        ((h * scale).ceil() as u32).min(height),
+    )
 }
 
 /// The integer box shrink [`resize`] would apply first, per axis: what a
 /// decoder that scales while decoding (libwebp) may reduce the source by
 /// without changing the result's geometry.
-pub(crate) fn shrink_on_load_factors(width: u32, height: u32, output: &OutputSpec, orientation: Orientation) -> (u32, u32) {
+pub(crate) fn shrink_on_load_factors(
+    width: u32,
+    height: u32,
+    output: &OutputSpec,
+    orientation: Orientation,
+) -> (u32, u32) {
     let (need_w, need_h) = needed_source_size(width, height, output, orientation);
-    let factor = |side: u32, need: u32| ((f64::from(side) / f64::from(need.max(1))) / 2.0).floor().max(1.0) as u32;
+    let factor = |side: u32, need: u32| {
+        ((f64::from(side) / f64::from(need.max(1))) / 2.0)
+            .floor()
+            .max(1.0) as u32
+    };
     (factor(width, need_w), factor(height, need_h))
 }
 
 /// Resize per the plan: box pre-shrink for large factors, then Lanczos3.
 pub(super) fn resize(source: Rgb, plan: &FitPlan) -> Result<Rgb, ImageError> {
-    let (crop_w, crop_h) = plan.crop.map_or((f64::from(source.width), f64::from(source.height)), |c| (c.2, c.3));
+    let (crop_w, crop_h) = plan
+        .crop
+        .map_or((f64::from(source.width), f64::from(source.height)), |c| {
+            (c.2, c.3)
+        });
     // Leave a factor of at least two for the convolution, as libvips does.
-    let box_x = ((crop_w / f64::from(plan.resize_width)) / 2.0).floor().max(1.0) as u32;
-    let box_y = ((crop_h / f64::from(plan.resize_height)) / 2.0).floor().max(1.0) as u32;
-    let source = if box_x > 1 || box_y > 1 { box_shrink(&source, box_x, box_y) } else { source };
-    let crop = plan.crop.map(|(l, t, w, h)| (l / f64::from(box_x), t / f64::from(box_y), w / f64::from(box_x), h / f64::from(box_y)));
+    let box_x = ((crop_w / f64::from(plan.resize_width)) / 2.0)
+        .floor()
+        .max(1.0) as u32;
+    let box_y = ((crop_h / f64::from(plan.resize_height)) / 2.0)
+        .floor()
+        .max(1.0) as u32;
+    let source = if box_x > 1 || box_y > 1 {
+        box_shrink(&source, box_x, box_y)
+    } else {
+        source
+    };
+    let crop = plan.crop.map(|(l, t, w, h)| {
+        (
+            l / f64::from(box_x),
+            t / f64::from(box_y),
+            w / f64::from(box_x),
+            h / f64::from(box_y),
+        )
+    });
 
     if crop.is_none() && source.width == plan.resize_width && source.height == plan.resize_height {
         return Ok(source);
     }
     let (width, height) = (source.width, source.height);
-    let src = Image::from_vec_u8(width, height, source.pixels, PixelType::U8x3).map_err(|e| ImageError::Decode(e.to_string()))?;
+    let src = Image::from_vec_u8(width, height, source.pixels, PixelType::U8x3)
+        .map_err(|e| ImageError::Decode(e.to_string()))?;
     let mut dst = Image::new(plan.resize_width, plan.resize_height, PixelType::U8x3);
     let mut options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
     if let Some((left, top, w, h)) = crop {
-        options = options.crop(left, top, w.min(f64::from(width) - left), h.min(f64::from(height) - top));
+        options = options.crop(
+            left,
+            top,
+            w.min(f64::from(width) - left),
+            h.min(f64::from(height) - top),
+        );
     }
-    Resizer::new().resize(&src, &mut dst, &options).map_err(|e| ImageError::Decode(format!("resize failed: {e}")))?;
-    Ok(Rgb { width: plan.resize_width, height: plan.resize_height, pixels: dst.into_vec() })
+    Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .map_err(|e| ImageError::Decode(format!("resize failed: {e}")))?;
+    Ok(Rgb {
+        width: plan.resize_width,
+        height: plan.resize_height,
+        pixels: dst.into_vec(),
+    })
 }
 
 /// Average each `fx`×`fy` block into one pixel (edge blocks average what they have).
@@ -154,11 +202,27 @@ pub(crate) struct BoxShrinker {
 
 impl BoxShrinker {
     pub(crate) fn new(source_width: u32, source_height: u32, fx: u32, fy: u32) -> Self {
-        let (source_width, fx, fy) = (source_width as usize, fx.max(1) as usize, fy.max(1) as usize);
+        let (source_width, fx, fy) = (
+            source_width as usize,
+            fx.max(1) as usize,
+            fy.max(1) as usize,
+        );
         let width = source_width.div_ceil(fx);
         let height = (source_height as usize).div_ceil(fy);
-        let column_sums = if fx == 1 && fy == 1 { Vec::new() } else { vec![0; source_width * 3] };
-        Self { source_width, fx, fy, width, column_sums, rows_gathered: 0, pixels: Vec::with_capacity(width * height * 3) }
+        let column_sums = if fx == 1 && fy == 1 {
+            Vec::new()
+        } else {
+            vec![0; source_width * 3]
+        };
+        Self {
+            source_width,
+            fx,
+            fy,
+            width,
+            column_sums,
+            rows_gathered: 0,
+            pixels: Vec::with_capacity(width * height * 3),
+        }
     }
 
     /// One source row of `source_width` RGB pixels.
@@ -182,8 +246,16 @@ impl BoxShrinker {
             self.pixels.extend(row.chunks_exact(4).flat_map(over_white));
             return;
         }
-        for (sum, rgba) in self.column_sums.chunks_exact_mut(3).zip(row.chunks_exact(4)) {
-            let rgb = if rgba[3] == 255 { [rgba[0], rgba[1], rgba[2]] } else { over_white(rgba) };
+        for (sum, rgba) in self
+            .column_sums
+            .chunks_exact_mut(3)
+            .zip(row.chunks_exact(4))
+        {
+            let rgb = if rgba[3] == 255 {
+                [rgba[0], rgba[1], rgba[2]]
+            } else {
+                over_white(rgba)
+            };
             sum[0] += u32::from(rgb[0]);
             sum[1] += u32::from(rgb[1]);
             sum[2] += u32::from(rgb[2]);
@@ -208,7 +280,8 @@ impl BoxShrinker {
                 sum[1] += pixel[1];
                 sum[2] += pixel[2];
             }
-            self.pixels.extend(sum.map(|channel| ((channel + count / 2) / count) as u8));
+            self.pixels
+                .extend(sum.map(|channel| ((channel + count / 2) / count) as u8));
         }
         self.column_sums.fill(0);
         self.rows_gathered = 0;
@@ -220,7 +293,11 @@ impl BoxShrinker {
             self.emit();
         }
         let height = self.pixels.len() / (self.width * 3).max(1);
-        Rgb { width: self.width as u32, height: height as u32, pixels: self.pixels }
+        Rgb {
+            width: self.width as u32,
+            height: height as u32,
+            pixels: self.pixels,
+        }
     }
 }
 
@@ -229,11 +306,16 @@ pub(super) fn orient(image: Rgb, orientation: Orientation) -> Rgb {
     if orientation == Orientation::NoTransforms {
         return image;
     }
-    let buffer = image::RgbImage::from_raw(image.width, image.height, image.pixels).expect("buffer matches its size");
+    let buffer = image::RgbImage::from_raw(image.width, image.height, image.pixels)
+        .expect("buffer matches its size");
     let mut dynamic = image::DynamicImage::ImageRgb8(buffer);
     dynamic.apply_orientation(orientation);
     let upright = dynamic.into_rgb8();
-    Rgb { width: upright.width(), height: upright.height(), pixels: upright.into_raw() }
+    Rgb {
+        width: upright.width(),
+        height: upright.height(),
+        pixels: upright.into_raw(),
+    }
 }
 
 /// Place the image on the plan's canvas (black padding), for `contain`.
@@ -246,7 +328,12 @@ pub(super) fn pad(image: Rgb, plan: &FitPlan) -> Rgb {
     let row_bytes = image.width as usize * 3;
     for y in 0..(image.height as usize).min(ch) {
         let dst_start = ((y + plan.offset_y as usize) * cw + plan.offset_x as usize) * 3;
-        pixels[dst_start..dst_start + row_bytes].copy_from_slice(&image.pixels[y * row_bytes..(y + 1) * row_bytes]);
+        pixels[dst_start..dst_start + row_bytes]
+            .copy_from_slice(&image.pixels[y * row_bytes..(y + 1) * row_bytes]);
     }
-    Rgb { width: plan.canvas_width, height: plan.canvas_height, pixels }
+    Rgb {
+        width: plan.canvas_width,
+        height: plan.canvas_height,
+        pixels,
+    }
 }

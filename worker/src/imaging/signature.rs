@@ -65,18 +65,32 @@ impl Signature {
     /// The fingerprints of a rendered picture.
     pub fn of(image: &Rgb) -> Self {
         let grid = ColourGrid::of(image);
-        Self { exact: exact_key(image), phash: phash(&grid.luma()), spread: grid.spread(), detail: grid.detail, colours: grid.layout() }
+        Self {
+            exact: exact_key(image),
+            phash: phash(&grid.luma()),
+            spread: grid.spread(),
+            detail: grid.detail,
+            colours: grid.layout(),
+        }
     }
 
     /// Whether `other` is a copy of the same picture: the same pixels, or a
     /// near pHash and near colours.
     pub fn same_picture(&self, other: &Signature) -> bool {
-        self.exact == other.exact || (self.distance(other) <= DUPLICATE_DISTANCE && self.colour_distance(other) <= DUPLICATE_COLOUR_DISTANCE)
+        self.exact == other.exact
+            || (self.distance(other) <= DUPLICATE_DISTANCE
+                && self.colour_distance(other) <= DUPLICATE_COLOUR_DISTANCE)
     }
 
     /// Mean absolute difference of the 4×4 colour layouts (0–255).
     pub fn colour_distance(&self, other: &Signature) -> f32 {
-        let total: u32 = self.colours.iter().flatten().zip(other.colours.iter().flatten()).map(|(a, b)| u32::from(a.abs_diff(*b))).sum();
+        let total: u32 = self
+            .colours
+            .iter()
+            .flatten()
+            .zip(other.colours.iter().flatten())
+            .map(|(a, b)| u32::from(a.abs_diff(*b)))
+            .sum();
         total as f32 / 48.0
     }
 
@@ -140,7 +154,11 @@ impl ColourGrid {
                 for y in y0..y1 {
                     let row = &image.pixels[(y * width + x0) * 3..(y * width + x1) * 3];
                     for pixel in row.chunks_exact(3) {
-                        let (r, g, b) = (u32::from(pixel[0]), u32::from(pixel[1]), u32::from(pixel[2]));
+                        let (r, g, b) = (
+                            u32::from(pixel[0]),
+                            u32::from(pixel[1]),
+                            u32::from(pixel[2]),
+                        );
                         sum[0] += r;
                         sum[1] += g;
                         sum[2] += b;
@@ -150,14 +168,23 @@ impl ColourGrid {
                     }
                 }
                 let count = ((y1 - y0) * (x1 - x0)).max(1) as f32;
-                cells.push([sum[0] as f32 / count, sum[1] as f32 / count, sum[2] as f32 / count]);
+                cells.push([
+                    sum[0] as f32 / count,
+                    sum[1] as f32 / count,
+                    sum[2] as f32 / count,
+                ]);
             }
         }
         // Pixels visited (an output smaller than the grid visits some twice).
-        let rows: usize = (0..GRID).map(|gy| bounds(height, gy)).map(|(y0, y1)| y1 - y0).sum();
+        let rows: usize = (0..GRID)
+            .map(|gy| bounds(height, gy))
+            .map(|(y0, y1)| y1 - y0)
+            .sum();
         let counted = (rows * columns.iter().map(|(x0, x1)| x1 - x0).sum::<usize>()).max(1) as f64;
         let mean = luma_sum as f64 / counted;
-        let detail = (luma_squares as f64 / counted - mean * mean).max(0.0).sqrt() as f32;
+        let detail = (luma_squares as f64 / counted - mean * mean)
+            .max(0.0)
+            .sqrt() as f32;
         Self { cells, detail }
     }
 
@@ -181,7 +208,10 @@ impl ColourGrid {
 
     /// Luma (BT.601) of each cell.
     pub fn luma(&self) -> Vec<f32> {
-        self.cells.iter().map(|[r, g, b]| 0.299 * r + 0.587 * g + 0.114 * b).collect()
+        self.cells
+            .iter()
+            .map(|[r, g, b]| 0.299 * r + 0.587 * g + 0.114 * b)
+            .collect()
     }
 
     /// The largest per-channel standard deviation of the cells.
@@ -190,7 +220,12 @@ impl ColourGrid {
         (0..3)
             .map(|c| {
                 let mean = self.cells.iter().map(|cell| cell[c]).sum::<f32>() / n;
-                let variance = self.cells.iter().map(|cell| (cell[c] - mean).powi(2)).sum::<f32>() / n;
+                let variance = self
+                    .cells
+                    .iter()
+                    .map(|cell| (cell[c] - mean).powi(2))
+                    .sum::<f32>()
+                    / n;
                 variance.sqrt()
             })
             .fold(0.0, f32::max)
@@ -204,7 +239,8 @@ fn dct_table() -> &'static [[f32; GRID]; 8] {
         let mut table = [[0.0; GRID]; 8];
         for (u, row) in table.iter_mut().enumerate() {
             for (x, value) in row.iter_mut().enumerate() {
-                *value = (std::f32::consts::PI * (2 * x + 1) as f32 * u as f32 / (2 * GRID) as f32).cos();
+                *value = (std::f32::consts::PI * (2 * x + 1) as f32 * u as f32 / (2 * GRID) as f32)
+                    .cos();
             }
         }
         table
@@ -234,7 +270,12 @@ pub fn phash(luma: &[f32]) -> u64 {
     let mut ac = coefficients[1..].to_vec();
     ac.sort_unstable_by(f32::total_cmp);
     let median = ac[ac.len() / 2];
-    coefficients.iter().enumerate().skip(1).filter(|(_, c)| **c > median).fold(0u64, |hash, (bit, _)| hash | 1 << bit)
+    coefficients
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, c)| **c > median)
+        .fold(0u64, |hash, (bit, _)| hash | 1 << bit)
 }
 
 /// Difference hash (dHash) of a 9×8 luma grid of the picture: bit set when a
@@ -244,14 +285,21 @@ pub fn dhash(image: &Rgb) -> u64 {
     let (width, height) = (image.width as usize, image.height as usize);
     let mut cells = [[0.0f32; 9]; 8];
     for (gy, row) in cells.iter_mut().enumerate() {
-        let (y0, y1) = (gy * height / 8, ((gy + 1) * height / 8).max(gy * height / 8 + 1).min(height));
+        let (y0, y1) = (
+            gy * height / 8,
+            ((gy + 1) * height / 8).max(gy * height / 8 + 1).min(height),
+        );
         for (gx, cell) in row.iter_mut().enumerate() {
-            let (x0, x1) = (gx * width / 9, ((gx + 1) * width / 9).max(gx * width / 9 + 1).min(width));
+            let (x0, x1) = (
+                gx * width / 9,
+                ((gx + 1) * width / 9).max(gx * width / 9 + 1).min(width),
+            );
             let mut sum = 0.0;
             for y in y0..y1 {
                 for x in x0..x1 {
                     let p = &image.pixels[(y * width + x) * 3..][..3];
-                    sum += 0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]);
+                    sum +=
+                        0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]);
                 }
             }
             *cell = sum / ((y1 - y0) * (x1 - x0)).max(1) as f32;
@@ -279,7 +327,11 @@ mod tests {
                 pixels.extend_from_slice(&f(x, y));
             }
         }
-        Rgb { width, height, pixels }
+        Rgb {
+            width,
+            height,
+            pixels,
+        }
     }
 
     /// A photo-like picture: many smooth waves with amplitudes falling with
@@ -296,7 +348,10 @@ mod tests {
         let mut v = 0.0;
         for u in 1..7 {
             for w in 1..7 {
-                let (amplitude, phase) = (next() * 40.0 / (u + w) as f32, next() * std::f32::consts::TAU);
+                let (amplitude, phase) = (
+                    next() * 40.0 / (u + w) as f32,
+                    next() * std::f32::consts::TAU,
+                );
                 v += amplitude * ((u as f32 * fx + w as f32 * fy * 0.7) * 3.1 + phase).cos();
             }
         }
@@ -313,10 +368,24 @@ mod tests {
         c.pixels[1000] ^= 1;
         assert_ne!(Signature::of(&a).exact, Signature::of(&c).exact);
         assert!(!Signature::of(&a).is_blank());
-        let grey = picture(224, 224, |x, y| [128 + ((x * 31 + y * 17) % 3) as u8, 128, 128]);
-        assert!(Signature::of(&grey).is_blank(), "sensor-like noise on grey is still blank");
-        let icons = picture(224, 224, |x, y| if x % 28 < 6 && y % 28 < 6 { [200, 200, 220] } else { [40, 60, 120] });
-        assert!(!Signature::of(&icons).is_blank(), "a flat background with small drawings is a picture");
+        let grey = picture(224, 224, |x, y| {
+            [128 + ((x * 31 + y * 17) % 3) as u8, 128, 128]
+        });
+        assert!(
+            Signature::of(&grey).is_blank(),
+            "sensor-like noise on grey is still blank"
+        );
+        let icons = picture(224, 224, |x, y| {
+            if x % 28 < 6 && y % 28 < 6 {
+                [200, 200, 220]
+            } else {
+                [40, 60, 120]
+            }
+        });
+        assert!(
+            !Signature::of(&icons).is_blank(),
+            "a flat background with small drawings is a picture"
+        );
         let gradient = picture(224, 224, |x, _| [x as u8, x as u8, x as u8]);
         assert!(!Signature::of(&gradient).is_blank());
     }
@@ -324,10 +393,17 @@ mod tests {
     #[test]
     fn noise_and_small_shifts_keep_the_hash_near_and_different_pictures_far() {
         let a = picture(224, 224, |x, y| scene(x, y, 224));
-        let noisy = picture(224, 224, |x, y| scene(x, y, 224).map(|v| v.saturating_add(((x ^ y) % 5) as u8)));
+        let noisy = picture(224, 224, |x, y| {
+            scene(x, y, 224).map(|v| v.saturating_add(((x ^ y) % 5) as u8))
+        });
         let shifted = picture(224, 224, |x, y| scene(x + 2, y + 1, 224));
         let other = picture(224, 224, |x, y| scene(y, 223 - x, 224));
-        let (sa, sn, ss, so) = (Signature::of(&a), Signature::of(&noisy), Signature::of(&shifted), Signature::of(&other));
+        let (sa, sn, ss, so) = (
+            Signature::of(&a),
+            Signature::of(&noisy),
+            Signature::of(&shifted),
+            Signature::of(&other),
+        );
         assert!(sa.distance(&sn) <= 4, "{}", sa.distance(&sn));
         assert!(sa.same_picture(&ss), "{}", sa.distance(&ss));
         assert!(!sa.same_picture(&so), "{}", sa.distance(&so));
@@ -335,7 +411,11 @@ mod tests {
         let dark = picture(224, 224, |x, y| scene(x, y, 224).map(|v| v / 3));
         let sd = Signature::of(&dark);
         assert!(sa.distance(&sd) <= 4, "{}", sa.distance(&sd));
-        assert!(!sa.same_picture(&sd), "colour distance {}", sa.colour_distance(&sd));
+        assert!(
+            !sa.same_picture(&sd),
+            "colour distance {}",
+            sa.colour_distance(&sd)
+        );
     }
 
     #[test]

@@ -29,22 +29,39 @@ pub(super) fn features(bytes: &[u8]) -> Result<Features, ImageError> {
     let mut features = std::mem::MaybeUninit::<WebPBitstreamFeatures>::zeroed();
     // SAFETY: `bytes` is a valid slice for its length; libwebp writes the
     // plain-data features struct and reads nothing past `bytes.len()`.
-    let status = unsafe { libwebp_sys::WebPGetFeatures(bytes.as_ptr(), bytes.len(), features.as_mut_ptr()) };
+    let status =
+        unsafe { libwebp_sys::WebPGetFeatures(bytes.as_ptr(), bytes.len(), features.as_mut_ptr()) };
     check(status)?;
     // SAFETY: zero-initialised plain data, filled in by a successful call.
     let features = unsafe { features.assume_init() };
-    Ok(Features { has_alpha: features.has_alpha != 0, animated: features.has_animation != 0, lossy: features.format == 1 })
+    Ok(Features {
+        has_alpha: features.has_alpha != 0,
+        animated: features.has_animation != 0,
+        lossy: features.format == 1,
+    })
 }
 
 /// Decode a still WebP of `width`×`height` shrunk by at most `fx`×`fy`
 /// (the YUV path rounds odd factors down to even ones; sizes round up at
 /// the edges), alpha composited over white.
-pub(super) fn decode_shrunk(bytes: &[u8], features: &Features, width: u32, height: u32, fx: u32, fy: u32) -> Result<Rgb, ImageError> {
+pub(super) fn decode_shrunk(
+    bytes: &[u8],
+    features: &Features,
+    width: u32,
+    height: u32,
+    fx: u32,
+    fy: u32,
+) -> Result<Rgb, ImageError> {
     let (even_x, even_y) = (fx & !1, fy & !1);
     if features.lossy && !features.has_alpha && even_x >= 2 && even_y >= 2 {
         decode_yuv_shrunk(bytes, width, height, even_x, even_y)
     } else {
-        decode_scaled(bytes, width.div_ceil(fx), height.div_ceil(fy), features.has_alpha)
+        decode_scaled(
+            bytes,
+            width.div_ceil(fx),
+            height.div_ceil(fy),
+            features.has_alpha,
+        )
     }
 }
 
@@ -63,10 +80,17 @@ fn decoder_config() -> Result<WebPDecoderConfig, ImageError> {
 
 /// Decode to the full-size YUV 4:2:0 planes, box-shrink them by the even
 /// factors `fx`×`fy`, and convert the small result to RGB.
-fn decode_yuv_shrunk(bytes: &[u8], width: u32, height: u32, fx: u32, fy: u32) -> Result<Rgb, ImageError> {
+fn decode_yuv_shrunk(
+    bytes: &[u8],
+    width: u32,
+    height: u32,
+    fx: u32,
+    fy: u32,
+) -> Result<Rgb, ImageError> {
     let (w, h) = (width as usize, height as usize);
     let (chroma_w, chroma_h) = (w.div_ceil(2), h.div_ceil(2));
-    let mut buffer = PageBuffer::new(w * h + 2 * chroma_w * chroma_h).ok_or_else(|| ImageError::OverBudget("could not map memory for the WebP planes".into()))?;
+    let mut buffer = PageBuffer::new(w * h + 2 * chroma_w * chroma_h)
+        .ok_or_else(|| ImageError::OverBudget("could not map memory for the WebP planes".into()))?;
     let (luma, chroma) = buffer.as_mut_slice().split_at_mut(w * h);
     let (blue_difference, red_difference) = chroma.split_at_mut(chroma_w * chroma_h);
     let mut config = decoder_config()?;
@@ -93,14 +117,25 @@ fn decode_yuv_shrunk(bytes: &[u8], width: u32, height: u32, fx: u32, fy: u32) ->
     let status = unsafe { libwebp_sys::WebPDecode(bytes.as_ptr(), bytes.len(), &mut config) };
     check(status)?;
     if config.output.width != width as i32 || config.output.height != height as i32 {
-        return Err(ImageError::Decode("libwebp returned an unexpected size".into()));
+        return Err(ImageError::Decode(
+            "libwebp returned an unexpected size".into(),
+        ));
     }
     let (fx, fy) = (fx as usize, fy as usize);
     let y = plane_means(luma, w, h, fx, fy);
     let u = plane_means(blue_difference, chroma_w, chroma_h, fx / 2, fy / 2);
     let v = plane_means(red_difference, chroma_w, chroma_h, fx / 2, fy / 2);
-    let pixels = y.iter().zip(&u).zip(&v).flat_map(|((&y, &u), &v)| yuv_to_rgb(y, u, v)).collect();
-    Ok(Rgb { width: w.div_ceil(fx) as u32, height: h.div_ceil(fy) as u32, pixels })
+    let pixels = y
+        .iter()
+        .zip(&u)
+        .zip(&v)
+        .flat_map(|((&y, &u), &v)| yuv_to_rgb(y, u, v))
+        .collect();
+    Ok(Rgb {
+        width: w.div_ceil(fx) as u32,
+        height: h.div_ceil(fy) as u32,
+        pixels,
+    })
 }
 
 /// The mean of each `fx`×`fy` block of a plane (edge blocks: of what they
@@ -116,7 +151,11 @@ fn plane_means(plane: &[u8], width: usize, height: usize, fx: usize, fy: usize) 
             }
         }
         let rows = band.len() / width;
-        means.extend(column_sums.chunks(fx).map(|block| block.iter().sum::<u32>() as f32 / (block.len() * rows) as f32));
+        means.extend(
+            column_sums
+                .chunks(fx)
+                .map(|block| block.iter().sum::<u32>() as f32 / (block.len() * rows) as f32),
+        );
     }
     means
 }
@@ -127,12 +166,21 @@ fn yuv_to_rgb(y: f32, u: f32, v: f32) -> [u8; 3] {
     let luma = 1.164_38 * (y - 16.0);
     let (cb, cr) = (u - 128.0, v - 128.0);
     let channel = |value: f32| (value.clamp(0.0, 255.0) + 0.5) as u8;
-    [channel(luma + 1.596_03 * cr), channel(luma - 0.391_78 * cb - 0.812_99 * cr), channel(luma + 2.017_21 * cb)]
+    [
+        channel(luma + 1.596_03 * cr),
+        channel(luma - 0.391_78 * cb - 0.812_99 * cr),
+        channel(luma + 2.017_21 * cb),
+    ]
 }
 
 /// Decode a still WebP to `width`×`height` (at most its stored size) with
 /// libwebp's rescaler, alpha composited over white.
-fn decode_scaled(bytes: &[u8], width: u32, height: u32, has_alpha: bool) -> Result<Rgb, ImageError> {
+fn decode_scaled(
+    bytes: &[u8],
+    width: u32,
+    height: u32,
+    has_alpha: bool,
+) -> Result<Rgb, ImageError> {
     let channels: usize = if has_alpha { 4 } else { 3 };
     let stride = width as usize * channels;
     let mut pixels = vec![0u8; stride * height as usize];
@@ -141,7 +189,11 @@ fn decode_scaled(bytes: &[u8], width: u32, height: u32, has_alpha: bool) -> Resu
     config.options.use_scaling = 1;
     config.options.scaled_width = width as i32;
     config.options.scaled_height = height as i32;
-    config.output.colorspace = if has_alpha { WEBP_CSP_MODE::MODE_RGBA } else { WEBP_CSP_MODE::MODE_RGB };
+    config.output.colorspace = if has_alpha {
+        WEBP_CSP_MODE::MODE_RGBA
+    } else {
+        WEBP_CSP_MODE::MODE_RGB
+    };
     config.output.is_external_memory = 1;
     config.output.u.RGBA.rgba = pixels.as_mut_ptr();
     config.output.u.RGBA.stride = stride as i32;
@@ -153,23 +205,40 @@ fn decode_scaled(bytes: &[u8], width: u32, height: u32, has_alpha: bool) -> Resu
     let status = unsafe { libwebp_sys::WebPDecode(bytes.as_ptr(), bytes.len(), &mut config) };
     check(status)?;
     if config.output.width != width as i32 || config.output.height != height as i32 {
-        return Err(ImageError::Decode("libwebp returned an unexpected size".into()));
+        return Err(ImageError::Decode(
+            "libwebp returned an unexpected size".into(),
+        ));
     }
     let pixels = if has_alpha {
-        pixels.chunks_exact(4).flat_map(super::decode::over_white).collect()
+        pixels
+            .chunks_exact(4)
+            .flat_map(super::decode::over_white)
+            .collect()
     } else {
         pixels
     };
-    Ok(Rgb { width, height, pixels })
+    Ok(Rgb {
+        width,
+        height,
+        pixels,
+    })
 }
 
 fn check(status: VP8StatusCode) -> Result<(), ImageError> {
     match status {
         VP8StatusCode::VP8_STATUS_OK => Ok(()),
-        VP8StatusCode::VP8_STATUS_UNSUPPORTED_FEATURE => Err(ImageError::UnsupportedFormat("this WebP uses a feature zipfleet cannot read".into())),
-        VP8StatusCode::VP8_STATUS_NOT_ENOUGH_DATA => Err(ImageError::Decode("the WebP file ends early".into())),
-        VP8StatusCode::VP8_STATUS_OUT_OF_MEMORY => Err(ImageError::OverBudget("ran out of memory decoding the WebP".into())),
-        other => Err(ImageError::Decode(format!("the WebP data is damaged ({other:?})"))),
+        VP8StatusCode::VP8_STATUS_UNSUPPORTED_FEATURE => Err(ImageError::UnsupportedFormat(
+            "this WebP uses a feature zipfleet cannot read".into(),
+        )),
+        VP8StatusCode::VP8_STATUS_NOT_ENOUGH_DATA => {
+            Err(ImageError::Decode("the WebP file ends early".into()))
+        }
+        VP8StatusCode::VP8_STATUS_OUT_OF_MEMORY => Err(ImageError::OverBudget(
+            "ran out of memory decoding the WebP".into(),
+        )),
+        other => Err(ImageError::Decode(format!(
+            "the WebP data is damaged ({other:?})"
+        ))),
     }
 }
 
@@ -186,14 +255,24 @@ impl PageBuffer {
         let len = len.max(1);
         // SAFETY: an anonymous private mapping of `len` bytes, unmapped in Drop.
         let address = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
         };
         if address == libc::MAP_FAILED {
             return None;
         }
         // SAFETY: advice only; failure (no transparent huge pages) is harmless.
         unsafe { libc::madvise(address, len, libc::MADV_HUGEPAGE) };
-        Some(Self { address: address.cast(), len })
+        Some(Self {
+            address: address.cast(),
+            len,
+        })
     }
 
     fn as_mut_slice(&mut self) -> &mut [u8] {
@@ -216,7 +295,14 @@ pub(super) fn encode_lossy(rgb: &[u8], width: u32, height: u32, quality: f32) ->
     // SAFETY: `rgb` holds width × height RGB pixels at stride width × 3;
     // libwebp allocates the output, which is copied and freed with WebPFree.
     unsafe {
-        let len = libwebp_sys::WebPEncodeRGB(rgb.as_ptr(), width as i32, height as i32, width as i32 * 3, quality, &mut output);
+        let len = libwebp_sys::WebPEncodeRGB(
+            rgb.as_ptr(),
+            width as i32,
+            height as i32,
+            width as i32 * 3,
+            quality,
+            &mut output,
+        );
         assert!(len > 0, "libwebp could not encode");
         let bytes = std::slice::from_raw_parts(output, len).to_vec();
         libwebp_sys::WebPFree(output.cast());
