@@ -36,6 +36,11 @@ apt_install() {
 }
 
 command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)" >&2; exit 1; }
+# rustfmt and clippy come with rustup's default profile; a minimal one lacks them.
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  command -v rustup >/dev/null || { echo "cargo fmt and cargo clippy are required" >&2; exit 1; }
+  rustup component add rustfmt clippy
+fi
 
 # RabbitMQ
 command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server

@@ -25,23 +25,9 @@ use zipfleet_shared::status_store::StatusStore;
 use zipfleet_shared::store::file::FileStore;
 use zipfleet_shared::store::ObjectStore;
 
-/// The three backends of one process.
-#[derive(Clone)]
-pub struct Backends {
-    pub broker: Arc<dyn Broker>,
-    pub store: Arc<dyn ObjectStore>,
-    pub status: Arc<dyn StatusStore>,
-}
-
-impl std::fmt::Debug for Backends {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Backends")
-            .field("broker", &self.broker.kind())
-            .field("store", &self.store.kind())
-            .field("status", &self.status.kind())
-            .finish()
-    }
-}
+/// The three backends of one process (defined beside the traits, so code
+/// that only receives backends need not depend on this crate).
+pub use zipfleet_shared::backends::Backends;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -139,7 +125,7 @@ pub async fn connect_broker(config: &BackendConfig) -> Result<Arc<dyn Broker>, C
         "amqp" | "amqps" => {
             let broker = rabbitmq::RabbitBroker::connect(
                 url,
-                config.queue_names(),
+                config.queue_names(rabbitmq::default_queue_names()),
                 config.max_deliveries,
                 config.create_queues,
             )
@@ -153,9 +139,12 @@ pub async fn connect_broker(config: &BackendConfig) -> Result<Arc<dyn Broker>, C
                 create_queues: config.create_queues,
                 visibility_timeout: config.sqs_visibility_timeout,
             };
-            let broker = sqs::SqsBroker::connect(config.queue_names(), options)
-                .await
-                .map_err(|err| ConnectError::failed("ZIPFLEET_BROKER", &err, err.is_transient()))?;
+            let broker =
+                sqs::SqsBroker::connect(config.queue_names(sqs::default_queue_names()), options)
+                    .await
+                    .map_err(|err| {
+                        ConnectError::failed("ZIPFLEET_BROKER", &err, err.is_transient())
+                    })?;
             Ok(Arc::new(broker))
         }
         _ => Err(ConnectError::Unsupported {

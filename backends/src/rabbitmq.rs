@@ -32,6 +32,15 @@ use zipfleet_shared::broker::{
     Broker, BrokerError, Consumer, Delivery, QueueDepth, QueueNames, Settle,
 };
 
+/// RabbitMQ's queue names unless configured: dotted, as AMQP names usually are.
+pub fn default_queue_names() -> QueueNames {
+    QueueNames {
+        jobs: "zipfleet.jobs".into(),
+        completed: "zipfleet.completed".into(),
+        dead_letter: "zipfleet.jobs.dlq".into(),
+    }
+}
+
 /// How long a job may hold its delivery before RabbitMQ (3.12+) takes it back.
 const CONSUMER_TIMEOUT_MS: i64 = 6 * 3600 * 1000;
 

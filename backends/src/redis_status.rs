@@ -12,8 +12,7 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use std::collections::HashMap;
 use std::time::Duration;
-use zipfleet_shared::status::{now, JobState, JobStatus, Progress};
-use zipfleet_shared::status_store::memory::cancelled_error;
+use zipfleet_shared::status::{JobState, JobStatus};
 use zipfleet_shared::status_store::{
     job_seconds, BeginOutcome, CancelOutcome, CreateOutcome, Histogram, Stats, StatusError,
     StatusStore, IMAGE_SECONDS_BOUNDS, JOB_SECONDS_BOUNDS,
@@ -208,14 +207,7 @@ impl StatusStore for RedisStatusStore {
         if status.state.is_final() {
             return Ok(BeginOutcome::AlreadyFinal(status));
         }
-        status.state = JobState::Running;
-        status.attempt = attempt;
-        status.progress = Progress {
-            total,
-            done: 0,
-            failed: 0,
-        };
-        status.started_at = Some(now());
+        status.start(attempt, total);
         let mut connection = self.connection.clone();
         let final_doc: Option<String> = self
             .begin
@@ -283,9 +275,7 @@ impl StatusStore for RedisStatusStore {
             return Ok(CancelOutcome::NotFound);
         };
         let mut cancelled = status.clone();
-        cancelled.state = JobState::Cancelled;
-        cancelled.finished_at = Some(now());
-        cancelled.error = Some(cancelled_error());
+        cancelled.cancel();
         let mut connection = self.connection.clone();
         let outcome: String = self
             .cancel

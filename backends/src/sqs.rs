@@ -36,6 +36,16 @@ use zipfleet_shared::broker::{
     Broker, BrokerError, Consumer, Delivery, QueueDepth, QueueNames, Settle,
 };
 
+/// SQS's queue names unless configured: SQS allows no dots in a standard
+/// queue's name, so dashes.
+pub fn default_queue_names() -> QueueNames {
+    QueueNames {
+        jobs: "zipfleet-jobs".into(),
+        completed: "zipfleet-completed".into(),
+        dead_letter: "zipfleet-jobs-dlq".into(),
+    }
+}
+
 /// SQS's largest batch for one `ReceiveMessage`.
 const MAX_BATCH: usize = 10;
 /// How long one receive waits for messages. SQS allows up to 20 s; a short

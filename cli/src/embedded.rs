@@ -1,24 +1,16 @@
-//! `zipfleet run`: one job through the same worker code as the fleet, with
-//! the embedded backends — in-process queue, in-memory status, a directory as
-//! the object store. No server needed.
+//! `zipfleet run`: one job through the same worker code as the fleet, on the
+//! embedded fleet (`zipfleet_worker::embedded`) — in-process queue, in-memory
+//! status, a directory as the object store. No server needed.
 
 use crate::report::{summarize, ProgressView};
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
-use zipfleet_backends::Backends;
-use zipfleet_shared::broker::memory::MemoryBroker;
-use zipfleet_shared::config::{BackendConfig, Limits, ReportSettings, SourcePolicy, WorkerTuning};
-use zipfleet_shared::message::JobMessage;
-use zipfleet_shared::spec::{new_job_id, JobSpec, SpecLimits};
-use zipfleet_shared::status::JobStatus;
-use zipfleet_shared::status_store::memory::MemoryStatusStore;
-use zipfleet_shared::status_store::StatusStore;
-use zipfleet_shared::store::file::FileStore;
-use zipfleet_worker::app::{build_worker, WorkerSettings};
+use zipfleet_shared::config::{Limits, ReportSettings, SourcePolicy, WorkerTuning};
+use zipfleet_shared::spec::{JobSpec, SpecLimits};
+use zipfleet_worker::app::WorkerSettings;
+use zipfleet_worker::embedded::EmbeddedFleet;
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -46,7 +38,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     init_quiet_logging();
     let spec_bytes =
         std::fs::read(&args.job).with_context(|| format!("reading {}", args.job.display()))?;
-    let mut spec = match JobSpec::parse(
+    let spec = match JobSpec::parse(
         &spec_bytes,
         &SpecLimits {
             max_images: args.limits.max_images,
@@ -61,9 +53,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let job_id = spec.job_id.clone().unwrap_or_else(new_job_id);
-    spec.job_id = Some(job_id.clone());
-
     let store_dir = match &args.store {
         Some(store) => zipfleet_backends::file_url_path(store),
         None => args
@@ -76,68 +65,47 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if !store_dir.is_dir() {
         bail!("the store directory {} does not exist", store_dir.display());
     }
-    let store = Arc::new(FileStore::new(&store_dir).context("opening the store directory")?);
-    let status_store = Arc::new(MemoryStatusStore::new());
-    let backend = BackendConfig::embedded(store.root());
-    let backends = Backends {
-        broker: Arc::new(MemoryBroker::new(backend.max_deliveries)),
-        store: store.clone(),
-        status: status_store.clone(),
-    };
     let settings = WorkerSettings {
-        backend,
+        backend: EmbeddedFleet::config(&store_dir),
         policy: args.policy,
         limits: args.limits,
         tuning: args.tuning,
         report: args.report,
     };
-    let worker = build_worker(&backends, &settings).context("building the worker")?;
+    let fleet = EmbeddedFleet::start(&settings)
+        .await
+        .context("starting the embedded worker")?;
+    let job_id = fleet.submit(spec).await?.status.job_id;
 
-    status_store
-        .create(
-            &JobStatus::queued(&job_id, spec.project_id.clone(), spec.images.len() as u32),
-            &spec.fingerprint(),
-        )
-        .await?;
-    backends
-        .broker
-        .publish_job(&job_id, &JobMessage::inline(&job_id, spec).to_bytes())
-        .await?;
-
-    let stop = CancellationToken::new();
-    let serving = tokio::spawn(worker.run(stop.clone().cancelled_owned()));
     let mut view = ProgressView::new();
-    let status = loop {
-        let status = status_store
-            .get(&job_id)
-            .await?
-            .context("the job's status disappeared")?;
-        view.update(&status);
-        if status.state.is_final() {
-            break status;
-        }
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_millis(100)) => {}
-            _ = tokio::signal::ctrl_c() => {
-                view.finish();
-                stop.cancel();
-                bail!("interrupted");
-            }
-        }
+    let followed = tokio::select! {
+        followed = fleet.follow(&job_id, Duration::from_millis(100), |status| view.update(status)) => Some(followed),
+        _ = tokio::signal::ctrl_c() => None,
     };
     view.finish();
-    stop.cancel();
-    serving.await.ok();
+    let Some(followed) = followed else {
+        // The process ends here: nothing of an in-process job outlives it.
+        bail!("interrupted");
+    };
+    let status = followed?;
+    let zip_path = match &status.result {
+        Some(result) => fleet
+            .backends
+            .store
+            .local_path(None, &result.location.key)?
+            .map(|path| path.display().to_string()),
+        None => None,
+    };
+    fleet.stop().await;
 
-    let mut zip_path = status
-        .result
-        .as_ref()
-        .map(|r| store.root().join(&r.location.key).display().to_string());
-    if let (Some(out), Some(from)) = (&args.out, &zip_path) {
-        std::fs::copy(from, out)
-            .with_context(|| format!("copying the zip to {}", out.display()))?;
-        zip_path = Some(out.display().to_string());
-    }
+    let zip_path = match (&args.out, zip_path) {
+        (Some(out), Some(from)) => {
+            std::fs::copy(&from, out)
+                .with_context(|| format!("copying the zip to {}", out.display()))?;
+            Some(out.display().to_string())
+        }
+        (_, zip_path) => zip_path,
+    };
     Ok(summarize(&status, zip_path.as_deref()))
 }
 

@@ -12,10 +12,10 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 use utoipa::ToSchema;
-use zipfleet_shared::message::JobMessage;
-use zipfleet_shared::spec::{is_valid_job_id, new_job_id, FieldError, JobSpec, SpecLimits};
+use zipfleet_shared::accept::{accept_job, AcceptError};
+use zipfleet_shared::spec::{is_valid_job_id, FieldError, JobSpec, SpecLimits};
 use zipfleet_shared::status::{JobState, JobStatus};
-use zipfleet_shared::status_store::{CancelOutcome, CreateOutcome};
+use zipfleet_shared::status_store::CancelOutcome;
 
 /// The answer to `POST /v1/jobs`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -28,7 +28,7 @@ pub struct JobAccepted {
     pub status_url: String,
 }
 
-fn accepted(status: &JobStatus) -> Response {
+fn accepted_response(status: &JobStatus) -> Response {
     let body = JobAccepted {
         job_id: status.job_id.clone(),
         state: status.state,
@@ -76,78 +76,35 @@ pub async fn create_job(
             }])
         }
     })?;
-    let mut spec = parse_spec(&body, &state.settings.spec_limits)?;
-    let job_id = spec.job_id.clone().unwrap_or_else(new_job_id);
-    spec.job_id = Some(job_id.clone());
-    let fingerprint = spec.fingerprint();
-    let queued = JobStatus::queued(&job_id, spec.project_id.clone(), spec.images.len() as u32);
-
-    match state
-        .backends
-        .status
-        .create(&queued, &fingerprint)
+    let spec = parse_spec(&body, &state.settings.spec_limits)?;
+    let images = spec.images.len();
+    let accepted = accept_job(&state.backends, spec, state.settings.claim_check_bytes)
         .await
-        .map_err(status_store_down)?
-    {
-        CreateOutcome::Created => {
-            enqueue(&state, &job_id, &spec).await?;
-            state
-                .metrics
-                .jobs_accepted
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            info!(job_id, images = spec.images.len(), "job accepted");
-            Ok(accepted(&queued))
-        }
-        CreateOutcome::Existing {
-            status,
-            fingerprint: existing,
-            published,
-        } => {
-            if existing != fingerprint {
-                return Err(ApiError::Conflict(format!(
-                    "job {job_id} already exists with a different spec"
-                )));
+        .map_err(|err| match err {
+            AcceptError::Conflict(_) => ApiError::Conflict(err.to_string()),
+            AcceptError::StatusStore(err) => status_store_down(err),
+            AcceptError::SpecStore(err) => {
+                warn!(%err, "could not store a large spec");
+                ApiError::Unavailable("the object store".into())
             }
-            // A first post whose publish failed left the job unpublished: finish it now.
-            if !published && status.state == JobState::Queued {
-                enqueue(&state, &job_id, &spec).await?;
+            AcceptError::Broker(err) => {
+                warn!(%err, "could not enqueue a job");
+                ApiError::Unavailable("the job queue".into())
             }
-            Ok(accepted(&status))
-        }
+        })?;
+    if accepted.created {
+        state
+            .metrics
+            .jobs_accepted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        info!(job_id = accepted.status.job_id, images, "job accepted");
     }
+    Ok(accepted_response(&accepted.status))
 }
 
 /// The spec in `body`, parsed and validated by the spec's own rules.
 fn parse_spec(body: &[u8], limits: &SpecLimits) -> Result<JobSpec, ApiError> {
     Ok(JobSpec::parse(body, limits)?)
-}
-
-/// Publish the job message (claim-checked when large), then note it published.
-async fn enqueue(state: &AppState, job_id: &str, spec: &JobSpec) -> Result<(), ApiError> {
-    let backends = &state.backends;
-    let message = JobMessage::pack(
-        backends.store.as_ref(),
-        job_id,
-        spec,
-        state.settings.claim_check_bytes,
-    )
-    .await
-    .map_err(|err| {
-        warn!(%err, "could not store a large spec");
-        ApiError::Unavailable("the object store".into())
-    })?;
-    backends
-        .broker
-        .publish_job(job_id, &message)
-        .await
-        .map_err(|err| {
-            warn!(%err, job_id, "could not enqueue a job");
-            ApiError::Unavailable("the job queue".into())
-        })?;
-    if let Err(err) = backends.status.mark_published(job_id).await {
-        warn!(%err, job_id, "could not mark a job published");
-    }
-    Ok(())
 }
 
 fn check_id(job_id: &str) -> Result<(), ApiError> {

@@ -4,6 +4,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use zipfleet_api::startup::{ApiSettings, Application};
 use zipfleet_shared::config::{parse_bytes, BackendConfig, Limits};
+use zipfleet_shared::secret::Secret;
 use zipfleet_shared::spec::SpecLimits;
 
 #[global_allocator]
@@ -22,7 +23,7 @@ struct Cli {
     listen: String,
     /// Bearer token every /v1 request must carry.
     #[arg(long, env = "ZIPFLEET_API_TOKEN", hide_env_values = true)]
-    api_token: Option<String>,
+    api_token: Option<Secret>,
     #[command(flatten)]
     log: zipfleet_shared::config::LogSettings,
     /// Serve /v1 without authentication (development only).
@@ -40,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
         &cli.log,
         zipfleet_backends::telemetry::LogStream::Stdout,
     );
-    let token = cli.api_token.filter(|t| !t.is_empty());
+    let token = cli.api_token.filter(|t| !t.expose().is_empty());
     if token.is_none() && !cli.no_auth {
         bail!("refusing to start without ZIPFLEET_API_TOKEN (pass --no-auth to serve without authentication)");
     }

@@ -13,13 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use zipfleet_backends::Backends;
+use zipfleet_shared::secret::Secret;
 use zipfleet_shared::spec::SpecLimits;
 
 /// What the API needs besides its backends.
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
     /// Bearer token for `/v1`; `None` only with `--no-auth`.
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     pub max_body_bytes: usize,
     pub spec_limits: SpecLimits,
     pub claim_check_bytes: u64,
@@ -50,7 +51,10 @@ impl Application {
     ) -> std::io::Result<Self> {
         let state = AppState {
             backends,
-            token: settings.token.as_deref().map(Arc::from),
+            token: settings
+                .token
+                .as_ref()
+                .map(|token| Arc::from(token.expose())),
             settings: Arc::new(settings.clone()),
             metrics: Arc::new(Metrics::default()),
             openapi: Arc::from(crate::openapi::document(&settings.spec_limits).to_string()),

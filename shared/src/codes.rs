@@ -117,11 +117,44 @@ mod tests {
 }
 
 /// The values a status document's `error.code` takes: a job-level code, or
-/// the code of the image that failed the job. (For the schema only: the
-/// field itself is a string.)
+/// the code of the image that failed the job. Serialized as the bare code
+/// (the two sets share no name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum JobFailureCode {
     Job(JobErrorCode),
     Image(ImageErrorCode),
+}
+
+impl JobFailureCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Job(code) => code.as_str(),
+            Self::Image(code) => code.as_str(),
+        }
+    }
+}
+
+impl From<JobErrorCode> for JobFailureCode {
+    fn from(code: JobErrorCode) -> Self {
+        Self::Job(code)
+    }
+}
+
+impl From<ImageErrorCode> for JobFailureCode {
+    fn from(code: ImageErrorCode) -> Self {
+        Self::Image(code)
+    }
+}
+
+impl fmt::Display for JobFailureCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for JobFailureCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }

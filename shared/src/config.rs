@@ -65,42 +65,84 @@ pub struct BackendConfig {
 }
 
 impl BackendConfig {
-    /// The embedded default: in-process queue, in-memory status, a directory store.
+    /// The embedded default: in-process queue, in-memory status, a directory
+    /// store; every other setting at its default.
     pub fn embedded(store_dir: &std::path::Path) -> Self {
         Self {
             broker: "memory://".into(),
-            jobs_queue: None,
-            completed_queue: None,
-            dead_letter_queue: None,
-            create_queues: true,
-            max_deliveries: 5,
-            sqs_visibility_timeout: Duration::from_secs(60),
             store: format!("file://{}", store_dir.display()),
             status: "memory://".into(),
-            status_ttl: Duration::from_secs(3 * 86_400),
-            download_url_expiry: Duration::from_secs(3600),
-            claim_check_bytes: 128 * 1024,
+            ..defaults_of()
         }
     }
 
-    /// Queue names, with each broker's own defaults.
-    pub fn queue_names(&self) -> QueueNames {
-        let (jobs, completed, dead_letter) = if self.broker.starts_with("sqs:") {
-            ("zipfleet-jobs", "zipfleet-completed", "zipfleet-jobs-dlq")
-        } else {
-            ("zipfleet.jobs", "zipfleet.completed", "zipfleet.jobs.dlq")
-        };
+    /// Queue names: the ones configured, else the broker's own `defaults`
+    /// (each broker module knows its naming convention).
+    pub fn queue_names(&self, defaults: QueueNames) -> QueueNames {
         QueueNames {
-            jobs: self.jobs_queue.clone().unwrap_or_else(|| jobs.into()),
-            completed: self
-                .completed_queue
-                .clone()
-                .unwrap_or_else(|| completed.into()),
+            jobs: self.jobs_queue.clone().unwrap_or(defaults.jobs),
+            completed: self.completed_queue.clone().unwrap_or(defaults.completed),
             dead_letter: self
                 .dead_letter_queue
                 .clone()
-                .unwrap_or_else(|| dead_letter.into()),
+                .unwrap_or(defaults.dead_letter),
         }
+    }
+
+    /// The environment variables that configure another process (a worker
+    /// or API the tests or the bench spawn) exactly like this.
+    pub fn to_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("ZIPFLEET_BROKER", self.broker.clone()),
+            ("ZIPFLEET_CREATE_QUEUES", self.create_queues.to_string()),
+            ("ZIPFLEET_MAX_DELIVERIES", self.max_deliveries.to_string()),
+            (
+                "ZIPFLEET_SQS_VISIBILITY_TIMEOUT",
+                format_duration(self.sqs_visibility_timeout),
+            ),
+            ("ZIPFLEET_STORE", self.store.clone()),
+            ("ZIPFLEET_STATUS", self.status.clone()),
+            ("ZIPFLEET_STATUS_TTL", format_duration(self.status_ttl)),
+            (
+                "ZIPFLEET_DOWNLOAD_URL_EXPIRY",
+                format_duration(self.download_url_expiry),
+            ),
+            (
+                "ZIPFLEET_CLAIM_CHECK_BYTES",
+                self.claim_check_bytes.to_string(),
+            ),
+        ];
+        for (name, queue) in [
+            ("ZIPFLEET_JOBS_QUEUE", &self.jobs_queue),
+            ("ZIPFLEET_COMPLETED_QUEUE", &self.completed_queue),
+            ("ZIPFLEET_DEAD_LETTER_QUEUE", &self.dead_letter_queue),
+        ] {
+            if let Some(queue) = queue {
+                env.push((name, queue.clone()));
+            }
+        }
+        env
+    }
+}
+
+/// A settings group with every field at its clap default, ignoring the
+/// environment: the one place defaults are written is the `default_value`
+/// of each flag, and `Default` impls come from here.
+pub fn defaults_of<T: clap::Args + clap::FromArgMatches>() -> T {
+    let command = T::augment_args(clap::Command::new("zipfleet-defaults"))
+        .mut_args(|arg| arg.env(None::<&str>));
+    let matches = command
+        .try_get_matches_from(["zipfleet-defaults"])
+        .expect("every setting has a default");
+    T::from_arg_matches(&matches).expect("defaults parse")
+}
+
+/// A duration as [`parse_duration`] reads it back (milliseconds when needed).
+pub fn format_duration(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 {
+        format!("{}s", duration.as_secs())
+    } else {
+        format!("{}ms", duration.as_millis())
     }
 }
 
@@ -148,16 +190,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_download_bytes: 50 * MIB,
-            connect_timeout: Duration::from_secs(5),
-            download_timeout: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(10),
-            max_redirects: 5,
-            max_pixels: 120_000_000,
-            max_images: 10_000,
-            max_zip_bytes: 4 * 1024 * MIB,
-        }
+        defaults_of()
     }
 }
 
@@ -195,17 +228,7 @@ pub struct WorkerTuning {
 
 impl Default for WorkerTuning {
     fn default() -> Self {
-        Self {
-            concurrency: 2,
-            cpu_threads: 0,
-            fetch_concurrency: 16,
-            memory_budget: 256 * MIB,
-            work_dir: None,
-            shutdown_grace: Duration::from_secs(30),
-            worker_listen: "off".into(),
-            liveness_timeout: Duration::from_secs(60),
-            cache: CacheSettings::DEFAULT,
-        }
+        defaults_of()
     }
 }
 
@@ -226,24 +249,13 @@ pub struct CacheSettings {
     #[arg(long, env = "ZIPFLEET_FAILURE_CACHE_TTL", default_value = "10m", value_parser = parse_duration)]
     pub failure_cache_ttl: Duration,
     /// Downloads at once from one web host, per worker.
-    #[arg(long, env = "ZIPFLEET_PER_HOST_CONCURRENCY", default_value_t = CacheSettings::DEFAULT.per_host_concurrency)]
+    #[arg(long, env = "ZIPFLEET_PER_HOST_CONCURRENCY", default_value_t = 4)]
     pub per_host_concurrency: usize,
-}
-
-impl CacheSettings {
-    /// The defaults, for [`Default`] (clap's `default_value`s above say the same).
-    pub const DEFAULT: Self = Self {
-        enabled: true,
-        cache_ttl: Duration::from_secs(7 * 86_400),
-        source_cache_ttl: Duration::from_secs(86_400),
-        failure_cache_ttl: Duration::from_secs(600),
-        per_host_concurrency: 4,
-    };
 }
 
 impl Default for CacheSettings {
     fn default() -> Self {
-        Self::DEFAULT
+        defaults_of()
     }
 }
 
@@ -373,7 +385,8 @@ mod tests {
         }
         use clap::Parser;
         let parsed = Cli::try_parse_from(["x"]).unwrap().cache;
-        assert_eq!(parsed, CacheSettings::DEFAULT);
+        assert_eq!(parsed, CacheSettings::default());
+        assert_eq!(parsed.source_cache_ttl, Duration::from_secs(86_400));
         let off = Cli::try_parse_from(["x", "--cache", "off", "--failure-cache-ttl", "1s"])
             .unwrap()
             .cache;
@@ -382,12 +395,47 @@ mod tests {
     }
 
     #[test]
-    fn queue_name_defaults_depend_on_the_broker() {
+    fn configured_queue_names_override_the_brokers_defaults() {
+        let defaults = QueueNames {
+            jobs: "j".into(),
+            completed: "c".into(),
+            dead_letter: "d".into(),
+        };
         let mut config = BackendConfig::embedded(std::path::Path::new("/tmp"));
-        assert_eq!(config.queue_names().dead_letter, "zipfleet.jobs.dlq");
-        config.broker = "sqs://".into();
-        assert_eq!(config.queue_names().jobs, "zipfleet-jobs");
+        assert_eq!(config.queue_names(defaults.clone()), defaults);
         config.jobs_queue = Some("custom".into());
-        assert_eq!(config.queue_names().jobs, "custom");
+        assert_eq!(config.queue_names(defaults).jobs, "custom");
+    }
+
+    #[test]
+    fn defaults_ignore_the_environment_and_round_trip_through_it() {
+        // SAFETY of the test: no other test of this crate reads this variable.
+        std::env::set_var("ZIPFLEET_MAX_PIXELS", "7");
+        assert_eq!(Limits::default().max_pixels, 120_000_000);
+        std::env::remove_var("ZIPFLEET_MAX_PIXELS");
+        assert_eq!(
+            WorkerTuning::default().shutdown_grace,
+            Duration::from_secs(30)
+        );
+
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            backend: BackendConfig,
+        }
+        use clap::Parser;
+        let mut config = BackendConfig::embedded(std::path::Path::new("/srv/z"));
+        config.jobs_queue = Some("jobs-x".into());
+        config.sqs_visibility_timeout = Duration::from_millis(1500);
+        let mut args = vec!["x".to_string()];
+        for (name, value) in config.to_env() {
+            let flag = name
+                .trim_start_matches("ZIPFLEET_")
+                .to_lowercase()
+                .replace('_', "-");
+            args.push(format!("--{flag}={value}"));
+        }
+        let back = Cli::try_parse_from(args).unwrap().backend;
+        assert_eq!(format!("{back:?}"), format!("{config:?}"));
     }
 }

@@ -13,12 +13,18 @@
 //! - [`retry`]: backoff with jitter and once-per-outage logging for vanished backends.
 //! - [`message`]: the job message carried by the broker (inline spec or claim check).
 //! - [`schema`]: JSON Schemas generated from these types (OpenAPI components, `shared/schema/`).
+//! - [`secret`]: tokens and credential-carrying URLs that `Debug` cannot print.
 //! - [`config`]: every setting, as environment variables that are also CLI flags.
 //! - [`broker`], [`store`], [`status_store`]: the backend traits, with the
-//!   in-process implementations (in-memory queue, local directory, in-memory status).
+//!   in-process implementations (in-memory queue, local directory, in-memory status);
+//!   [`backends::Backends`]: the three of one process.
+//! - [`accept`]: accepting a job (status, publish, mark published) — the one
+//!   way a job enters zipfleet, for the API, `zipfleet run` and the tests.
 //!
 //! This crate knows nothing of HTTP, image formats or any particular service.
 
+pub mod accept;
+pub mod backends;
 pub mod broker;
 pub mod codes;
 pub mod config;
@@ -28,12 +34,14 @@ pub mod reachability;
 pub mod report;
 pub mod retry;
 pub mod schema;
+pub mod secret;
 pub mod spec;
 pub mod status;
 pub mod status_store;
 pub mod store;
 
-pub use codes::{ImageErrorCode, JobErrorCode};
+pub use backends::Backends;
+pub use codes::{ImageErrorCode, JobErrorCode, JobFailureCode};
 pub use spec::{
     Fit, ImageSource, ImageSpec, JobSpec, OnImageError, OutputFormat, OutputSpec, SpecError,
 };

@@ -1,7 +1,7 @@
 //! The status document: what `GET /v1/jobs/{id}` answers and what the
 //! completion message carries, exactly as the contract fixes it.
 
-use crate::codes::ImageErrorCode;
+use crate::codes::{ImageErrorCode, JobErrorCode, JobFailureCode};
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -84,9 +84,22 @@ pub struct JobResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobError {
     /// A job error code or an image error code (see the description above).
-    #[schema(value_type = crate::codes::JobFailureCode)]
-    pub code: String,
+    pub code: JobFailureCode,
     pub message: String,
+}
+
+impl JobError {
+    pub fn new(code: impl Into<JobFailureCode>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The error every cancelled job carries.
+    pub fn cancelled() -> Self {
+        Self::new(JobErrorCode::Cancelled, "the job was cancelled")
+    }
 }
 
 /// The status document. Every key is always present (`null` when it does not
@@ -134,6 +147,43 @@ impl JobStatus {
             result: None,
             error: None,
         }
+    }
+
+    /// `running` for this delivery `attempt`, progress counted afresh
+    /// (a redelivered job starts its images over).
+    pub fn start(&mut self, attempt: u32, total: u32) {
+        self.state = JobState::Running;
+        self.attempt = attempt;
+        self.progress = Progress {
+            total,
+            done: 0,
+            failed: 0,
+        };
+        self.started_at = Some(now());
+    }
+
+    /// `succeeded` with what the job produced.
+    pub fn succeed(&mut self, result: JobResult) {
+        self.conclude(JobState::Succeeded);
+        self.result = Some(result);
+    }
+
+    /// `failed`, and why.
+    pub fn fail(&mut self, error: JobError) {
+        self.conclude(JobState::Failed);
+        self.error = Some(error);
+    }
+
+    /// `cancelled` (a queued job by the API, a running one by its worker).
+    pub fn cancel(&mut self) {
+        self.conclude(JobState::Cancelled);
+        self.error = Some(JobError::cancelled());
+    }
+
+    fn conclude(&mut self, state: JobState) {
+        debug_assert!(state.is_final());
+        self.state = state;
+        self.finished_at = Some(now());
     }
 }
 

@@ -187,23 +187,7 @@ impl Fleet {
             .map(str::to_string)
             .unwrap_or_else(|| std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
         let child = Command::new(worker_binary())
-            .env("ZIPFLEET_BROKER", &c.broker)
-            .env("ZIPFLEET_JOBS_QUEUE", c.jobs_queue.as_deref().unwrap())
-            .env(
-                "ZIPFLEET_COMPLETED_QUEUE",
-                c.completed_queue.as_deref().unwrap(),
-            )
-            .env(
-                "ZIPFLEET_DEAD_LETTER_QUEUE",
-                c.dead_letter_queue.as_deref().unwrap(),
-            )
-            .env("ZIPFLEET_MAX_DELIVERIES", c.max_deliveries.to_string())
-            .env(
-                "ZIPFLEET_SQS_VISIBILITY_TIMEOUT",
-                format!("{}s", c.sqs_visibility_timeout.as_secs()),
-            )
-            .env("ZIPFLEET_STORE", &c.store)
-            .env("ZIPFLEET_STATUS", &c.status)
+            .envs(c.to_env())
             .env("ZIPFLEET_ALLOW_PRIVATE_SOURCES", "true")
             .env("ZIPFLEET_SHUTDOWN_GRACE", "5s")
             .env("ZIPFLEET_WORKER_LISTEN", &endpoint)

@@ -11,22 +11,20 @@ pub mod zipcheck;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
-use zipfleet_backends::Backends;
 use zipfleet_shared::broker::memory::MemoryBroker;
-use zipfleet_shared::config::{BackendConfig, Limits, SourcePolicy, WorkerTuning};
-use zipfleet_shared::message::JobMessage;
+use zipfleet_shared::config::{Limits, SourcePolicy, WorkerTuning};
 use zipfleet_shared::spec::JobSpec;
 use zipfleet_shared::status::JobStatus;
 use zipfleet_shared::status_store::memory::MemoryStatusStore;
-use zipfleet_shared::status_store::StatusStore;
 use zipfleet_shared::store::file::FileStore;
-use zipfleet_worker::app::{build_worker, WorkerSettings};
+use zipfleet_shared::Backends;
+use zipfleet_worker::app::WorkerSettings;
+use zipfleet_worker::embedded::EmbeddedFleet;
 
 /// Settings for tests: URL images may come from loopback (the tests' own servers).
 pub fn test_settings(store_dir: &Path) -> WorkerSettings {
     WorkerSettings {
-        backend: BackendConfig::embedded(store_dir),
+        backend: EmbeddedFleet::config(store_dir),
         policy: SourcePolicy {
             allow_private_sources: true,
             allowed_source_nets: vec![],
@@ -36,18 +34,21 @@ pub fn test_settings(store_dir: &Path) -> WorkerSettings {
             download_timeout: Duration::from_secs(10),
             ..Limits::default()
         },
-        tuning: WorkerTuning::default(),
+        tuning: WorkerTuning {
+            worker_listen: "off".into(),
+            ..WorkerTuning::default()
+        },
         report: Default::default(),
     }
 }
 
-/// An embedded fleet: memory broker, memory status, a directory store, one worker.
+/// The embedded fleet (`zipfleet_worker::embedded`) with handles on its
+/// in-memory broker and status store, for tests to inspect.
 pub struct Embedded {
     pub broker: MemoryBroker,
     pub status: Arc<MemoryStatusStore>,
     pub store: Arc<FileStore>,
-    stop: CancellationToken,
-    serving: tokio::task::JoinHandle<()>,
+    fleet: EmbeddedFleet,
 }
 
 impl Embedded {
@@ -60,52 +61,35 @@ impl Embedded {
             store: store.clone(),
             status: status.clone(),
         };
-        let worker = build_worker(&backends, settings).expect("worker builds");
-        let stop = CancellationToken::new();
-        let serving = tokio::spawn(worker.run(stop.clone().cancelled_owned()));
+        let fleet = EmbeddedFleet::on(backends, settings).expect("worker builds");
         Self {
             broker,
             status,
             store,
-            stop,
-            serving,
+            fleet,
         }
     }
 
-    /// Enqueue a job as the API would: `queued` status first, then the message.
+    /// Accept a job exactly as the API does, under `job_id`.
     pub async fn submit(&self, job_id: &str, spec: &JobSpec) {
-        let status = JobStatus::queued(job_id, spec.project_id.clone(), spec.images.len() as u32);
-        self.status
-            .create(&status, &spec.fingerprint())
-            .await
-            .unwrap();
-        use zipfleet_shared::broker::Broker;
-        self.broker
-            .publish_job(job_id, &JobMessage::inline(job_id, spec.clone()).to_bytes())
-            .await
-            .unwrap();
+        let mut spec = spec.clone();
+        spec.job_id = Some(job_id.to_string());
+        self.fleet.submit(spec).await.expect("job accepted");
     }
 
     /// Wait for the job's final status.
     pub async fn wait(&self, job_id: &str, limit: Duration) -> JobStatus {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            if let Some(status) = self.status.get(job_id).await.unwrap() {
-                if status.state.is_final() {
-                    return status;
-                }
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "job {job_id} did not finish within {limit:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        tokio::time::timeout(
+            limit,
+            self.fleet.follow(job_id, Duration::from_millis(20), |_| {}),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("job {job_id} did not finish within {limit:?}"))
+        .expect("the job's status is readable")
     }
 
     pub async fn stop(self) {
-        self.stop.cancel();
-        self.serving.await.unwrap();
+        self.fleet.stop().await;
     }
 }
 

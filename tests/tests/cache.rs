@@ -184,7 +184,7 @@ async fn a_second_run_asks_the_web_nothing_renders_nothing_and_equals_cache_off(
     let (dir, off_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let server = TestServer::start().await;
     let job = mixed_job(dir.path(), &server);
-    let run = Run::on_dir(dir.path(), CacheSettings::DEFAULT);
+    let run = Run::on_dir(dir.path(), CacheSettings::default());
 
     let (_, cold) = run.job("cold", &job).await;
     assert_eq!(server.requests(), 4);
@@ -237,7 +237,7 @@ async fn a_second_run_asks_the_web_nothing_renders_nothing_and_equals_cache_off(
         off_dir.path(),
         CacheSettings {
             enabled: false,
-            ..CacheSettings::DEFAULT
+            ..CacheSettings::default()
         },
     );
     let (_, uncached) = off.job("off", &job).await;
@@ -268,7 +268,7 @@ async fn new_settings_new_bytes_after_the_source_ttl_and_a_new_etag_miss() {
     };
     let cache = CacheSettings {
         source_cache_ttl: Duration::from_secs(4),
-        ..CacheSettings::DEFAULT
+        ..CacheSettings::default()
     };
     let run = Run::on_dir(dir.path(), cache);
     let (_, first) = run.job("first", &job(json!({}))).await;
@@ -382,7 +382,7 @@ async fn a_truncated_entry_is_replaced_and_a_store_refusing_cache_writes_still_z
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start().await;
     let job = mixed_job(dir.path(), &server);
-    let run = Run::on_dir(dir.path(), CacheSettings::DEFAULT);
+    let run = Run::on_dir(dir.path(), CacheSettings::default());
     let (_, cold) = run.job("cold", &job).await;
     let renders: Vec<(PathBuf, u64)> = std::fs::read_dir(dir.path().join("cache/renders"))
         .unwrap()
@@ -437,7 +437,7 @@ async fn a_truncated_entry_is_replaced_and_a_store_refusing_cache_writes_still_z
     let store = Arc::new(RefusingCacheWrites(
         FileStore::new(refusing_dir.path()).unwrap(),
     ));
-    let refused = Run::start(refusing_dir.path(), store, CacheSettings::DEFAULT);
+    let refused = Run::start(refusing_dir.path(), store, CacheSettings::default());
     for id in ["r1", "r2"] {
         let (status, entries) = refused.job(id, &job).await;
         assert_eq!(status.result.unwrap().images, 8);
@@ -470,7 +470,7 @@ async fn a_refused_url_is_not_asked_again_within_the_failure_ttl_and_is_after_it
         dir.path(),
         CacheSettings {
             failure_cache_ttl: ttl,
-            ..CacheSettings::DEFAULT
+            ..CacheSettings::default()
         },
     );
     let started = std::time::Instant::now();
@@ -550,7 +550,7 @@ async fn downloads_per_host_stay_within_the_setting_and_retry_after_is_honoured_
         dir.path(),
         CacheSettings {
             per_host_concurrency: 3,
-            ..CacheSettings::DEFAULT
+            ..CacheSettings::default()
         },
     );
     let (status, _) = run.job("slow", &json!({"images": list})).await;
@@ -608,7 +608,7 @@ async fn two_concurrent_jobs_on_one_worker_sharing_20_urls_fetch_each_once() {
             .collect();
         json!({"images": list})
     };
-    let run = Run::on_dir(dir.path(), CacheSettings::DEFAULT);
+    let run = Run::on_dir(dir.path(), CacheSettings::default());
     run.submit("left", &job(0)).await;
     run.submit("right", &job(7)).await;
     let (left, right) = (run.wait("left").await, run.wait("right").await);

@@ -687,7 +687,7 @@ mod tests {
     #[tokio::test]
     async fn a_render_round_trips_exactly_and_a_damaged_one_misses() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = open(dir.path(), CacheSettings::DEFAULT);
+        let cache = open(dir.path(), CacheSettings::default());
         let key = cache.render_key(&content(1), &OutputSpec::default());
         assert!(cache.get_render(&key, 1 << 20).await.is_none());
         cache.put_render(&key, &rendered()).await;
@@ -716,7 +716,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let settings = CacheSettings {
             failure_cache_ttl: Duration::from_millis(200),
-            ..CacheSettings::DEFAULT
+            ..CacheSettings::default()
         };
         let cache = open(dir.path(), settings);
         cache
@@ -735,7 +735,7 @@ mod tests {
             dir.path(),
             CacheSettings {
                 cache_ttl: Duration::ZERO,
-                ..CacheSettings::DEFAULT
+                ..CacheSettings::default()
             },
         );
         let key = old.render_key(&content(3), &OutputSpec::default());
@@ -750,7 +750,7 @@ mod tests {
     #[tokio::test]
     async fn a_source_is_kept_by_content_and_verified_on_the_way_back() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = open(dir.path(), CacheSettings::DEFAULT);
+        let cache = open(dir.path(), CacheSettings::default());
         let file = dir.path().join("photo.bin");
         std::fs::write(&file, vec![42u8; 300_000]).unwrap();
         let id = content_of(&file).await.unwrap();

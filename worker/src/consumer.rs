@@ -28,8 +28,8 @@ use zipfleet_shared::message::JobMessage;
 use zipfleet_shared::reachability::{check_backends, Checks};
 use zipfleet_shared::retry::{retry_transient, Backoff, GaveUp, OutageLog};
 use zipfleet_shared::spec::{JobSpec, SpecLimits};
-use zipfleet_shared::status::{now, JobError, JobState, JobStatus};
-use zipfleet_shared::status_store::{memory::cancelled_error, BeginOutcome};
+use zipfleet_shared::status::{JobError, JobStatus};
+use zipfleet_shared::status_store::BeginOutcome;
 use zipfleet_shared::JobErrorCode;
 
 /// Largest claim-checked spec a worker reads.
@@ -244,10 +244,7 @@ impl Worker {
             Err(SpecProblem::Invalid(reason)) => {
                 let mut status = JobStatus::queued(&job_id, None, 0);
                 status.attempt = attempt;
-                let error = JobError {
-                    code: JobErrorCode::InvalidSpec.as_str().into(),
-                    message: reason,
-                };
+                let error = JobError::new(JobErrorCode::InvalidSpec, reason);
                 return self
                     .conclude(finish(status, JobOutcome::Failed(error)), interrupt)
                     .await;
@@ -290,10 +287,10 @@ impl Worker {
             }
             Err(Interrupted::Shutdown) => Settlement::HandBack("worker shutting down".into()),
             Err(Interrupted::Transient(reason)) if attempt >= self.max_deliveries => {
-                let error = JobError {
-                    code: JobErrorCode::TooManyAttempts.as_str().into(),
-                    message: format!("gave up after {attempt} attempts; last problem: {reason}"),
-                };
+                let error = JobError::new(
+                    JobErrorCode::TooManyAttempts,
+                    format!("gave up after {attempt} attempts; last problem: {reason}"),
+                );
                 self.conclude(finish(started, JobOutcome::Failed(error)), interrupt)
                     .await
             }
@@ -447,20 +444,10 @@ enum SpecProblem {
 
 /// The final status document for an outcome.
 fn finish(mut status: JobStatus, outcome: JobOutcome) -> JobStatus {
-    status.finished_at = Some(now());
     match outcome {
-        JobOutcome::Succeeded(result) => {
-            status.state = JobState::Succeeded;
-            status.result = Some(result);
-        }
-        JobOutcome::Failed(error) => {
-            status.state = JobState::Failed;
-            status.error = Some(error);
-        }
-        JobOutcome::Cancelled => {
-            status.state = JobState::Cancelled;
-            status.error = Some(cancelled_error());
-        }
+        JobOutcome::Succeeded(result) => status.succeed(result),
+        JobOutcome::Failed(error) => status.fail(error),
+        JobOutcome::Cancelled => status.cancel(),
     }
     status
 }

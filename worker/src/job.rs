@@ -12,7 +12,7 @@ use crate::fetch::{FetchError, Fetched, Fetcher};
 use crate::imaging::{self, ImageError, Rendered};
 use crate::metrics::{CacheKind, Stage, WorkerMetrics};
 use crate::report::{dataset_report, RenderedFacts, ReportImage};
-use crate::zipper::{Manifest, ManifestImage, ZipError, ZipSpool};
+use crate::zipper::{CacheUse, Manifest, ManifestImage, ManifestStatus, ZipError, ZipSpool};
 use futures::StreamExt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error_span, info, warn, Instrument};
 use zipfleet_shared::config::{Limits, ReportSettings};
 use zipfleet_shared::names::EntryNamer;
+use zipfleet_shared::report::DatasetReport;
 use zipfleet_shared::retry::{retry_transient, GaveUp, OutageLog, Outages};
 use zipfleet_shared::spec::{ImageSource, ImageSpec, JobSpec, OnImageError, OutputSpec};
 use zipfleet_shared::status::{JobError, JobResult, Location, Progress, SkippedImage};
@@ -78,7 +79,7 @@ enum ImageOutcome {
     /// `cached`: what the cache gave (`render`: the image itself; `source`: its download).
     Done {
         rendered: Rendered,
-        cached: Option<&'static str>,
+        cached: Option<CacheUse>,
     },
     Skipped {
         code: ImageErrorCode,
@@ -89,33 +90,67 @@ enum ImageOutcome {
 /// How often a running job looks for a cancel request.
 const CANCEL_POLL: Duration = Duration::from_millis(500);
 
-/// Run one job. Returns the outcome and the final image counts.
+/// Run one job: every image into the zip spool, the manifest, the upload.
+/// Returns the outcome and the final image counts.
 pub async fn run_job(
     env: &JobEnv,
     job_id: &str,
     spec: &JobSpec,
     stop: &CancellationToken,
 ) -> Result<(JobOutcome, Progress), Interrupted> {
-    let output = spec.output;
-    let mut namer = EntryNamer::new();
-    let entries: Vec<String> = spec
-        .images
-        .iter()
-        .map(|image| namer.entry_name(&image.label, &image.id, output.format.extension()))
-        .collect();
-    let mut manifest_images: Vec<ManifestImage> =
-        spec.images.iter().map(ManifestImage::pending).collect();
-    let mut progress = Progress {
-        total: spec.images.len() as u32,
-        done: 0,
-        failed: 0,
-    };
-    // What the dataset report needs of each image in the zip, by job position.
-    let mut report_facts: Vec<Option<RenderedFacts>> = vec![None; spec.images.len()];
-
+    let mut book = JobBook::new(spec);
     let mut spool = ZipSpool::create(&env.spool_dir, env.limits.max_zip_bytes)
         .map_err(|err| Interrupted::Transient(err.to_string()))?;
+    if let Some(ended) = add_images(env, job_id, spec, &mut book, &mut spool, stop).await? {
+        return Ok((ended, book.progress));
+    }
+    let progress = book.progress;
+    let (manifest, skipped, report) = book.into_manifest(job_id, spec, &env.report);
+    let finished = tokio::task::spawn_blocking(move || spool.finish(&manifest))
+        .await
+        .map_err(|err| Interrupted::Transient(err.to_string()))?;
+    let (zip_path, size) = match finished {
+        Ok(done) => done,
+        Err(err) => return Ok((zip_failure(err)?, progress)),
+    };
+    let location = match upload_zip(env, job_id, &zip_path, stop).await? {
+        Ok(location) => location,
+        Err(refused) => return Ok((refused, progress)),
+    };
+    let url = env
+        .store
+        .download_url(&location.key, env.download_url_expiry)
+        .await
+        .map_err(|err| Interrupted::Transient(format!("could not make a download URL: {err}")))?;
+    info!(
+        size,
+        images = progress.done,
+        skipped = progress.failed,
+        "zip uploaded"
+    );
+    let result = JobResult {
+        location,
+        url,
+        size_bytes: size,
+        images: progress.done,
+        skipped,
+        report,
+    };
+    Ok((JobOutcome::Succeeded(result), progress))
+}
 
+/// Run every image concurrently and add each to the spool as it finishes,
+/// watching for a cancel request and shutdown. `Some` when the job ended
+/// early (cancelled, an image failed it, the zip grew too large).
+async fn add_images(
+    env: &JobEnv,
+    job_id: &str,
+    spec: &JobSpec,
+    book: &mut JobBook,
+    spool: &mut ZipSpool,
+    stop: &CancellationToken,
+) -> Result<Option<JobOutcome>, Interrupted> {
+    let output = spec.output;
     // Indices rather than `&ImageSpec` items keep the stream's closure free of
     // higher-ranked lifetimes, so the job future stays `Send`.
     let mut results = futures::stream::iter(0..spec.images.len())
@@ -133,174 +168,182 @@ pub async fn run_job(
 
     let mut cancel_poll = tokio::time::interval(CANCEL_POLL);
     cancel_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut first_failure: Option<(usize, ImageErrorCode, String)> = None;
     loop {
         let next = tokio::select! {
             next = results.next() => next,
             _ = cancel_poll.tick() => {
                 if env.status.cancel_requested(job_id).await.unwrap_or(false) {
                     info!("cancel requested; stopping");
-                    return Ok((JobOutcome::Cancelled, progress));
+                    return Ok(Some(JobOutcome::Cancelled));
                 }
                 continue;
             }
             () = stop.cancelled() => return Err(Interrupted::Shutdown),
         };
         let Some((index, outcome, took)) = next else {
-            break;
+            return Ok(None);
         };
-        let outcome = outcome?;
-        let line = &mut manifest_images[index];
-        match outcome {
+        match outcome? {
             ImageOutcome::Done { rendered, cached } => {
-                let added = spool.add(&entries[index], &rendered.bytes);
-                match added {
-                    Ok(()) => {}
-                    Err(ZipError::TooLarge { limit_mib }) => {
-                        return Ok((
-                            failed(
-                                JobErrorCode::ZipTooLarge,
-                                format!("the zip would be larger than {limit_mib} MiB"),
-                            ),
-                            progress,
-                        ));
-                    }
-                    Err(err) => return Err(Interrupted::Transient(err.to_string())),
+                if let Err(err) = spool.add(&book.entries[index], &rendered.bytes) {
+                    return zip_failure(err).map(Some);
                 }
-                line.entry = Some(entries[index].clone());
-                line.width = Some(rendered.source_width);
-                line.height = Some(rendered.source_height);
-                line.status = "ok";
-                line.cache = cached;
-                report_facts[index] = Some(RenderedFacts {
-                    source_width: rendered.source_width,
-                    source_height: rendered.source_height,
-                    signature: rendered.signature,
-                });
-                progress.done += 1;
+                book.done(index, &rendered, cached);
                 env.metrics.image_ok();
                 report_progress(env, job_id, 1, 0, took).await;
             }
             ImageOutcome::Skipped { code, message } => {
-                warn!(image = %spec.images[index].id, %code, %message, "image skipped");
-                line.code = Some(code);
-                line.message = Some(message.clone());
-                progress.failed += 1;
+                let image = &spec.images[index];
+                warn!(image = %image.id, %code, %message, "image skipped");
                 env.metrics.image_skipped(code);
                 report_progress(env, job_id, 0, 1, took).await;
-                if spec.on_image_error == OnImageError::Fail {
-                    first_failure = Some((index, code, message));
-                    break;
+                let fails_the_job = spec.on_image_error == OnImageError::Fail;
+                let error = fails_the_job.then(|| {
+                    JobError::new(
+                        code,
+                        format!("image {:?} (label {:?}): {message}", image.id, image.label),
+                    )
+                });
+                book.skipped(index, code, message);
+                if let Some(error) = error {
+                    return Ok(Some(JobOutcome::Failed(error)));
                 }
             }
         }
     }
-    drop(results);
+}
 
-    if let Some((index, code, message)) = first_failure {
-        let image = &spec.images[index];
-        let error = JobError {
-            code: code.as_str().into(),
-            message: format!("image {:?} (label {:?}): {message}", image.id, image.label),
-        };
-        return Ok((JobOutcome::Failed(error), progress));
+/// A zip that could not be written: too large fails the job, anything else
+/// (the spool's disk) is this worker's trouble and the job is retried.
+fn zip_failure(err: ZipError) -> Result<JobOutcome, Interrupted> {
+    match err {
+        ZipError::TooLarge { limit_mib } => Ok(failed(
+            JobErrorCode::ZipTooLarge,
+            format!("the zip would be larger than {limit_mib} MiB"),
+        )),
+        err => Err(Interrupted::Transient(err.to_string())),
     }
+}
 
-    let skipped: Vec<SkippedImage> = manifest_images
-        .iter()
-        .filter_map(|line| {
-            Some(SkippedImage {
-                id: line.id.clone(),
-                code: line.code?,
-                message: line.message.clone()?,
-            })
-        })
-        .collect();
-    let report_images: Vec<ReportImage<'_>> = spec
-        .images
-        .iter()
-        .zip(&report_facts)
-        .map(|(image, facts)| ReportImage {
-            id: &image.id,
-            label: &image.label,
-            rendered: *facts,
-        })
-        .collect();
-    let report = dataset_report(&report_images, output.width, output.height, &env.report);
-    let manifest = Manifest {
-        job_id: job_id.to_string(),
-        project_id: spec.project_id.clone(),
-        output,
-        images: manifest_images,
-        skipped: skipped.clone(),
-        report: report.clone(),
-    };
-    let finished = tokio::task::spawn_blocking(move || spool.finish(&manifest))
-        .await
-        .map_err(|err| Interrupted::Transient(err.to_string()))?;
-    let (zip_path, size) = match finished {
-        Ok(done) => done,
-        Err(ZipError::TooLarge { limit_mib }) => {
-            return Ok((
-                failed(
-                    JobErrorCode::ZipTooLarge,
-                    format!("the zip would be larger than {limit_mib} MiB"),
-                ),
-                progress,
-            ));
-        }
-        Err(err) => return Err(Interrupted::Transient(err.to_string())),
-    };
-
+/// Upload the finished zip to `PREFIX/zips/JOB_ID.zip`. `Ok(Err)` when the
+/// store refused it (the job fails `store_failed`).
+async fn upload_zip(
+    env: &JobEnv,
+    job_id: &str,
+    zip_path: &std::path::Path,
+    stop: &CancellationToken,
+) -> Result<Result<Location, JobOutcome>, Interrupted> {
     let key = zip_key(env.store.as_ref(), job_id);
     let upload_started = std::time::Instant::now();
-    let uploaded = upload(
-        env.store.as_ref(),
-        &env.outages.store,
-        &key,
-        &zip_path,
-        stop,
-    )
-    .await;
+    let uploaded = upload(env.store.as_ref(), &env.outages.store, &key, zip_path, stop).await;
     env.metrics.stage(Stage::Upload, upload_started.elapsed());
-    if let Err(err) = uploaded {
-        return match err {
-            UploadError::Interrupted(interrupted) => Err(interrupted),
-            UploadError::Refused(reason) => {
-                Ok((failed(JobErrorCode::StoreFailed, reason), progress))
-            }
-        };
-    }
-    let url = env
-        .store
-        .download_url(&key, env.download_url_expiry)
-        .await
-        .map_err(|err| Interrupted::Transient(format!("could not make a download URL: {err}")))?;
-    info!(
-        size,
-        images = progress.done,
-        skipped = progress.failed,
-        "zip uploaded"
-    );
-    let result = JobResult {
-        location: Location {
+    match uploaded {
+        Ok(()) => Ok(Ok(Location {
             bucket: env.store.bucket().to_string(),
             key,
-        },
-        url,
-        size_bytes: size,
-        images: progress.done,
-        skipped,
-        report,
-    };
-    Ok((JobOutcome::Succeeded(result), progress))
+        })),
+        Err(UploadError::Interrupted(interrupted)) => Err(interrupted),
+        Err(UploadError::Refused(reason)) => Ok(Err(failed(JobErrorCode::StoreFailed, reason))),
+    }
+}
+
+/// A job's bookkeeping while its images run: zip entry names (decided once,
+/// up front), manifest lines, counts, and what the dataset report needs of
+/// each image in the zip — all by the image's position in the spec.
+struct JobBook {
+    entries: Vec<String>,
+    lines: Vec<ManifestImage>,
+    facts: Vec<Option<RenderedFacts>>,
+    progress: Progress,
+}
+
+impl JobBook {
+    fn new(spec: &JobSpec) -> Self {
+        let mut namer = EntryNamer::new();
+        let extension = spec.output.format.extension();
+        Self {
+            entries: spec
+                .images
+                .iter()
+                .map(|image| namer.entry_name(&image.label, &image.id, extension))
+                .collect(),
+            lines: spec.images.iter().map(ManifestImage::pending).collect(),
+            facts: vec![None; spec.images.len()],
+            progress: Progress {
+                total: spec.images.len() as u32,
+                done: 0,
+                failed: 0,
+            },
+        }
+    }
+
+    fn done(&mut self, index: usize, rendered: &Rendered, cached: Option<CacheUse>) {
+        let line = &mut self.lines[index];
+        line.entry = Some(self.entries[index].clone());
+        line.width = Some(rendered.source_width);
+        line.height = Some(rendered.source_height);
+        line.status = ManifestStatus::Ok;
+        line.cache = cached;
+        self.facts[index] = Some(RenderedFacts {
+            source_width: rendered.source_width,
+            source_height: rendered.source_height,
+            signature: rendered.signature,
+        });
+        self.progress.done += 1;
+    }
+
+    fn skipped(&mut self, index: usize, code: ImageErrorCode, message: String) {
+        let line = &mut self.lines[index];
+        line.code = Some(code);
+        line.message = Some(message);
+        self.progress.failed += 1;
+    }
+
+    /// The manifest, with the skipped list and the dataset report it holds
+    /// (the status document's result carries the same two).
+    fn into_manifest(
+        self,
+        job_id: &str,
+        spec: &JobSpec,
+        settings: &ReportSettings,
+    ) -> (Manifest, Vec<SkippedImage>, DatasetReport) {
+        let skipped: Vec<SkippedImage> = self
+            .lines
+            .iter()
+            .filter_map(|line| {
+                Some(SkippedImage {
+                    id: line.id.clone(),
+                    code: line.code?,
+                    message: line.message.clone()?,
+                })
+            })
+            .collect();
+        let report_images: Vec<ReportImage<'_>> = spec
+            .images
+            .iter()
+            .zip(&self.facts)
+            .map(|(image, facts)| ReportImage {
+                id: &image.id,
+                label: &image.label,
+                rendered: *facts,
+            })
+            .collect();
+        let output = spec.output;
+        let report = dataset_report(&report_images, output.width, output.height, settings);
+        let manifest = Manifest {
+            job_id: job_id.to_string(),
+            project_id: spec.project_id.clone(),
+            output,
+            images: self.lines,
+            skipped: skipped.clone(),
+            report: report.clone(),
+        };
+        (manifest, skipped, report)
+    }
 }
 
 fn failed(code: JobErrorCode, message: String) -> JobOutcome {
-    JobOutcome::Failed(JobError {
-        code: code.as_str().into(),
-        message,
-    })
+    JobOutcome::Failed(JobError::new(code, message))
 }
 
 async fn report_progress(env: &JobEnv, job_id: &str, done: u32, failed: u32, took: Duration) {
@@ -469,7 +512,7 @@ async fn cached_image(
         env.metrics.cache(CacheKind::Render, true);
         return Ok(ImageOutcome::Done {
             rendered,
-            cached: Some("render"),
+            cached: Some(CacheUse::Render),
         });
     }
     env.metrics.cache(CacheKind::Render, false);
@@ -510,7 +553,7 @@ async fn cached_image(
             cache.put_render(&key, &rendered).await;
             Ok(ImageOutcome::Done {
                 rendered,
-                cached: reused_source.then_some("source"),
+                cached: reused_source.then_some(CacheUse::Source),
             })
         }
         Err((code, message)) => {
@@ -670,10 +713,4 @@ async fn render_fetched(
             ))
         }
     })
-}
-
-impl From<StoreError> for Interrupted {
-    fn from(err: StoreError) -> Self {
-        Interrupted::Transient(err.to_string())
-    }
 }

@@ -17,6 +17,7 @@
 //!   pictures) from the images' signatures.
 //! - [`budget`]: the memory budget images reserve from, and the CPU slots.
 //! - [`app`]: building a worker from configuration.
+//! - [`embedded`]: one worker over in-process backends (`zipfleet run`, tests).
 //! - [`endpoint`]: the worker's `/healthz`, `/readyz` and `/metrics`;
 //!   [`metrics`]: its counters.
 //! - [`ecs`]: ECS scale-in protection while jobs run.
@@ -28,6 +29,7 @@ pub mod budget;
 pub mod cache;
 pub mod consumer;
 pub mod ecs;
+pub mod embedded;
 pub mod endpoint;
 pub mod fetch;
 pub mod imaging;

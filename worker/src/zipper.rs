@@ -107,8 +107,7 @@ pub struct ManifestImage {
     /// The source image's size, upright.
     pub width: Option<u32>,
     pub height: Option<u32>,
-    /// `ok` or `skipped`.
-    pub status: &'static str,
+    pub status: ManifestStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<ImageErrorCode>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -117,7 +116,25 @@ pub struct ManifestImage {
     /// rendered before) or `source` (the download, rendered again); absent
     /// when nothing was reused.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cache: Option<&'static str>,
+    pub cache: Option<CacheUse>,
+}
+
+/// Whether an image made it into the zip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ManifestStatus {
+    Ok,
+    Skipped,
+}
+
+/// What the cache gave an image instead of new work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheUse {
+    /// The image as rendered before.
+    Render,
+    /// The download, rendered again.
+    Source,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -144,7 +161,7 @@ impl ManifestImage {
             source,
             width: None,
             height: None,
-            status: "skipped",
+            status: ManifestStatus::Skipped,
             code: None,
             message: None,
             cache: None,

@@ -293,8 +293,8 @@ export interface components {
         JobErrorCode: "invalid_spec" | "cancelled" | "zip_too_large" | "store_failed" | "too_many_attempts" | "internal";
         /**
          * @description The values a status document's `error.code` takes: a job-level code, or
-         *     the code of the image that failed the job. (For the schema only: the
-         *     field itself is a string.)
+         *     the code of the image that failed the job. Serialized as the bare code
+         *     (the two sets share no name).
          */
         JobFailureCode: components["schemas"]["JobErrorCode"] | components["schemas"]["ImageErrorCode"];
         /** @description What a succeeded job produced. */

@@ -4,7 +4,7 @@ use super::{
     job_seconds, BeginOutcome, CancelOutcome, CreateOutcome, Histogram, Stats, StatusError,
     StatusStore, IMAGE_SECONDS_BOUNDS, JOB_SECONDS_BOUNDS,
 };
-use crate::status::{now, JobState, JobStatus, Progress};
+use crate::status::{JobState, JobStatus};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -97,17 +97,9 @@ impl StatusStore for MemoryStatusStore {
         if record.status.state.is_final() {
             return Ok(BeginOutcome::AlreadyFinal(record.status.clone()));
         }
-        let status = &mut record.status;
-        status.state = JobState::Running;
-        status.attempt = attempt;
-        status.progress = Progress {
-            total,
-            done: 0,
-            failed: 0,
-        };
-        status.started_at = Some(now());
+        record.status.start(attempt, total);
         self.entered(JobState::Running);
-        Ok(BeginOutcome::Started(status.clone()))
+        Ok(BeginOutcome::Started(record.status.clone()))
     }
 
     async fn add_progress(
@@ -158,9 +150,7 @@ impl StatusStore for MemoryStatusStore {
         };
         Ok(match record.status.state {
             JobState::Queued => {
-                record.status.state = JobState::Cancelled;
-                record.status.finished_at = Some(now());
-                record.status.error = Some(cancelled_error());
+                record.status.cancel();
                 self.entered(JobState::Cancelled);
                 CancelOutcome::Cancelled(record.status.clone())
             }
@@ -198,17 +188,10 @@ impl StatusStore for MemoryStatusStore {
     }
 }
 
-/// The error a cancelled job carries.
-pub fn cancelled_error() -> crate::status::JobError {
-    crate::status::JobError {
-        code: crate::JobErrorCode::Cancelled.as_str().into(),
-        message: "the job was cancelled".into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::status::Progress;
 
     #[tokio::test]
     async fn transitions_never_go_backwards() {

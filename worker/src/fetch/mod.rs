@@ -37,6 +37,9 @@ pub enum FetchError {
     Blocked(String),
     #[error("{0}")]
     Failed(String),
+    /// The website's name does not resolve: asking again at once will not help.
+    #[error("{0}")]
+    UnknownHost(String),
     #[error("{host} took too long to send the image")]
     Timeout { host: String },
     #[error("{}", http_status_message(.host, *.status))]
@@ -54,7 +57,9 @@ impl FetchError {
     pub fn code(&self) -> ImageErrorCode {
         match self {
             Self::Blocked(_) => ImageErrorCode::BlockedAddress,
-            Self::Failed(_) | Self::StoreUnavailable(_) => ImageErrorCode::FetchFailed,
+            Self::Failed(_) | Self::UnknownHost(_) | Self::StoreUnavailable(_) => {
+                ImageErrorCode::FetchFailed
+            }
             Self::Timeout { .. } => ImageErrorCode::FetchTimeout,
             Self::HttpStatus { .. } => ImageErrorCode::HttpStatus,
             Self::NotFound(_) => ImageErrorCode::NotFound,
@@ -68,8 +73,10 @@ impl FetchError {
             Self::Timeout { .. } | Self::StoreUnavailable(_) => true,
             // Never a 4xx (not even 429): the site said no; asking again at once is rude.
             Self::HttpStatus { status, .. } => *status >= 500,
-            Self::Failed(message) => !message.starts_with("could not find"),
-            _ => false,
+            Self::Failed(_) => true,
+            Self::Blocked(_) | Self::UnknownHost(_) | Self::NotFound(_) | Self::TooLarge { .. } => {
+                false
+            }
         }
     }
 }
@@ -134,7 +141,7 @@ impl Fetcher {
             limits,
             store,
             spool_dir,
-            zipfleet_shared::config::CacheSettings::DEFAULT.per_host_concurrency,
+            zipfleet_shared::config::CacheSettings::default().per_host_concurrency,
         )
     }
 
@@ -459,7 +466,7 @@ fn classify(host: &str, err: &reqwest::Error) -> FetchError {
         if let Some(resolve) = cause.downcast_ref::<ResolveError>() {
             return match resolve {
                 ResolveError::Blocked { .. } => FetchError::Blocked(resolve.to_string()),
-                ResolveError::NotFound { .. } => FetchError::Failed(resolve.to_string()),
+                ResolveError::NotFound { .. } => FetchError::UnknownHost(resolve.to_string()),
             };
         }
         source = cause.source();
