@@ -15,7 +15,7 @@
 //! logged when it starts and when it ends ([`zipfleet_shared::retry`]).
 
 use crate::ecs::Protection;
-use crate::endpoint::{Liveness, Readiness, READINESS_EVERY};
+use crate::health::{Liveness, Readiness, READINESS_EVERY};
 use crate::job::{run_job, Interrupted, JobEnv, JobOutcome};
 use std::future::Future;
 use std::sync::Arc;
