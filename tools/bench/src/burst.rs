@@ -2,11 +2,11 @@
 //! and the cache's bursts (`--pool N`, `--cold`).
 //!
 //! Starts the API (`zipfleet-api`) and `--workers` worker processes
-//! (`zipfleet-worker`, the binaries next to this one; see [`crate::fleet`]) on the services named by
-//! the usual `ZIPFLEET_BROKER` / `ZIPFLEET_STATUS` settings and an S3 store
-//! (`ZIPFLEET_BENCH_STORE`, default `s3://zipfleet/bench-PID`), half of each
-//! job's images uploaded to the store and half served by a loopback HTTP
-//! server in this process. All jobs are posted at once; each is polled until
+//! (`zipfleet-worker`, the binaries next to this one; see [`crate::fleet`])
+//! on the services named by the usual `ZIPFLEET_BROKER` / `ZIPFLEET_STATUS`
+//! settings and an S3 store (`ZIPFLEET_BENCH_STORE`, default
+//! `s3://zipfleet/bench-PID`), half of each job's images uploaded to the
+//! store and half served by a loopback HTTP server in this process. All jobs are posted at once; each is polled until
 //! it ends. Printed: makespan, the CPU floor (one job's images run in-process
 //! on one core, times the number of jobs, divided by the cores), their ratio,
 //! p50/p95 job latency and every worker's peak RSS.
