@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run one job in this process: in-process queue and worker, a directory as the store.
-    Run(embedded::RunArgs),
+    Run(Box<embedded::RunArgs>),
     /// Post a job to the zipfleet API.
     Submit {
         /// The job spec (JSON).
@@ -60,7 +60,7 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => embedded::run(args).await,
+        Command::Run(args) => embedded::run(*args).await,
         Command::Submit { job, wait, api } => remote::submit(&api, &job, wait).await,
         Command::Status { job_id, watch, api } => remote::status(&api, &job_id, watch).await,
         Command::Dlq { command } => remote::dlq(command).await,

@@ -382,6 +382,8 @@ impl Worker {
 }
 
 /// What to do with a delivery once its job is decided.
+// A short-lived value: boxing the status would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Settlement {
     /// The final status is stored and published: acknowledge.
     Ack { status: JobStatus },

@@ -10,14 +10,17 @@ use std::time::{Duration, Instant};
 /// How often the worker re-checks that its backends answer.
 pub const READINESS_EVERY: Duration = Duration::from_secs(2);
 
+/// Each backend's name and whether it answered (else why not).
+pub type Checks = Vec<(&'static str, Result<(), String>)>;
+
 /// The last reachability check of each backend, as `/readyz` shows it.
 #[derive(Debug, Default)]
 pub struct Readiness {
-    checks: Mutex<Option<Vec<(&'static str, Result<(), String>)>>>,
+    checks: Mutex<Option<Checks>>,
 }
 
 impl Readiness {
-    pub fn set(&self, checks: Vec<(&'static str, Result<(), String>)>) {
+    pub fn set(&self, checks: Checks) {
         *self.checks.lock().unwrap_or_else(|p| p.into_inner()) = Some(checks);
     }
 
@@ -31,7 +34,7 @@ impl Readiness {
     }
 
     /// The last check of each backend (`None` before the first).
-    pub fn snapshot(&self) -> Option<Vec<(&'static str, Result<(), String>)>> {
+    pub fn snapshot(&self) -> Option<Checks> {
         self.checks
             .lock()
             .unwrap_or_else(|p| p.into_inner())

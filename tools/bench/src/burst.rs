@@ -21,6 +21,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Times one job's images run in-process, pinned to one core (the job file given).
+pub type TimeOneJob<'a> = Box<dyn Fn(&Path) -> anyhow::Result<Duration> + 'a>;
+
 /// What the burst needs from the main bench: the corpus copy and a way to
 /// time one job in-process on one core.
 pub struct BurstInput<'a> {
@@ -35,7 +38,7 @@ pub struct BurstInput<'a> {
     /// Bursts to run on the same fleet (makespan reported as min / median / max).
     pub rounds: usize,
     /// Wall time of one job's images run in-process, pinned to one core.
-    pub one_job_one_core: Box<dyn Fn(&Path) -> anyhow::Result<Duration> + 'a>,
+    pub one_job_one_core: TimeOneJob<'a>,
 }
 
 pub fn run(input: BurstInput<'_>) -> anyhow::Result<()> {
