@@ -2,7 +2,7 @@
 # The classroom burst (30 jobs x 40 images, half from S3 and half from a local
 # HTTP server, 2 worker processes) on the real fleet, with the services started
 # as the tests start them.
-#   infra/bench-burst.sh CORPUS_DIR [extra zipfleet bench arguments]
+#   infra/bench-burst.sh CORPUS_DIR [extra zipfleet-bench arguments]
 # The corpus comes from ../shared/corpus/fetch.sh CORPUS_DIR.
 set -euo pipefail
 corpus="$(cd "${1:?usage: infra/bench-burst.sh CORPUS_DIR}" && pwd)"
@@ -11,4 +11,4 @@ cd "$(dirname "$0")/.."
 # shellcheck source=infra/services.sh
 source infra/services.sh
 cargo build --release --bins
-target/release/zipfleet bench --burst --corpus "$corpus" "$@"
+target/release/zipfleet-bench --burst --corpus "$corpus" "$@"

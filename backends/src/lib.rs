@@ -8,10 +8,21 @@
 //! - [`connect`]: `ZIPFLEET_BROKER`, `ZIPFLEET_STORE` and `ZIPFLEET_STATUS`
 //!   URLs to `Arc<dyn …>` backends, in one `match` each.
 //! - [`telemetry`]: logging set-up and the shutdown signal both binaries use.
+//!
+//! # Features
+//!
+//! Each real service is a cargo feature, all on by default: `rabbitmq`,
+//! `sqs`, `s3`, `redis`. A build without one still knows its URL scheme and
+//! refuses it with [`ConnectError::NotBuiltIn`]; `memory://` and `file://`
+//! are always there. The `zipfleet` CLI is built with none of them.
 
+#[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
+#[cfg(feature = "redis")]
 pub mod redis_status;
+#[cfg(feature = "s3")]
 pub mod s3_store;
+#[cfg(feature = "sqs")]
 pub mod sqs;
 pub mod telemetry;
 
@@ -37,6 +48,13 @@ pub enum ConnectError {
         setting: &'static str,
         url: String,
         expected: &'static str,
+    },
+    /// A known scheme whose backend this binary was compiled without.
+    #[error("{setting}: this binary was built without {backend} support (cargo feature `{feature}` of zipfleet-backends); use zipfleet-worker / the API")]
+    NotBuiltIn {
+        setting: &'static str,
+        backend: &'static str,
+        feature: &'static str,
     },
     #[error("{setting}: {reason}")]
     Failed {
@@ -64,6 +82,60 @@ impl ConnectError {
             reason: reason.to_string(),
             transient,
         }
+    }
+}
+
+/// A backend behind a cargo feature: its URL schemes, its name, its feature
+/// and whether this build has it.
+#[derive(Debug, Clone, Copy)]
+struct OptionalBackend {
+    schemes: &'static [&'static str],
+    name: &'static str,
+    feature: &'static str,
+    built_in: bool,
+}
+
+const RABBITMQ: OptionalBackend = OptionalBackend {
+    schemes: &["amqp", "amqps"],
+    name: "RabbitMQ",
+    feature: "rabbitmq",
+    built_in: cfg!(feature = "rabbitmq"),
+};
+const SQS: OptionalBackend = OptionalBackend {
+    schemes: &["sqs"],
+    name: "SQS",
+    feature: "sqs",
+    built_in: cfg!(feature = "sqs"),
+};
+const S3: OptionalBackend = OptionalBackend {
+    schemes: &["s3"],
+    name: "S3",
+    feature: "s3",
+    built_in: cfg!(feature = "s3"),
+};
+const REDIS: OptionalBackend = OptionalBackend {
+    schemes: &["redis", "rediss"],
+    name: "Redis",
+    feature: "redis",
+    built_in: cfg!(feature = "redis"),
+};
+
+/// The error for `scheme` if it names a backend left out of this build.
+fn left_out(
+    setting: &'static str,
+    scheme: &str,
+    backends: &[OptionalBackend],
+) -> Result<(), ConnectError> {
+    match backends
+        .iter()
+        .find(|backend| backend.schemes.contains(&scheme))
+    {
+        Some(backend) if !backend.built_in => Err(ConnectError::NotBuiltIn {
+            setting,
+            backend: backend.name,
+            feature: backend.feature,
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -120,8 +192,10 @@ pub fn stop_on_signal() -> tokio_util::sync::CancellationToken {
 
 pub async fn connect_broker(config: &BackendConfig) -> Result<Arc<dyn Broker>, ConnectError> {
     let url = config.broker.as_str();
+    left_out("ZIPFLEET_BROKER", scheme(url), &[RABBITMQ, SQS])?;
     match scheme(url) {
         "memory" => Ok(Arc::new(MemoryBroker::new(config.max_deliveries))),
+        #[cfg(feature = "rabbitmq")]
         "amqp" | "amqps" => {
             let broker = rabbitmq::RabbitBroker::connect(
                 url,
@@ -133,6 +207,7 @@ pub async fn connect_broker(config: &BackendConfig) -> Result<Arc<dyn Broker>, C
             .map_err(|err| ConnectError::failed("ZIPFLEET_BROKER", &err, err.is_transient()))?;
             Ok(Arc::new(broker))
         }
+        #[cfg(feature = "sqs")]
         "sqs" => {
             let options = sqs::SqsOptions {
                 max_deliveries: config.max_deliveries,
@@ -157,12 +232,14 @@ pub async fn connect_broker(config: &BackendConfig) -> Result<Arc<dyn Broker>, C
 
 pub async fn connect_store(config: &BackendConfig) -> Result<Arc<dyn ObjectStore>, ConnectError> {
     let url = config.store.as_str();
+    left_out("ZIPFLEET_STORE", scheme(url), &[S3])?;
     match scheme(url) {
         "file" => {
             let store = FileStore::new(file_url_path(url))
                 .map_err(|err| ConnectError::failed("ZIPFLEET_STORE", &err, false))?;
             Ok(Arc::new(store))
         }
+        #[cfg(feature = "s3")]
         "s3" => {
             let store = s3_store::S3Store::connect(url)
                 .await
@@ -179,8 +256,10 @@ pub async fn connect_store(config: &BackendConfig) -> Result<Arc<dyn ObjectStore
 
 pub async fn connect_status(config: &BackendConfig) -> Result<Arc<dyn StatusStore>, ConnectError> {
     let url = config.status.as_str();
+    left_out("ZIPFLEET_STATUS", scheme(url), &[REDIS])?;
     match scheme(url) {
         "memory" => Ok(Arc::new(MemoryStatusStore::new())),
+        #[cfg(feature = "redis")]
         "redis" | "rediss" => {
             let store = redis_status::RedisStatusStore::connect(url, config.status_ttl)
                 .await
@@ -220,6 +299,71 @@ mod tests {
             text.contains("postgres://") && !text.contains("hunter2"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_backend_left_out_is_named_not_unsupported() {
+        let without_rabbitmq = [
+            OptionalBackend {
+                built_in: false,
+                ..RABBITMQ
+            },
+            SQS,
+        ];
+        let err = left_out("ZIPFLEET_BROKER", "amqps", &without_rabbitmq).expect_err("left out");
+        assert!(
+            matches!(
+                err,
+                ConnectError::NotBuiltIn {
+                    backend: "RabbitMQ",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("built without RabbitMQ support") && text.contains("zipfleet-worker"),
+            "{text}"
+        );
+        assert!(left_out("ZIPFLEET_BROKER", "memory", &without_rabbitmq).is_ok());
+        assert!(left_out("ZIPFLEET_BROKER", "redis", &without_rabbitmq).is_ok());
+    }
+
+    /// This build refuses the optional backends it lacks (none by default;
+    /// `cargo test -p zipfleet-backends --no-default-features` checks them
+    /// all). Built-in ones are not connected to: there is no server here.
+    #[tokio::test]
+    async fn this_build_refuses_the_backends_it_lacks() {
+        let base = BackendConfig::embedded(std::path::Path::new("/tmp"));
+        let url = |backend: OptionalBackend| format!("{}://user:secret@host/", backend.schemes[0]);
+        for backend in [RABBITMQ, SQS, S3, REDIS] {
+            if backend.built_in {
+                continue;
+            }
+            let mut config = base.clone();
+            let err = match backend.feature {
+                "rabbitmq" | "sqs" => {
+                    config.broker = url(backend);
+                    connect_broker(&config).await.err()
+                }
+                "s3" => {
+                    config.store = url(backend);
+                    connect_store(&config).await.err()
+                }
+                _ => {
+                    config.status = url(backend);
+                    connect_status(&config).await.err()
+                }
+            }
+            .expect("refused");
+            assert!(
+                matches!(err, ConnectError::NotBuiltIn { .. })
+                    && !err.to_string().contains("secret"),
+                "{}: {err}",
+                backend.name
+            );
+        }
     }
 
     #[test]

@@ -1,8 +1,7 @@
 //! `zipfleet`: run a job in-process (`run`), or submit and watch jobs through
-//! the API (`submit`, `status`, `dlq`), or measure speed against libvips (`bench`).
+//! the API (`submit`, `status`, `dlq`). The benchmarks are a separate tool
+//! (tools/bench, `zipfleet-bench`), not part of this binary.
 
-mod bench;
-mod burst;
 mod embedded;
 mod remote;
 mod report;
@@ -30,9 +29,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run one job in this process: in-process queue and worker, a directory as the store.
-    Run(embedded::RunArgs),
-    /// Measure speed and memory side by side with libvips and GraphicsMagick.
-    Bench(bench::BenchArgs),
+    Run(Box<embedded::RunArgs>),
     /// Post a job to the zipfleet API.
     Submit {
         /// The job spec (JSON).
@@ -63,10 +60,7 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => embedded::run(args).await,
-        Command::Bench(args) => tokio::task::spawn_blocking(move || bench::run(args))
-            .await
-            .unwrap_or_else(|err| Err(err.into())),
+        Command::Run(args) => embedded::run(*args).await,
         Command::Submit { job, wait, api } => remote::submit(&api, &job, wait).await,
         Command::Status { job_id, watch, api } => remote::status(&api, &job_id, watch).await,
         Command::Dlq { command } => remote::dlq(command).await,

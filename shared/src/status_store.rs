@@ -25,6 +25,8 @@ impl StatusError {
 
 /// What [`StatusStore::create`] found.
 #[derive(Debug, Clone, PartialEq)]
+// A short-lived return value: boxing the status would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum CreateOutcome {
     Created,
     /// A job with this id exists already.

@@ -15,7 +15,7 @@
 //! logged when it starts and when it ends ([`zipfleet_shared::retry`]).
 
 use crate::ecs::Protection;
-use crate::endpoint::{Liveness, Readiness, READINESS_EVERY};
+use crate::health::{Liveness, Readiness, READINESS_EVERY};
 use crate::job::{run_job, Interrupted, JobEnv, JobOutcome};
 use std::future::Future;
 use std::sync::Arc;
@@ -379,6 +379,8 @@ impl Worker {
 }
 
 /// What to do with a delivery once its job is decided.
+// A short-lived value: boxing the status would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Settlement {
     /// The final status is stored and published: acknowledge.
     Ack { status: JobStatus },

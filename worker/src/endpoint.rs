@@ -3,7 +3,7 @@
 //! object store and status store reachable) and `GET /metrics`.
 //!
 //! Liveness is a heartbeat, not "the process answers HTTP": the job loop
-//! stamps [`Liveness`] every time it turns (at least every
+//! stamps [`Liveness`](crate::health::Liveness) every time it turns (at least every
 //! [`crate::consumer::LOOP_TICK`]), and `/healthz` fails once the stamp is
 //! older than the liveness timeout. The endpoint runs on its own thread and
 //! runtime and only reads what the worker publishes (the heartbeat, a
@@ -18,77 +18,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-
-/// How often the worker re-checks that its backends answer.
-pub const READINESS_EVERY: Duration = Duration::from_secs(2);
-
-/// The last reachability check of each backend, as `/readyz` shows it.
-#[derive(Debug, Default)]
-pub struct Readiness {
-    checks: Mutex<Option<Vec<(&'static str, Result<(), String>)>>>,
-}
-
-impl Readiness {
-    pub fn set(&self, checks: Vec<(&'static str, Result<(), String>)>) {
-        *self.checks.lock().unwrap_or_else(|p| p.into_inner()) = Some(checks);
-    }
-
-    /// Every backend answered at the last check (`false` before the first).
-    pub fn is_ready(&self) -> bool {
-        self.checks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .is_some_and(|checks| zipfleet_shared::reachability::all_ok(checks))
-    }
-
-    fn snapshot(&self) -> Option<Vec<(&'static str, Result<(), String>)>> {
-        self.checks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
-
-/// When the job loop last turned.
-#[derive(Debug)]
-pub struct Liveness {
-    origin: Instant,
-    last_turn_ms: AtomicU64,
-    timeout: Duration,
-}
-
-impl Liveness {
-    pub fn new(timeout: Duration) -> Self {
-        Self {
-            origin: Instant::now(),
-            last_turn_ms: AtomicU64::new(0),
-            timeout,
-        }
-    }
-
-    /// The loop turned just now.
-    pub fn beat(&self) {
-        let now = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_turn_ms.store(now, Ordering::Relaxed);
-    }
-
-    /// How long since the loop last turned (since start if it never did).
-    pub fn since_last_turn(&self) -> Duration {
-        let now = self.origin.elapsed();
-        now.saturating_sub(Duration::from_millis(
-            self.last_turn_ms.load(Ordering::Relaxed),
-        ))
-    }
-
-    pub fn is_alive(&self) -> bool {
-        self.since_last_turn() <= self.timeout
-    }
-}
 
 /// Serve the endpoint for `worker` on `listener` from a thread of its own
 /// until `stop` is cancelled.
@@ -168,23 +99,4 @@ async fn metrics(State(worker): State<Arc<Worker>>) -> Response {
         .metrics
         .render(&worker.env.budget, worker.readiness.is_ready());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn liveness_goes_stale_without_beats() {
-        let liveness = Liveness::new(Duration::from_millis(50));
-        liveness.beat();
-        assert!(liveness.is_alive());
-        std::thread::sleep(Duration::from_millis(80));
-        assert!(
-            !liveness.is_alive(),
-            "no beat for longer than the timeout must fail liveness"
-        );
-        liveness.beat();
-        assert!(liveness.is_alive());
-    }
 }

@@ -18,10 +18,19 @@
 //! - [`budget`]: the memory budget images reserve from, and the CPU slots.
 //! - [`app`]: building a worker from configuration.
 //! - [`embedded`]: one worker over in-process backends (`zipfleet run`, tests).
-//! - [`endpoint`]: the worker's `/healthz`, `/readyz` and `/metrics`;
-//!   [`metrics`]: its counters.
+//! - [`health`]: the job loop's heartbeat and the backends' last readiness
+//!   check; `endpoint` (feature `fleet`): the worker's `/healthz`, `/readyz`
+//!   and `/metrics` over them; [`metrics`]: its counters.
 //! - [`ecs`]: ECS scale-in protection while jobs run.
 //! - [`allocator`]: jemalloc's settings for every decoding process.
+//!
+//! # Features
+//!
+//! `fleet` (default): what the `zipfleet-worker` binary needs besides the job
+//! pipeline — the HTTP endpoint (axum) and the real backends (RabbitMQ, SQS,
+//! S3, Redis). Without it the library still runs jobs in process over the
+//! in-memory and `file://` backends: that is how the `zipfleet` CLI's `run`
+//! uses it.
 
 pub mod allocator;
 pub mod app;
@@ -30,8 +39,10 @@ pub mod cache;
 pub mod consumer;
 pub mod ecs;
 pub mod embedded;
+#[cfg(feature = "fleet")]
 pub mod endpoint;
 pub mod fetch;
+pub mod health;
 pub mod imaging;
 pub mod job;
 pub mod metrics;

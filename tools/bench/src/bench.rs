@@ -1,10 +1,13 @@
-//! `zipfleet bench --corpus DIR`: zipfleet's speed and memory measured side
+//! `zipfleet-bench --corpus DIR`: zipfleet's speed and memory measured side
 //! by side with libvips (`vipsthumbnail`) and GraphicsMagick (`gm`) in one
-//! run, on the same files, pinned to the same core.
+//! run, on the same files, pinned to the same core. Its flags, and the
+//! dispatch to the re-train (`--retrain`) and the bursts (`--burst`,
+//! [`crate::burst`]).
 //!
 //! - **P1 per-core throughput**: for each format subset of the corpus (JPEG,
 //!   PNG, WebP, all), a whole `zipfleet run` of one job holding the subset
-//!   (objects in a `file://` store, zip written) against `vipsthumbnail` and
+//!   (objects in a `file://` store, zip written; the `zipfleet` binary built
+//!   next to this one) against `vipsthumbnail` and
 //!   `gm mogrify` over the same files, each pinned with `taskset -c CORE`,
 //!   several rounds interleaved; min/median/max wall time, ratios of medians,
 //!   and zipfleet's peak RSS (from `wait4`).
@@ -14,12 +17,13 @@
 //!
 //! It fetches nothing: take the corpus from `../shared/corpus/fetch.sh DIR`.
 
+use crate::file_server::{start_file_server, RequestLog};
+use crate::process::{children_cpu, measure, sibling_binary, Measured};
 use anyhow::{bail, Context};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -102,13 +106,6 @@ struct Image {
     key: String,
 }
 
-/// Wall time and peak RSS of one child process.
-#[derive(Debug, Clone, Copy)]
-struct Measured {
-    wall: Duration,
-    max_rss_kib: u64,
-}
-
 /// min / median / max of a few rounds.
 #[derive(Debug, Clone, Copy)]
 struct Spread {
@@ -170,7 +167,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let bench = Bench {
-        exe: std::env::current_exe().context("locating the zipfleet binary")?,
+        exe: sibling_binary("zipfleet")?,
         work,
         store,
         images,
@@ -260,65 +257,6 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Run a command to completion, measuring wall time and the child's peak RSS
-/// (its `VmHWM` high-water mark, sampled every 10 ms until it exits; `taskset`
-/// execs its program, so the PID stays the same).
-fn measure(command: &mut Command) -> anyhow::Result<Measured> {
-    let started = Instant::now();
-    let mut child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {command:?}"))?;
-    let mut stderr = child.stderr.take().expect("piped");
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let status_file = format!("/proc/{}/status", child.id());
-    let mut max_rss_kib = 0;
-    let status = loop {
-        if let Some(hwm) = std::fs::read_to_string(&status_file)
-            .ok()
-            .as_deref()
-            .and_then(high_water_mark_kib)
-        {
-            max_rss_kib = max_rss_kib.max(hwm);
-        }
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let wall = started.elapsed();
-    let errors = reader.join().unwrap_or_default();
-    if !status.success() {
-        bail!("{command:?} failed: {}", errors.trim());
-    }
-    Ok(Measured { wall, max_rss_kib })
-}
-
-/// CPU seconds (user + sys) of this process's waited-for children so far.
-fn children_cpu() -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    // Fields after the parenthesised command name; cutime and cstime are the 16th and 17th.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .context("reading /proc/self/stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields
-        .get(13)
-        .and_then(|f| f.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        + fields
-            .get(14)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0);
-    Ok(ticks / 100.0)
-}
-
 /// A zip's picture entries (name → bytes), without the manifest.
 fn zip_pictures(path: &Path) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
     let mut archive = zip::ZipArchive::new(std::fs::File::open(path)?)?;
@@ -333,11 +271,6 @@ fn zip_pictures(path: &Path) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
         out.insert(entry.name().to_string(), bytes);
     }
     Ok(out)
-}
-
-pub(crate) fn high_water_mark_kib(status: &str) -> Option<u64> {
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 impl Bench {
@@ -394,11 +327,8 @@ impl Bench {
     /// the run).
     fn retrain(&self) -> anyhow::Result<()> {
         let runtime = tokio::runtime::Handle::current();
-        let log = std::sync::Arc::new(crate::burst::RequestLog::default());
-        let port = runtime.block_on(crate::burst::start_file_server(
-            self.store.clone(),
-            log.clone(),
-        ))?;
+        let log = std::sync::Arc::new(RequestLog::default());
+        let port = runtime.block_on(start_file_server(self.store.clone(), log.clone()))?;
         let chosen: Vec<&Image> = self.images.iter().cycle().take(self.args.images).collect();
         let rounds = self.args.rounds.max(1);
         let (
