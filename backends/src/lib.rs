@@ -191,7 +191,7 @@ pub fn stop_on_signal() -> tokio_util::sync::CancellationToken {
 }
 
 pub async fn connect_broker(config: &BackendConfig) -> Result<Arc<dyn Broker>, ConnectError> {
-    let url = config.broker.as_str();
+    let url = config.broker.expose();
     left_out("ZIPFLEET_BROKER", scheme(url), &[RABBITMQ, SQS])?;
     match scheme(url) {
         "memory" => Ok(Arc::new(MemoryBroker::new(config.max_deliveries))),
@@ -255,7 +255,7 @@ pub async fn connect_store(config: &BackendConfig) -> Result<Arc<dyn ObjectStore
 }
 
 pub async fn connect_status(config: &BackendConfig) -> Result<Arc<dyn StatusStore>, ConnectError> {
-    let url = config.status.as_str();
+    let url = config.status.expose();
     left_out("ZIPFLEET_STATUS", scheme(url), &[REDIS])?;
     match scheme(url) {
         "memory" => Ok(Arc::new(MemoryStatusStore::new())),
@@ -344,7 +344,7 @@ mod tests {
             let mut config = base.clone();
             let err = match backend.feature {
                 "rabbitmq" | "sqs" => {
-                    config.broker = url(backend);
+                    config.broker = url(backend).into();
                     connect_broker(&config).await.err()
                 }
                 "s3" => {
@@ -352,7 +352,7 @@ mod tests {
                     connect_store(&config).await.err()
                 }
                 _ => {
-                    config.status = url(backend);
+                    config.status = url(backend).into();
                     connect_status(&config).await.err()
                 }
             }

@@ -5,6 +5,7 @@
 //! [`WorkerTuning`] (concurrency and memory budget).
 
 use crate::broker::QueueNames;
+use crate::secret::SecretUrl;
 use clap::ArgAction;
 use ipnet::IpNet;
 use std::path::PathBuf;
@@ -19,7 +20,7 @@ pub struct BackendConfig {
         env = "ZIPFLEET_BROKER",
         default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
     )]
-    pub broker: String,
+    pub broker: SecretUrl,
     /// Jobs queue name (SQS: name or URL). Default depends on the broker.
     #[arg(long, env = "ZIPFLEET_JOBS_QUEUE")]
     pub jobs_queue: Option<String>,
@@ -52,7 +53,7 @@ pub struct BackendConfig {
         env = "ZIPFLEET_STATUS",
         default_value = "redis://127.0.0.1:6379/0"
     )]
-    pub status: String,
+    pub status: SecretUrl,
     /// How long status documents are kept (e.g. `3d`, `12h`).
     #[arg(long, env = "ZIPFLEET_STATUS_TTL", default_value = "3d", value_parser = parse_duration)]
     pub status_ttl: Duration,
@@ -93,7 +94,7 @@ impl BackendConfig {
     /// or API the tests or the bench spawn) exactly like this.
     pub fn to_env(&self) -> Vec<(&'static str, String)> {
         let mut env = vec![
-            ("ZIPFLEET_BROKER", self.broker.clone()),
+            ("ZIPFLEET_BROKER", self.broker.expose().to_string()),
             ("ZIPFLEET_CREATE_QUEUES", self.create_queues.to_string()),
             ("ZIPFLEET_MAX_DELIVERIES", self.max_deliveries.to_string()),
             (
@@ -101,7 +102,7 @@ impl BackendConfig {
                 format_duration(self.sqs_visibility_timeout),
             ),
             ("ZIPFLEET_STORE", self.store.clone()),
-            ("ZIPFLEET_STATUS", self.status.clone()),
+            ("ZIPFLEET_STATUS", self.status.expose().to_string()),
             ("ZIPFLEET_STATUS_TTL", format_duration(self.status_ttl)),
             (
                 "ZIPFLEET_DOWNLOAD_URL_EXPIRY",

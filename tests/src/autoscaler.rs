@@ -50,7 +50,7 @@ impl Metric {
             .jobs_queue
             .clone()
             .expect("the fleet names its jobs queue");
-        if fleet.config.broker.starts_with("sqs") {
+        if fleet.config.broker.scheme() == "sqs" {
             let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
             let client = aws_sdk_sqs::Client::new(&shared);
             let queue_url = client

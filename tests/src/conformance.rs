@@ -103,7 +103,7 @@ pub struct ServiceSubject {
 impl ServiceSubject {
     fn config(&self, names: &QueueNames, create: bool) -> BackendConfig {
         let mut config = BackendConfig::embedded(std::path::Path::new("/tmp"));
-        config.broker = self.broker_url.clone();
+        config.broker = self.broker_url.clone().into();
         config.jobs_queue = Some(names.jobs.clone());
         config.completed_queue = Some(names.completed.clone());
         config.dead_letter_queue = Some(names.dead_letter.clone());

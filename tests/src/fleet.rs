@@ -58,13 +58,13 @@ pub fn fleet_config(broker: &str) -> BackendConfig {
     let unique = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     let bucket = env_or("ZIPFLEET_TEST_BUCKET", "zipfleet");
     let mut config = BackendConfig::embedded(std::path::Path::new("/tmp"));
-    config.broker = broker.to_string();
+    config.broker = broker.into();
     let sep = if broker.starts_with("sqs") { "-" } else { "." };
     config.jobs_queue = Some(format!("zipfleet{sep}jobs{sep}{unique}"));
     config.completed_queue = Some(format!("zipfleet{sep}completed{sep}{unique}"));
     config.dead_letter_queue = Some(format!("zipfleet{sep}jobs{sep}dlq{sep}{unique}"));
     config.store = format!("s3://{bucket}/test-{unique}");
-    config.status = env_or("ZIPFLEET_TEST_REDIS", "redis://127.0.0.1:6379/0");
+    config.status = env_or("ZIPFLEET_TEST_REDIS", "redis://127.0.0.1:6379/0").into();
     config.max_deliveries = 3;
     config.sqs_visibility_timeout = SQS_VISIBILITY;
     config
@@ -318,10 +318,10 @@ impl Fleet {
 
     /// Take every message off one of the fleet's queues (by name).
     pub async fn drain_queue(&self, queue: &str) -> Vec<Vec<u8>> {
-        if self.config.broker.starts_with("sqs") {
+        if self.config.broker.scheme() == "sqs" {
             drain_sqs_queue(queue).await
         } else {
-            drain_rabbit_queue(&self.config.broker, queue).await
+            drain_rabbit_queue(self.config.broker.expose(), queue).await
         }
     }
 
@@ -425,7 +425,7 @@ impl Drop for Fleet {
             // SIGTERM first: the graceful path, then make sure.
             terminate(child);
         }
-        if self.config.broker.starts_with("amqp") {
+        if self.config.broker.scheme().starts_with("amqp") {
             let c = &self.config;
             for queue in [&c.jobs_queue, &c.completed_queue, &c.dead_letter_queue]
                 .into_iter()

@@ -95,7 +95,7 @@ async fn post_burst(fleet: &Fleet, server: &TestServer, tag: &str) -> Vec<String
 }
 
 /// The final statuses of the jobs that are final by now.
-async fn poll_final(fleet: &Fleet, ids: &[String], finals: &mut Vec<Option<JobStatus>>) {
+async fn poll_final(fleet: &Fleet, ids: &[String], finals: &mut [Option<JobStatus>]) {
     for (index, job_id) in ids.iter().enumerate() {
         if finals[index].is_none() {
             let status = fleet.get_status(job_id).await;

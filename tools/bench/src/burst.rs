@@ -225,7 +225,7 @@ pub fn run_cache(input: CacheBurstInput<'_>) -> anyhow::Result<()> {
                 if cache { "on" } else { "off" }
             );
             // A new queue set per burst (SQS names take no dots).
-            let sep = if config.broker.starts_with("sqs") {
+            let sep = if config.broker.scheme() == "sqs" {
                 "-"
             } else {
                 "."

@@ -100,12 +100,13 @@ pub fn backend_config() -> BackendConfig {
     let mut config = BackendConfig::embedded(Path::new("/tmp"));
     let id = std::process::id();
     config.broker = std::env::var("ZIPFLEET_BROKER")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+        .into();
     config.status =
-        std::env::var("ZIPFLEET_STATUS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+        std::env::var("ZIPFLEET_STATUS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into()).into();
     config.store = std::env::var("ZIPFLEET_BENCH_STORE")
         .unwrap_or_else(|_| format!("s3://zipfleet/bench-{id}"));
-    let sep = if config.broker.starts_with("sqs") {
+    let sep = if config.broker.scheme() == "sqs" {
         "-"
     } else {
         "."
@@ -119,21 +120,7 @@ pub fn backend_config() -> BackendConfig {
 fn fleet_command(binary: &Path, config: &BackendConfig) -> Command {
     let mut command = Command::new(binary);
     command
-        .env("ZIPFLEET_BROKER", &config.broker)
-        .env(
-            "ZIPFLEET_JOBS_QUEUE",
-            config.jobs_queue.as_deref().unwrap_or_default(),
-        )
-        .env(
-            "ZIPFLEET_COMPLETED_QUEUE",
-            config.completed_queue.as_deref().unwrap_or_default(),
-        )
-        .env(
-            "ZIPFLEET_DEAD_LETTER_QUEUE",
-            config.dead_letter_queue.as_deref().unwrap_or_default(),
-        )
-        .env("ZIPFLEET_STORE", &config.store)
-        .env("ZIPFLEET_STATUS", &config.status)
+        .envs(config.to_env())
         .env("ZIPFLEET_API_TOKEN", TOKEN)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
