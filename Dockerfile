@@ -60,9 +60,9 @@ WORKDIR /src
 # The full (non-slim) rust image brings gcc, g++ and make: libjpeg-turbo, libwebp and aws-lc
 # are compiled from C by `cc` (no nasm, cmake or system -dev packages needed).
 COPY . .
-RUN cargo build --release --locked -p zipfleet-cli -p zipfleet-api -p zipfleet-worker \
+RUN cargo build --profile dist --locked -p zipfleet-cli -p zipfleet-api -p zipfleet-worker \
  && install -d /out \
- && install -m 0755 target/release/zipfleet target/release/zipfleet-api target/release/zipfleet-worker /out/
+ && install -m 0755 target/dist/zipfleet target/dist/zipfleet-api target/dist/zipfleet-worker /out/
 
 FROM runtime-base AS image
 ARG VERSION=0.1.0

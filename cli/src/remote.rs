@@ -5,6 +5,7 @@ use anyhow::{bail, Context};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
+use zipfleet_shared::secret::Secret;
 use zipfleet_shared::status::JobStatus;
 
 #[derive(clap::Args, Debug)]
@@ -18,7 +19,7 @@ pub struct ApiArgs {
     api_url: String,
     /// Bearer token for the API.
     #[arg(long, env = "ZIPFLEET_API_TOKEN", hide_env_values = true)]
-    api_token: Option<String>,
+    api_token: Option<Secret>,
 }
 
 impl ApiArgs {
@@ -31,7 +32,7 @@ impl ApiArgs {
         let url = format!("{}{path}", self.api_url.trim_end_matches('/'));
         let request = client.request(method, url);
         match &self.api_token {
-            Some(token) => request.bearer_auth(token),
+            Some(token) => request.bearer_auth(token.expose()),
             None => request,
         }
     }
