@@ -14,8 +14,24 @@ use crate::error::ImageError;
 use crate::plan::Probe;
 use crate::{jpeg, png, webp, whole};
 
+/// Run the planned decoder and check its image is the planned size.
 pub(crate) fn decode(bytes: &[u8], plan: &Probe) -> Result<Decoded, ImageError> {
-    let decoded = match plan.decode_path {
+    let decoded = run_decoder(bytes, plan)?;
+    // The fit was planned for this size; a file whose pixels disagree with
+    // its header is damaged.
+    if (decoded.image.width, decoded.image.height) != (plan.decoded_width, plan.decoded_height) {
+        return Err(ImageError::Decode(format!(
+            "the image decodes to {}×{}, not the {}×{} its header announces",
+            decoded.image.width, decoded.image.height, plan.decoded_width, plan.decoded_height
+        )));
+    }
+    Ok(decoded)
+}
+
+/// The planned decoder with the plan's numbers, nothing checked (the tests
+/// hold its result against the plan).
+pub(crate) fn run_decoder(bytes: &[u8], plan: &Probe) -> Result<Decoded, ImageError> {
+    Ok(match plan.decode_path {
         DecodePath::Jpeg { scale, .. } => jpeg::decode(bytes, scale, plan.working_bytes)?,
         DecodePath::WebpYuvPlanes { shrink_x, shrink_y } => {
             webp::decode_yuv_shrunk(bytes, plan.width, plan.height, shrink_x, shrink_y)?
@@ -35,14 +51,5 @@ pub(crate) fn decode(bytes: &[u8], plan: &Probe) -> Result<Decoded, ImageError> 
             plan.height,
             plan.working_bytes,
         )?,
-    };
-    // The fit was planned for this size; a file whose pixels disagree with
-    // its header is damaged.
-    if (decoded.image.width, decoded.image.height) != (plan.decoded_width, plan.decoded_height) {
-        return Err(ImageError::Decode(format!(
-            "the image decodes to {}×{}, not the {}×{} its header announces",
-            decoded.image.width, decoded.image.height, plan.decoded_width, plan.decoded_height
-        )));
-    }
-    Ok(decoded)
+    })
 }

@@ -15,7 +15,11 @@ pub enum DecodePath {
     WebpYuvPlanes { shrink_x: u32, shrink_y: u32 },
     /// libwebp's scaled decode straight to `width`×`height` (RGBA when the
     /// file has alpha, composited over white afterwards).
-    WebpScaled { width: u32, height: u32, alpha: bool },
+    WebpScaled {
+        width: u32,
+        height: u32,
+        alpha: bool,
+    },
     /// PNG rows streamed into a box shrink; an interlaced file is decoded
     /// whole first.
     PngRows {

@@ -98,4 +98,6 @@ pub fn render_pixels(bytes: &[u8], plan: &Probe) -> Result<Rgb, ImageError> {
 }
 
 #[cfg(test)]
+mod plan_tests;
+#[cfg(test)]
 mod tests;

@@ -113,7 +113,12 @@ pub(crate) fn plan(header: &Header, output: &Output) -> Probe {
 
 /// The JPEG DCT reduction (1, 2, 4 or 8) that still leaves the decoded image
 /// at least as large as the resize needs on both axes.
-pub(crate) fn jpeg_scale(width: u32, height: u32, output: &Output, orientation: Orientation) -> u32 {
+pub(crate) fn jpeg_scale(
+    width: u32,
+    height: u32,
+    output: &Output,
+    orientation: Orientation,
+) -> u32 {
     let (need_w, need_h) = needed_source_size(width, height, output, orientation);
     [8u32, 4, 2]
         .into_iter()

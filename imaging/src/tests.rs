@@ -21,7 +21,7 @@ fn output(width: u32, height: u32, fit: Fit, format: OutputFormat) -> Output {
     }
 }
 
-fn png_bytes(image: &image::DynamicImage) -> Vec<u8> {
+pub(crate) fn png_bytes(image: &image::DynamicImage) -> Vec<u8> {
     let mut bytes = Vec::new();
     image
         .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)
@@ -29,7 +29,7 @@ fn png_bytes(image: &image::DynamicImage) -> Vec<u8> {
     bytes
 }
 
-fn jpeg_bytes(image: &RgbImage) -> Vec<u8> {
+pub(crate) fn jpeg_bytes(image: &RgbImage) -> Vec<u8> {
     let mut bytes = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95)
         .write_image(
@@ -315,14 +315,12 @@ fn damaged_images_fail_to_decode_without_panicking() {
     let jpeg = jpeg_bytes(&big);
     let truncated = &jpeg[..jpeg.len() / 3];
     let out = output(64, 64, Fit::Fill, OutputFormat::Jpeg);
-    let result =
-        probe(Cursor::new(truncated), &out, u64::MAX).and_then(|p| render(truncated, &p));
+    let result = probe(Cursor::new(truncated), &out, u64::MAX).and_then(|p| render(truncated, &p));
     assert!(matches!(result.unwrap_err(), ImageError::Decode(_)));
 
     let png = png_bytes(&big.into());
     let truncated = &png[..png.len() / 2];
-    let result =
-        probe(Cursor::new(truncated), &out, u64::MAX).and_then(|p| render(truncated, &p));
+    let result = probe(Cursor::new(truncated), &out, u64::MAX).and_then(|p| render(truncated, &p));
     assert!(matches!(result.unwrap_err(), ImageError::Decode(_)));
 
     let header_only = &png[..20];
@@ -464,16 +462,15 @@ fn damaged_webp_fails_to_decode_without_panicking() {
     let whole = probe(Cursor::new(&webp[..]), &out, u64::MAX).and_then(|p| render(webp, &p));
     assert!(whole.is_ok(), "{whole:?}");
     let truncated = &webp[..webp.len() * 2 / 3];
-    let result =
-        probe(Cursor::new(truncated), &out, u64::MAX).and_then(|p| render(truncated, &p));
+    let result = probe(Cursor::new(truncated), &out, u64::MAX).and_then(|p| render(truncated, &p));
     assert!(matches!(result.unwrap_err(), ImageError::Decode(_)));
     let mut scrambled = webp.to_vec();
     let middle = scrambled.len() / 2;
     scrambled[40..middle]
         .iter_mut()
         .for_each(|b| *b = b.wrapping_mul(7).wrapping_add(13));
-    let result = probe(Cursor::new(&scrambled[..]), &out, u64::MAX)
-        .and_then(|p| render(&scrambled, &p));
+    let result =
+        probe(Cursor::new(&scrambled[..]), &out, u64::MAX).and_then(|p| render(&scrambled, &p));
     // Reaching this line means no panic; what comes back is a clean error or a whole image.
     match result {
         Ok(rendered) => assert_eq!(
@@ -492,7 +489,7 @@ fn damaged_webp_fails_to_decode_without_panicking() {
 
 /// A detailed picture (gradients plus a fine checker) so that the AC
 /// coefficients carry real information.
-fn detailed(width: u32, height: u32) -> RgbImage {
+pub(crate) fn detailed(width: u32, height: u32) -> RgbImage {
     RgbImage::from_fn(width, height, |x, y| {
         let checker = if (x / 3 + y / 2) % 2 == 0 { 40 } else { 0 };
         Px([
@@ -505,7 +502,7 @@ fn detailed(width: u32, height: u32) -> RgbImage {
 
 /// A progressive JPEG with libjpeg's standard scan script (DC first, then
 /// AC in spectral bands and bit planes), chroma subsampled by `sampling`.
-fn progressive_jpeg(image: &RgbImage, sampling: (u8, u8)) -> Vec<u8> {
+pub(crate) fn progressive_jpeg(image: &RgbImage, sampling: (u8, u8)) -> Vec<u8> {
     let mut compress = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
     compress.set_fastest_defaults();
     compress.set_size(image.width() as usize, image.height() as usize);
