@@ -7,8 +7,10 @@
 pub enum DecodePath {
     /// libjpeg-turbo at `1/scale` of the stored size (1, 2, 4 or 8).
     /// `multi_scan`: read scan by scan and stopped as soon as the scaled
-    /// inverse DCT's coefficients are final (what every progressive file
-    /// does; the probe knows progressive from the frame marker).
+    /// inverse DCT's coefficients are final. The probe plans it for a
+    /// progressive frame; libjpeg decides it from the bitstream, so a rare
+    /// sequential file with one scan per component would be multi-scan
+    /// without the plan knowing (nor counting its coefficient buffer).
     Jpeg { scale: u32, multi_scan: bool },
     /// libwebp to full-size YUV 4:2:0 planes, box-shrunk here by even
     /// factors (opaque lossy WebP shrunk by at least 2 on each axis).
