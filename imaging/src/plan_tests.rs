@@ -3,7 +3,9 @@
 //! report it) equals the plan's path and numbers, and the image it produced
 //! has exactly the size the plan's fit and memory estimate were computed
 //! from. A plan that predicted one thing while the decoder did another
-//! would fail here, not in the memory budget.
+//! would fail here, not in the memory budget. (Checked by breaking each side
+//! once: a decoded size rounded down instead of up in the plan fails the PNG
+//! test; libjpeg's scale clamped to 1/4 in the decoder fails both JPEG tests.)
 
 use crate::decode::run_decoder;
 use crate::tests::{detailed, jpeg_bytes, png_bytes, progressive_jpeg};
