@@ -198,3 +198,45 @@ fn gifs_and_bmps_decode_whole() {
         assert_eq!((plan.decoded_width, plan.decoded_height), (300, 200));
     }
 }
+
+/// An animated WebP of one lossy frame (VP8X, ANIM, ANMF around `still`'s
+/// VP8 chunk), as a browser would save a short animation.
+fn animated_webp(still: &[u8], width: u32, height: u32) -> Vec<u8> {
+    let vp8_chunk = &still[12..];
+    let u24 = |value: u32| value.to_le_bytes()[..3].to_vec();
+    let chunk = |fourcc: &[u8], payload: &[u8]| {
+        let mut out = fourcc.to_vec();
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(payload);
+        if payload.len() % 2 == 1 {
+            out.push(0);
+        }
+        out
+    };
+    let mut vp8x = vec![0x02, 0, 0, 0];
+    vp8x.extend(u24(width - 1));
+    vp8x.extend(u24(height - 1));
+    let anim = [255, 255, 255, 255, 0, 0];
+    let mut anmf = [u24(0), u24(0), u24(width - 1), u24(height - 1), u24(100)].concat();
+    anmf.push(0);
+    anmf.extend_from_slice(vp8_chunk);
+    let body = [
+        b"WEBP".to_vec(),
+        chunk(b"VP8X", &vp8x),
+        chunk(b"ANIM", &anim),
+        chunk(b"ANMF", &anmf),
+    ]
+    .concat();
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend(body);
+    out
+}
+
+#[test]
+fn animated_webps_decode_their_first_frame_whole() {
+    let still = crate::webp::encode_lossy(gradient(320, 240).as_raw(), 320, 240, 85.0);
+    let bytes = animated_webp(&still, 320, 240);
+    let plan = decodes_as_planned(&bytes, &fill(64, 48), DecodePath::Whole);
+    assert_eq!((plan.decoded_width, plan.decoded_height), (320, 240));
+}
