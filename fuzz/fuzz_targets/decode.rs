@@ -6,8 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::io::Cursor;
-use zipfleet_shared::spec::{Fit, OutputFormat, OutputSpec};
-use zipfleet_worker::imaging::{probe, render};
+use zipfleet_imaging::{probe, render, Fit, Output, OutputFormat};
 
 fuzz_target!(|data: &[u8]| {
     let fit = match data.first().map(|b| b % 3) {
@@ -15,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
         Some(1) => Fit::Cover,
         _ => Fit::Contain,
     };
-    let output = OutputSpec {
+    let output = Output {
         width: 48,
         height: 32,
         fit,
@@ -26,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
     // before decoding; the fuzzer runs with the same kind of limits.
     if let Ok(probed) = probe(Cursor::new(data), &output, 16_000_000) {
         if probed.working_bytes <= 256 * 1024 * 1024 {
-            if let Ok(rendered) = render(data, &probed, &output) {
+            if let Ok(rendered) = render(data, &probed) {
                 assert!(!rendered.bytes.is_empty());
             }
         }

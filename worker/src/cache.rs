@@ -19,7 +19,6 @@
 //! Nothing is held in memory but the in-flight keys.
 
 use crate::fetch::Fetched;
-use crate::imaging::{Rendered, Signature};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -28,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::debug;
+use zipfleet_imaging::{Rendered, Signature};
 use zipfleet_shared::config::CacheSettings;
 use zipfleet_shared::spec::OutputSpec;
 use zipfleet_shared::store::ObjectStore;

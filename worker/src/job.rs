@@ -9,7 +9,7 @@
 use crate::budget::{CpuPool, MemoryBudget};
 use crate::cache::{content_of, Cache, UrlHit};
 use crate::fetch::{FetchError, Fetched, Fetcher};
-use crate::imaging::{self, ImageError, Rendered};
+use crate::imaging_contract::{image_error_code, imaging_output};
 use crate::metrics::{CacheKind, Stage, WorkerMetrics};
 use crate::report::{dataset_report, RenderedFacts, ReportImage};
 use crate::zipper::{CacheUse, Manifest, ManifestImage, ManifestStatus, ZipError, ZipSpool};
@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{error_span, info, warn, Instrument};
+use zipfleet_imaging::{self as imaging, ImageError, Rendered};
 use zipfleet_shared::config::{Limits, ReportSettings};
 use zipfleet_shared::names::EntryNamer;
 use zipfleet_shared::report::DatasetReport;
@@ -663,7 +664,7 @@ async fn render_fetched(
     output: &OutputSpec,
 ) -> Result<Result<Rendered, (ImageErrorCode, String)>, Interrupted> {
     let path = fetched.path().to_path_buf();
-    let (max_pixels, output_copy) = (env.limits.max_pixels, *output);
+    let (max_pixels, output_copy) = (env.limits.max_pixels, imaging_output(output));
     let probe_started = std::time::Instant::now();
     let probed = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&path).map_err(|err| ImageError::Decode(err.to_string()))?;
@@ -674,7 +675,7 @@ async fn render_fetched(
     env.metrics.stage(Stage::Probe, probe_started.elapsed());
     let probe = match probed {
         Ok(probe) => probe,
-        Err(err) => return Ok(Err((err.code(), err.to_string()))),
+        Err(err) => return Ok(Err((image_error_code(&err), err.to_string()))),
     };
 
     let needed = fetched.size() + probe.working_bytes;
@@ -689,7 +690,6 @@ async fn render_fetched(
     };
 
     let path = fetched.path().to_path_buf();
-    let output = *output;
     let render_started = std::time::Instant::now();
     let rendered = env
         .cpu
@@ -697,14 +697,14 @@ async fn render_fetched(
             // The reservation lives exactly as long as the pixels do.
             let _reservation = reservation;
             let bytes = std::fs::read(&path).map_err(|err| ImageError::Decode(err.to_string()))?;
-            imaging::render(&bytes, &probe, &output)
+            imaging::render(&bytes, &probe)
         })
         .await;
     drop(fetched);
     env.metrics.stage(Stage::Render, render_started.elapsed());
     Ok(match rendered {
         Ok(Ok(rendered)) => Ok(rendered),
-        Ok(Err(err)) => Err((err.code(), err.to_string())),
+        Ok(Err(err)) => Err((image_error_code(&err), err.to_string())),
         Err(panicked) => {
             warn!(%panicked, "image processing panicked");
             Err((

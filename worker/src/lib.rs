@@ -11,7 +11,8 @@
 //!   [`fetch::guard`]) or the object store, spooled to disk.
 //! - [`cache`]: work reused across jobs (rendered images, downloads, known
 //!   failures, object contents) under `PREFIX/cache/`, and in-flight coalescing.
-//! - [`imaging`]: the pure image pipeline — probe, decode, resize, orient, encode.
+//! - [`imaging_contract`]: the job spec's output and the contract's error
+//!   codes on the `zipfleet-imaging` pipeline's side of the seam.
 //! - [`zipper`]: the zip spooled to a temporary file, and the manifest.
 //! - [`report`]: the dataset report (label counts, copies, small and blank
 //!   pictures) from the images' signatures.
@@ -43,7 +44,7 @@ pub mod embedded;
 pub mod endpoint;
 pub mod fetch;
 pub mod health;
-pub mod imaging;
+pub mod imaging_contract;
 pub mod job;
 pub mod metrics;
 pub mod report;

@@ -18,8 +18,8 @@
 //! Ids inside a warning are in job order; labels are sorted. Warnings are
 //! sorted by code, then by the job position of their first id, then labels.
 
-use crate::imaging::Signature;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use zipfleet_imaging::Signature;
 use zipfleet_shared::config::ReportSettings;
 use zipfleet_shared::report::{DatasetReport, ReportWarning, WarningCode};
 
@@ -602,7 +602,7 @@ mod tests {
     #[test]
     fn distance_beyond_the_threshold_is_not_a_copy() {
         let a = distinct(9);
-        let far = a ^ ((1u64 << (crate::imaging::signature::DUPLICATE_DISTANCE + 1)) - 1);
+        let far = a ^ ((1u64 << (zipfleet_imaging::signature::DUPLICATE_DISTANCE + 1)) - 1);
         let list = [
             ("1", "cats", facts(sig(a, 1))),
             ("2", "dogs", facts(sig(far, 2))),

@@ -1,6 +1,6 @@
 //! Cheap fingerprints of a rendered picture, for the dataset report: an exact
 //! key, a perceptual hash and a flatness measure, all from the final upright
-//! RGB pixels at output size that [`render`](super::render) already holds (no
+//! RGB pixels at output size that [`render`](crate::render) already holds (no
 //! second decode).
 //!
 //! Everything is computed from one small grid: the picture averaged down to
@@ -11,9 +11,9 @@
 //! pHash: the 8×8 lowest frequencies of the 32×32 luma grid, each bit "above
 //! the median of the 63 AC coefficients". Its threshold was chosen by
 //! measurement on the shared corpus (ARCHITECTURE.md, "Dataset report";
-//! `cargo run -p zipfleet-worker --example signatures`).
+//! `cargo run -p zipfleet-imaging --example signatures`).
 
-use super::Rgb;
+use crate::pixels::Rgb;
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
 

@@ -1,13 +1,14 @@
 //! Encoding the finished pixels. The encoders write no EXIF, GPS, ICC or
 //! text chunks: the output carries pixels and nothing else.
 
-use super::{ImageError, Rgb};
+use crate::error::ImageError;
+use crate::output::{Output, OutputFormat};
+use crate::pixels::Rgb;
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::{ExtendedColorType, ImageEncoder};
-use zipfleet_shared::spec::{OutputFormat, OutputSpec};
 
-pub(super) fn encode(image: &Rgb, output: &OutputSpec) -> Result<Vec<u8>, ImageError> {
+pub(crate) fn encode(image: &Rgb, output: &Output) -> Result<Vec<u8>, ImageError> {
     let mut bytes = Vec::with_capacity(image.pixels.len() / 4);
     let result = match output.format {
         OutputFormat::Jpeg => JpegEncoder::new_with_quality(&mut bytes, output.quality)

@@ -6,15 +6,21 @@
 //! Every colour type and depth ends as 8-bit RGB: palette expanded, 16-bit
 //! cut to 8, grey repeated, alpha composited over white.
 
-use super::decode::over_white;
-use super::resize::BoxShrinker;
-use super::{ImageError, Rgb};
+use crate::decode_path::{DecodePath, Decoded};
+use crate::error::ImageError;
+use crate::pixels::over_white;
+use crate::shrink::BoxShrinker;
 use png::{ColorType, Transformations};
 use std::io::Cursor;
 
 /// Decode to RGB box-shrunk by `fx`×`fy`, allocating at most `max_bytes` in
 /// the decoder.
-pub(super) fn decode(bytes: &[u8], fx: u32, fy: u32, max_bytes: u64) -> Result<Rgb, ImageError> {
+pub(crate) fn decode(
+    bytes: &[u8],
+    fx: u32,
+    fy: u32,
+    max_bytes: u64,
+) -> Result<Decoded, ImageError> {
     let mut decoder = png::Decoder::new_with_limits(
         Cursor::new(bytes),
         png::Limits {
@@ -60,7 +66,15 @@ pub(super) fn decode(bytes: &[u8], fx: u32, fy: u32, max_bytes: u64) -> Result<R
             "the PNG has {rows} of its {height} rows"
         )));
     }
-    Ok(shrinker.finish())
+    let (shrink_x, shrink_y) = shrinker.factors();
+    Ok(Decoded {
+        image: shrinker.finish(),
+        path: DecodePath::PngRows {
+            shrink_x,
+            shrink_y,
+            interlaced,
+        },
+    })
 }
 
 /// One decoded 8-bit row (grey, grey+alpha, RGB or RGBA) as RGB.

@@ -22,7 +22,9 @@
 // owns the memory libjpeg points into and destroys it on every path out.
 #![allow(unsafe_code)]
 
-use super::{ImageError, Rgb};
+use crate::decode_path::{DecodePath, Decoded};
+use crate::error::ImageError;
+use crate::pixels::Rgb;
 use mozjpeg_sys::{
     jpeg_common_struct, jpeg_component_info, jpeg_decompress_struct, jpeg_error_mgr,
     JWRN_HIT_MARKER, JWRN_HUFF_BAD_CODE, JWRN_JPEG_EOF, J_COLOR_SPACE,
@@ -42,7 +44,7 @@ struct LibjpegFailure(String);
 
 /// How much of a progressive file to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Scans {
+pub(crate) enum Scans {
     /// Stop once the coefficients the scaled inverse DCT reads are final.
     UntilPixelsFinal,
     /// Read every scan (what a plain decode does; kept to check the other).
@@ -50,17 +52,18 @@ pub(super) enum Scans {
     All,
 }
 
-/// Decode `bytes` to RGB at `1/scale` of the stored size (`scale` is 1, 2, 4 or 8).
-pub(super) fn decode(bytes: &[u8], scale: u32, max_bytes: u64) -> Result<Rgb, ImageError> {
+/// Decode `bytes` to RGB at `1/scale` of the stored size (`scale` is 1, 2, 4
+/// or 8), allocating at most `max_bytes` for the output.
+pub(crate) fn decode(bytes: &[u8], scale: u32, max_bytes: u64) -> Result<Decoded, ImageError> {
     decode_reading(bytes, scale, max_bytes, Scans::UntilPixelsFinal)
 }
 
-pub(super) fn decode_reading(
+pub(crate) fn decode_reading(
     bytes: &[u8],
     scale: u32,
     max_bytes: u64,
     scans: Scans,
-) -> Result<Rgb, ImageError> {
+) -> Result<Decoded, ImageError> {
     match catch_unwind(AssertUnwindSafe(|| {
         decode_unguarded(bytes, scale, max_bytes, scans)
     })) {
@@ -79,7 +82,7 @@ fn decode_unguarded(
     scale: u32,
     max_bytes: u64,
     scans: Scans,
-) -> Result<Rgb, ImageError> {
+) -> Result<Decoded, ImageError> {
     let mut decompressor = Decompressor::new(bytes);
     let cinfo = decompressor.cinfo();
     // SAFETY (for every libjpeg call below): `cinfo` was created by
@@ -100,8 +103,8 @@ fn decode_unguarded(
     };
     cinfo.scale_num = 1;
     cinfo.scale_denom = scale.clamp(1, 8);
-    let stop_early = scans == Scans::UntilPixelsFinal
-        && unsafe { mozjpeg_sys::jpeg_has_multiple_scans(cinfo) } != 0;
+    let multi_scan = unsafe { mozjpeg_sys::jpeg_has_multiple_scans(cinfo) } != 0;
+    let stop_early = scans == Scans::UntilPixelsFinal && multi_scan;
     if stop_early {
         cinfo.buffered_image = 1;
         // Smoothing guesses missing AC coefficients; the ones we stop
@@ -161,10 +164,16 @@ fn decode_unguarded(
     } else {
         raw
     };
-    Ok(Rgb {
-        width: width as u32,
-        height: height as u32,
-        pixels,
+    Ok(Decoded {
+        image: Rgb {
+            width: width as u32,
+            height: height as u32,
+            pixels,
+        },
+        path: DecodePath::Jpeg {
+            scale: cinfo.scale_denom,
+            multi_scan,
+        },
     })
 }
 

@@ -1,18 +1,18 @@
 //! Unit tests of the pipeline on images made in memory.
 
-use super::probe::{jpeg_scale, sniff};
-use super::*;
+use crate::format::sniff;
+use crate::plan::jpeg_scale;
+use crate::*;
 use image::metadata::Orientation;
 use image::{ImageEncoder, Rgb as Px, RgbImage, Rgba, RgbaImage};
 use std::io::Cursor;
-use zipfleet_shared::spec::{Fit, OutputFormat};
 
 const RED: [u8; 3] = [255, 0, 0];
 const GREEN: [u8; 3] = [0, 255, 0];
 const BLUE: [u8; 3] = [0, 0, 255];
 
-fn output(width: u32, height: u32, fit: Fit, format: OutputFormat) -> OutputSpec {
-    OutputSpec {
+fn output(width: u32, height: u32, fit: Fit, format: OutputFormat) -> Output {
+    Output {
         width,
         height,
         fit,
@@ -21,7 +21,7 @@ fn output(width: u32, height: u32, fit: Fit, format: OutputFormat) -> OutputSpec
     }
 }
 
-fn png_bytes(image: &image::DynamicImage) -> Vec<u8> {
+pub(crate) fn png_bytes(image: &image::DynamicImage) -> Vec<u8> {
     let mut bytes = Vec::new();
     image
         .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)
@@ -29,7 +29,7 @@ fn png_bytes(image: &image::DynamicImage) -> Vec<u8> {
     bytes
 }
 
-fn jpeg_bytes(image: &RgbImage) -> Vec<u8> {
+pub(crate) fn jpeg_bytes(image: &RgbImage) -> Vec<u8> {
     let mut bytes = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95)
         .write_image(
@@ -66,9 +66,14 @@ fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
     out
 }
 
-fn run(bytes: &[u8], out: &OutputSpec) -> Result<(Rendered, RgbImage), ImageError> {
+/// The output size jobs get when they name none (the spec's default).
+fn default_output() -> Output {
+    output(224, 224, Fit::Fill, OutputFormat::Jpeg)
+}
+
+fn run(bytes: &[u8], out: &Output) -> Result<(Rendered, RgbImage), ImageError> {
     let probe = probe(Cursor::new(bytes), out, 100_000_000)?;
-    let rendered = render(bytes, &probe, out)?;
+    let rendered = render(bytes, &probe)?;
     let decoded = image::load_from_memory(&rendered.bytes)
         .unwrap()
         .into_rgb8();
@@ -143,7 +148,7 @@ fn exif_orientation_makes_the_photo_upright() {
     // "rotate 90° clockwise to display", so upright it is 100×200, red on top.
     let stored = RgbImage::from_fn(200, 100, |x, _| Px(if x < 100 { RED } else { BLUE }));
     let bytes = with_exif_orientation(&jpeg_bytes(&stored), 6);
-    let probe = probe(Cursor::new(&bytes), &OutputSpec::default(), u64::MAX).unwrap();
+    let probe = probe(Cursor::new(&bytes), &default_output(), u64::MAX).unwrap();
     assert_eq!(probe.orientation, Orientation::Rotate90);
     let (rendered, out) = run(&bytes, &output(50, 100, Fit::Fill, OutputFormat::Png)).unwrap();
     assert_eq!((rendered.source_width, rendered.source_height), (100, 200));
@@ -299,10 +304,7 @@ fn non_images_are_unsupported() {
         (b"", "empty"),
     ] {
         let err = sniff(bytes).unwrap_err();
-        assert_eq!(
-            err.code(),
-            zipfleet_shared::ImageErrorCode::UnsupportedFormat
-        );
+        assert!(matches!(err, ImageError::UnsupportedFormat(_)), "{err:?}");
         assert!(err.to_string().contains(hint), "{err}");
     }
 }
@@ -313,29 +315,19 @@ fn damaged_images_fail_to_decode_without_panicking() {
     let jpeg = jpeg_bytes(&big);
     let truncated = &jpeg[..jpeg.len() / 3];
     let out = output(64, 64, Fit::Fill, OutputFormat::Jpeg);
-    let result =
-        probe(Cursor::new(truncated), &out, u64::MAX).and_then(|p| render(truncated, &p, &out));
-    assert_eq!(
-        result.unwrap_err().code(),
-        zipfleet_shared::ImageErrorCode::DecodeFailed
-    );
+    let result = probe(Cursor::new(truncated), &out, u64::MAX).and_then(|p| render(truncated, &p));
+    assert!(matches!(result.unwrap_err(), ImageError::Decode(_)));
 
     let png = png_bytes(&big.into());
     let truncated = &png[..png.len() / 2];
-    let result =
-        probe(Cursor::new(truncated), &out, u64::MAX).and_then(|p| render(truncated, &p, &out));
-    assert_eq!(
-        result.unwrap_err().code(),
-        zipfleet_shared::ImageErrorCode::DecodeFailed
-    );
+    let result = probe(Cursor::new(truncated), &out, u64::MAX).and_then(|p| render(truncated, &p));
+    assert!(matches!(result.unwrap_err(), ImageError::Decode(_)));
 
     let header_only = &png[..20];
-    assert_eq!(
-        probe(Cursor::new(header_only), &out, u64::MAX)
-            .unwrap_err()
-            .code(),
-        zipfleet_shared::ImageErrorCode::DecodeFailed
-    );
+    assert!(matches!(
+        probe(Cursor::new(header_only), &out, u64::MAX).unwrap_err(),
+        ImageError::Decode(_)
+    ));
 }
 
 #[test]
@@ -343,11 +335,11 @@ fn too_many_pixels_is_refused_from_the_header() {
     let image = RgbImage::from_pixel(100, 100, Px(RED));
     let err = probe(
         Cursor::new(png_bytes(&image.into())),
-        &OutputSpec::default(),
+        &default_output(),
         9_999,
     )
     .unwrap_err();
-    assert_eq!(err.code(), zipfleet_shared::ImageErrorCode::TooManyPixels);
+    assert!(matches!(err, ImageError::TooManyPixels { .. }), "{err:?}");
 }
 
 #[test]
@@ -388,7 +380,7 @@ fn streaming_box_shrink_averages_every_block_including_the_edges() {
     let source = RgbImage::from_fn(7, 5, |x, y| {
         Px([(x * 30) as u8, (y * 50) as u8, (x * y) as u8])
     });
-    let mut shrinker = resize::BoxShrinker::new(7, 5, 3, 2);
+    let mut shrinker = shrink::BoxShrinker::new(7, 5, 3, 2);
     for row in source.as_raw().chunks_exact(7 * 3) {
         shrinker.push_row(row);
     }
@@ -452,7 +444,7 @@ fn a_png_costs_one_row_not_the_whole_image() {
     let big = RgbImage::from_pixel(4000, 3000, Px(GREEN));
     let probed = probe(
         Cursor::new(png_bytes(&big.into())),
-        &OutputSpec::default(),
+        &default_output(),
         u64::MAX,
     )
     .unwrap();
@@ -465,24 +457,20 @@ fn a_png_costs_one_row_not_the_whole_image() {
 
 #[test]
 fn damaged_webp_fails_to_decode_without_panicking() {
-    let webp = include_bytes!("../../../examples/images/circle-3.webp");
+    let webp = include_bytes!("../../examples/images/circle-3.webp");
     let out = output(64, 64, Fit::Fill, OutputFormat::Jpeg);
-    let whole = probe(Cursor::new(&webp[..]), &out, u64::MAX).and_then(|p| render(webp, &p, &out));
+    let whole = probe(Cursor::new(&webp[..]), &out, u64::MAX).and_then(|p| render(webp, &p));
     assert!(whole.is_ok(), "{whole:?}");
     let truncated = &webp[..webp.len() * 2 / 3];
-    let result =
-        probe(Cursor::new(truncated), &out, u64::MAX).and_then(|p| render(truncated, &p, &out));
-    assert_eq!(
-        result.unwrap_err().code(),
-        zipfleet_shared::ImageErrorCode::DecodeFailed
-    );
+    let result = probe(Cursor::new(truncated), &out, u64::MAX).and_then(|p| render(truncated, &p));
+    assert!(matches!(result.unwrap_err(), ImageError::Decode(_)));
     let mut scrambled = webp.to_vec();
     let middle = scrambled.len() / 2;
     scrambled[40..middle]
         .iter_mut()
         .for_each(|b| *b = b.wrapping_mul(7).wrapping_add(13));
-    let result = probe(Cursor::new(&scrambled[..]), &out, u64::MAX)
-        .and_then(|p| render(&scrambled, &p, &out));
+    let result =
+        probe(Cursor::new(&scrambled[..]), &out, u64::MAX).and_then(|p| render(&scrambled, &p));
     // Reaching this line means no panic; what comes back is a clean error or a whole image.
     match result {
         Ok(rendered) => assert_eq!(
@@ -491,9 +479,8 @@ fn damaged_webp_fails_to_decode_without_panicking() {
         ),
         Err(err) => assert!(
             matches!(
-                err.code(),
-                zipfleet_shared::ImageErrorCode::DecodeFailed
-                    | zipfleet_shared::ImageErrorCode::UnsupportedFormat
+                err,
+                ImageError::Decode(_) | ImageError::UnsupportedFormat(_)
             ),
             "{err}"
         ),
@@ -502,7 +489,7 @@ fn damaged_webp_fails_to_decode_without_panicking() {
 
 /// A detailed picture (gradients plus a fine checker) so that the AC
 /// coefficients carry real information.
-fn detailed(width: u32, height: u32) -> RgbImage {
+pub(crate) fn detailed(width: u32, height: u32) -> RgbImage {
     RgbImage::from_fn(width, height, |x, y| {
         let checker = if (x / 3 + y / 2) % 2 == 0 { 40 } else { 0 };
         Px([
@@ -515,7 +502,7 @@ fn detailed(width: u32, height: u32) -> RgbImage {
 
 /// A progressive JPEG with libjpeg's standard scan script (DC first, then
 /// AC in spectral bands and bit planes), chroma subsampled by `sampling`.
-fn progressive_jpeg(image: &RgbImage, sampling: (u8, u8)) -> Vec<u8> {
+pub(crate) fn progressive_jpeg(image: &RgbImage, sampling: (u8, u8)) -> Vec<u8> {
     let mut compress = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
     compress.set_fastest_defaults();
     compress.set_size(image.width() as usize, image.height() as usize);
@@ -535,8 +522,11 @@ fn progressive_jpegs_stopped_early_decode_to_exactly_the_full_pixels() {
         for scale in [1, 2, 4, 8] {
             let early =
                 jpeg::decode_reading(&bytes, scale, u64::MAX, jpeg::Scans::UntilPixelsFinal)
-                    .unwrap();
-            let full = jpeg::decode_reading(&bytes, scale, u64::MAX, jpeg::Scans::All).unwrap();
+                    .unwrap()
+                    .image;
+            let full = jpeg::decode_reading(&bytes, scale, u64::MAX, jpeg::Scans::All)
+                .unwrap()
+                .image;
             assert_eq!(
                 (early.width, early.height),
                 (960 / scale, 720 / scale),
@@ -561,8 +551,12 @@ fn at_one_eighth_a_progressive_jpeg_is_read_only_until_its_dc_is_final() {
         .rposition(|marker| marker == [0xFF, 0xDA])
         .unwrap();
     let cut = &bytes[..last_scan + 200];
-    let intact = jpeg::decode_reading(&bytes, 8, u64::MAX, jpeg::Scans::All).unwrap();
-    let early = jpeg::decode_reading(cut, 8, u64::MAX, jpeg::Scans::UntilPixelsFinal).unwrap();
+    let intact = jpeg::decode_reading(&bytes, 8, u64::MAX, jpeg::Scans::All)
+        .unwrap()
+        .image;
+    let early = jpeg::decode_reading(cut, 8, u64::MAX, jpeg::Scans::UntilPixelsFinal)
+        .unwrap()
+        .image;
     assert!(
         early.pixels == intact.pixels,
         "stopping at the final DC must give the full decode's pixels"
@@ -589,11 +583,11 @@ fn rgba_rows_shrink_as_if_composited_over_white_first() {
             [255, 0, 128, 200][((x + y) % 4) as usize],
         ])
     });
-    let mut direct = resize::BoxShrinker::new(11, 7, 3, 2);
-    let mut composited = resize::BoxShrinker::new(11, 7, 3, 2);
+    let mut direct = shrink::BoxShrinker::new(11, 7, 3, 2);
+    let mut composited = shrink::BoxShrinker::new(11, 7, 3, 2);
     for row in source.as_raw().chunks_exact(11 * 4) {
         direct.push_rgba_row(row);
-        let rgb: Vec<u8> = row.chunks_exact(4).flat_map(decode::over_white).collect();
+        let rgb: Vec<u8> = row.chunks_exact(4).flat_map(pixels::over_white).collect();
         composited.push_row(&rgb);
     }
     let (direct, composited) = (direct.finish(), composited.finish());
@@ -620,14 +614,21 @@ fn opaque_lossy_webps_shrunk_from_their_yuv_planes_match_libwebps_rescaler() {
     // positions and differs in phase, not in correctness).
     for (width, height) in [(900, 700), (640, 480)] {
         let webp = webp::encode_lossy(smooth(width, height).as_raw(), width, height, 90.0);
-        let features = webp::features(&webp).unwrap();
+        let features = webp::features(&webp).unwrap().unwrap();
         assert!(features.lossy && !features.has_alpha);
-        let planes = webp::decode_shrunk(&webp, &features, width, height, 4, 4).unwrap();
-        let rescaler = webp::Features {
-            lossy: false,
-            ..features
-        };
-        let rescaled = webp::decode_shrunk(&webp, &rescaler, width, height, 4, 4).unwrap();
+        assert_eq!(
+            plan::webp_path(&features, width, height, 4, 4),
+            DecodePath::WebpYuvPlanes {
+                shrink_x: 4,
+                shrink_y: 4
+            }
+        );
+        let planes = webp::decode_yuv_shrunk(&webp, width, height, 4, 4)
+            .unwrap()
+            .image;
+        let rescaled = webp::decode_scaled(&webp, width / 4, height / 4, false)
+            .unwrap()
+            .image;
         assert_eq!((planes.width, planes.height), (width / 4, height / 4));
         assert_eq!(
             (planes.width, planes.height),
@@ -650,8 +651,18 @@ fn opaque_lossy_webps_shrunk_from_their_yuv_planes_match_libwebps_rescaler() {
     let (width, height) = (901, 701);
     let source = smooth(width, height);
     let webp = webp::encode_lossy(source.as_raw(), width, height, 90.0);
-    let features = webp::features(&webp).unwrap();
-    let shrunk = webp::decode_shrunk(&webp, &features, width, height, 5, 3).unwrap();
+    let features = webp::features(&webp).unwrap().unwrap();
+    let path = plan::webp_path(&features, width, height, 5, 3);
+    assert_eq!(
+        path,
+        DecodePath::WebpYuvPlanes {
+            shrink_x: 4,
+            shrink_y: 2
+        }
+    );
+    let shrunk = webp::decode_yuv_shrunk(&webp, width, height, 4, 2)
+        .unwrap()
+        .image;
     assert_eq!((shrunk.width, shrunk.height), (226, 351));
     let corner = &shrunk.pixels[shrunk.pixels.len() - 3..];
     let expected = source.get_pixel(900, 700);

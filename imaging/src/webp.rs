@@ -1,5 +1,7 @@
-//! Still WebP decoding with libwebp. Animated WebPs are not handled here;
-//! the caller sends them to the `image` crate for their first frame.
+//! Still WebP with libwebp: the header's features (read once, by the
+//! probe) and the two decoders the plan chooses between. Animated WebPs are
+//! not decoded here; the plan sends them to the `image` crate for their
+//! first frame.
 //!
 //! - Opaque lossy WebPs (nearly all photos) shrunk by at least 2 on each
 //!   axis: libwebp decodes to its native YUV 4:2:0 planes (no colour
@@ -14,55 +16,40 @@
 // FFI to libwebp: the decoder writes into a buffer we own and size.
 #![allow(unsafe_code)]
 
-use super::{ImageError, Rgb};
+use crate::decode_path::{DecodePath, Decoded};
+use crate::error::ImageError;
+use crate::pixels::{over_white, Rgb};
 use libwebp_sys::{VP8StatusCode, WebPBitstreamFeatures, WebPDecoderConfig, WEBP_CSP_MODE};
 
 /// What the bitstream header says.
-pub(super) struct Features {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Features {
     pub has_alpha: bool,
     pub animated: bool,
     /// VP8 (lossy) rather than VP8L (lossless) or a mix.
     pub lossy: bool,
 }
 
-pub(super) fn features(bytes: &[u8]) -> Result<Features, ImageError> {
+/// The features of the WebP whose first bytes are `head`, or `None` when
+/// libwebp needs more of the file to tell (optional chunks before the image
+/// data, such as a large ICC profile, can outgrow any fixed head).
+pub(crate) fn features(head: &[u8]) -> Result<Option<Features>, ImageError> {
     let mut features = std::mem::MaybeUninit::<WebPBitstreamFeatures>::zeroed();
-    // SAFETY: `bytes` is a valid slice for its length; libwebp writes the
-    // plain-data features struct and reads nothing past `bytes.len()`.
+    // SAFETY: `head` is a valid slice for its length; libwebp writes the
+    // plain-data features struct and reads nothing past `head.len()`.
     let status =
-        unsafe { libwebp_sys::WebPGetFeatures(bytes.as_ptr(), bytes.len(), features.as_mut_ptr()) };
+        unsafe { libwebp_sys::WebPGetFeatures(head.as_ptr(), head.len(), features.as_mut_ptr()) };
+    if status == VP8StatusCode::VP8_STATUS_NOT_ENOUGH_DATA {
+        return Ok(None);
+    }
     check(status)?;
     // SAFETY: zero-initialised plain data, filled in by a successful call.
     let features = unsafe { features.assume_init() };
-    Ok(Features {
+    Ok(Some(Features {
         has_alpha: features.has_alpha != 0,
         animated: features.has_animation != 0,
         lossy: features.format == 1,
-    })
-}
-
-/// Decode a still WebP of `width`×`height` shrunk by at most `fx`×`fy`
-/// (the YUV path rounds odd factors down to even ones; sizes round up at
-/// the edges), alpha composited over white.
-pub(super) fn decode_shrunk(
-    bytes: &[u8],
-    features: &Features,
-    width: u32,
-    height: u32,
-    fx: u32,
-    fy: u32,
-) -> Result<Rgb, ImageError> {
-    let (even_x, even_y) = (fx & !1, fy & !1);
-    if features.lossy && !features.has_alpha && even_x >= 2 && even_y >= 2 {
-        decode_yuv_shrunk(bytes, width, height, even_x, even_y)
-    } else {
-        decode_scaled(
-            bytes,
-            width.div_ceil(fx),
-            height.div_ceil(fy),
-            features.has_alpha,
-        )
-    }
+    }))
 }
 
 fn decoder_config() -> Result<WebPDecoderConfig, ImageError> {
@@ -78,15 +65,16 @@ fn decoder_config() -> Result<WebPDecoderConfig, ImageError> {
     Ok(config)
 }
 
-/// Decode to the full-size YUV 4:2:0 planes, box-shrink them by the even
-/// factors `fx`×`fy`, and convert the small result to RGB.
-fn decode_yuv_shrunk(
+/// Decode a `width`×`height` still WebP to its full-size YUV 4:2:0 planes,
+/// box-shrink them by the even factors `fx`×`fy` (sizes round up at the
+/// edges), and convert the small result to RGB.
+pub(crate) fn decode_yuv_shrunk(
     bytes: &[u8],
     width: u32,
     height: u32,
     fx: u32,
     fy: u32,
-) -> Result<Rgb, ImageError> {
+) -> Result<Decoded, ImageError> {
     let (w, h) = (width as usize, height as usize);
     let (chroma_w, chroma_h) = (w.div_ceil(2), h.div_ceil(2));
     let mut buffer = PageBuffer::new(w * h + 2 * chroma_w * chroma_h)
@@ -131,10 +119,16 @@ fn decode_yuv_shrunk(
         .zip(&v)
         .flat_map(|((&y, &u), &v)| yuv_to_rgb(y, u, v))
         .collect();
-    Ok(Rgb {
-        width: w.div_ceil(fx) as u32,
-        height: h.div_ceil(fy) as u32,
-        pixels,
+    Ok(Decoded {
+        image: Rgb {
+            width: w.div_ceil(fx) as u32,
+            height: h.div_ceil(fy) as u32,
+            pixels,
+        },
+        path: DecodePath::WebpYuvPlanes {
+            shrink_x: fx as u32,
+            shrink_y: fy as u32,
+        },
     })
 }
 
@@ -175,12 +169,12 @@ fn yuv_to_rgb(y: f32, u: f32, v: f32) -> [u8; 3] {
 
 /// Decode a still WebP to `width`×`height` (at most its stored size) with
 /// libwebp's rescaler, alpha composited over white.
-fn decode_scaled(
+pub(crate) fn decode_scaled(
     bytes: &[u8],
     width: u32,
     height: u32,
     has_alpha: bool,
-) -> Result<Rgb, ImageError> {
+) -> Result<Decoded, ImageError> {
     let channels: usize = if has_alpha { 4 } else { 3 };
     let stride = width as usize * channels;
     let mut pixels = vec![0u8; stride * height as usize];
@@ -210,17 +204,21 @@ fn decode_scaled(
         ));
     }
     let pixels = if has_alpha {
-        pixels
-            .chunks_exact(4)
-            .flat_map(super::decode::over_white)
-            .collect()
+        pixels.chunks_exact(4).flat_map(over_white).collect()
     } else {
         pixels
     };
-    Ok(Rgb {
-        width,
-        height,
-        pixels,
+    Ok(Decoded {
+        image: Rgb {
+            width,
+            height,
+            pixels,
+        },
+        path: DecodePath::WebpScaled {
+            width: config.output.width as u32,
+            height: config.output.height as u32,
+            alpha: matches!(config.output.colorspace, WEBP_CSP_MODE::MODE_RGBA),
+        },
     })
 }
 
@@ -290,7 +288,7 @@ impl Drop for PageBuffer {
 
 /// A lossy WebP of `rgb` (tests make their fixtures with it).
 #[cfg(test)]
-pub(super) fn encode_lossy(rgb: &[u8], width: u32, height: u32, quality: f32) -> Vec<u8> {
+pub(crate) fn encode_lossy(rgb: &[u8], width: u32, height: u32, quality: f32) -> Vec<u8> {
     let mut output: *mut u8 = std::ptr::null_mut();
     // SAFETY: `rgb` holds width × height RGB pixels at stride width × 3;
     // libwebp allocates the output, which is copied and freed with WebPFree.

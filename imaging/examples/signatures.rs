@@ -3,8 +3,7 @@
 //!
 //! ```text
 //! ../shared/corpus/fetch.sh /work/corpus
-//! cargo run -p zipfleet-worker --example signatures \
-//!     --config 'profile.dev.package.zipfleet-worker.opt-level=3' -- /work/corpus
+//! cargo run -p zipfleet-imaging --example signatures -- /work/corpus
 //! ```
 //!
 //! For every corpus picture it makes copies (JPEG re-encoded at q50–95,
@@ -16,7 +15,8 @@
 //! distinct corpus pictures within it (false positives). The corpus's
 //! deliberate variants (a wallpaper's light and dark versions, its phone
 //! crops) are counted apart. Last, the CPU cost: the signature against the
-//! whole render, per picture.
+//! whole render, per picture. (The dataset report itself is the worker's;
+//! its tests cover it.)
 //!
 //! Not part of any shipped binary.
 
@@ -29,10 +29,7 @@ use image::{ImageEncoder, RgbImage};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use zipfleet_shared::config::ReportSettings;
-use zipfleet_shared::spec::OutputSpec;
-use zipfleet_worker::imaging::{self, signature, Signature};
-use zipfleet_worker::report::{dataset_report, RenderedFacts, ReportImage};
+use zipfleet_imaging::{self as imaging, signature, Fit, Output, OutputFormat, Signature};
 
 /// (pHash distance, dHash distance, colour distance × 10).
 type Distances = (u32, u32, u32);
@@ -41,6 +38,16 @@ type Pick = fn(&Distances, u32) -> bool;
 const THRESHOLDS: [u32; 10] = [2, 4, 6, 8, 10, 12, 14, 16, 20, 24];
 /// Copies larger than this are not made (a 200% copy of a 15 MP wallpaper).
 const MAX_COPY_PIXELS: u64 = 17_000_000;
+
+/// What a job gets when it names no output (the spec's default), which the
+/// figures in ARCHITECTURE.md were measured with.
+const OUTPUT: Output = Output {
+    width: 224,
+    height: 224,
+    fit: Fit::Fill,
+    format: OutputFormat::Jpeg,
+    quality: 90,
+};
 
 struct Hashes {
     signature: Signature,
@@ -59,9 +66,8 @@ impl Hashes {
 }
 
 fn hashes(bytes: &[u8]) -> Option<Hashes> {
-    let output = OutputSpec::default();
-    let probe = imaging::probe(std::io::Cursor::new(bytes), &output, 200_000_000).ok()?;
-    let pixels = imaging::render_pixels(bytes, &probe, &output).ok()?;
+    let probe = imaging::probe(std::io::Cursor::new(bytes), &OUTPUT, 200_000_000).ok()?;
+    let pixels = imaging::render_pixels(bytes, &probe).ok()?;
     Some(Hashes {
         signature: Signature::of(&pixels),
         dhash: signature::dhash(&pixels),
@@ -216,18 +222,17 @@ fn main() {
     let mut per_format: BTreeMap<String, (Duration, Duration)> = BTreeMap::new();
     for (path, name) in files.iter().zip(&names) {
         let bytes = std::fs::read(path).unwrap();
-        let output = OutputSpec::default();
-        let probe = imaging::probe(std::io::Cursor::new(&bytes), &output, 200_000_000)
+        let probe = imaging::probe(std::io::Cursor::new(&bytes), &OUTPUT, 200_000_000)
             .expect("corpus probes");
         // Best of three, so the figure is the work, not the machine's noise.
         let mut render_best = Duration::MAX;
         let mut signature_best = Duration::MAX;
         for round in 0..3 {
             let started = Instant::now();
-            let rendered = imaging::render(&bytes, &probe, &output).expect("corpus renders");
+            let rendered = imaging::render(&bytes, &probe).expect("corpus renders");
             render_best = render_best.min(started.elapsed());
             std::hint::black_box(rendered);
-            let pixels = imaging::render_pixels(&bytes, &probe, &output).unwrap();
+            let pixels = imaging::render_pixels(&bytes, &probe).unwrap();
             let started = Instant::now();
             let signature = std::hint::black_box(Signature::of(&pixels));
             signature_best = signature_best.min(started.elapsed());
@@ -385,41 +390,6 @@ fn main() {
         println!("  {p:>3} {d:>3} {:5.1}  {a}  ~  {b}", *c as f64 / 10.0);
     }
 
-    // The report on the whole corpus in one job.
-    let ids: Vec<String> = (0..names.len()).map(|i| i.to_string()).collect();
-    let images: Vec<ReportImage<'_>> = ids
-        .iter()
-        .zip(&signatures)
-        .map(|(id, s)| ReportImage {
-            id,
-            label: "corpus",
-            rendered: Some(RenderedFacts {
-                source_width: 4000,
-                source_height: 3000,
-                signature: *s,
-            }),
-        })
-        .collect();
-    let started = Instant::now();
-    let report = dataset_report(&images, 224, 224, &ReportSettings::default());
-    let report_time = started.elapsed();
-    println!(
-        "\nthe report over the corpus as one label ({:?}):",
-        report_time
-    );
-    for warning in &report.warnings {
-        println!(
-            "  {} {:?}: {}",
-            warning.code.as_str(),
-            warning
-                .ids
-                .iter()
-                .map(|i| &names[i.parse::<usize>().unwrap()])
-                .collect::<Vec<_>>(),
-            warning.message
-        );
-    }
-
     println!("\nCPU: render (decode+resize+signature+encode) vs signature, best of 3, this build's opt-level");
     for (format, (render, signature)) in &per_format {
         println!(
@@ -430,11 +400,10 @@ fn main() {
         );
     }
     println!(
-        "  all   render {:>8.1} ms  signature {:>6.2} ms  {:.2}% of the render without it (report on vs off); the report itself {:.3} ms",
+        "  all   render {:>8.1} ms  signature {:>6.2} ms  {:.2}% of the render without it (report on vs off)",
         ms(render_total),
         ms(signature_total),
         100.0 * signature_total.as_secs_f64() / (render_total - signature_total).as_secs_f64(),
-        ms(report_time)
     );
 }
 
