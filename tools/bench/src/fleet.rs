@@ -102,8 +102,9 @@ pub fn backend_config() -> BackendConfig {
     config.broker = std::env::var("ZIPFLEET_BROKER")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
         .into();
-    config.status =
-        std::env::var("ZIPFLEET_STATUS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into()).into();
+    config.status = std::env::var("ZIPFLEET_STATUS")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+        .into();
     config.store = std::env::var("ZIPFLEET_BENCH_STORE")
         .unwrap_or_else(|_| format!("s3://zipfleet/bench-{id}"));
     let sep = if config.broker.scheme() == "sqs" {
