@@ -9,6 +9,15 @@ mkdir -p "$run_dir"
 started=()
 
 log() { echo "== $*"; }
+# timed LABEL COMMAND...: runs it, and keeps its wall time for the summary.
+timings=()
+timed() {
+  local label="$1" t0 rc=0; shift
+  t0=$(date +%s)
+  "$@" || rc=$?
+  timings+=("$(printf '%-40s %5d s' "$label" $(( $(date +%s) - t0 )))")
+  return "$rc"
+}
 cleanup() {
   for item in "${started[@]:-}"; do
     case "$item" in

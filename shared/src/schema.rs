@@ -5,7 +5,7 @@
 //!
 //! The committed files are checked against this by `shared/tests/schema.rs`;
 //! regenerate them with
-//! `ZIPFLEET_WRITE_SCHEMAS=1 cargo test -p zipfleet-shared --test schema`.
+//! `ZIPFLEET_WRITE_SCHEMAS=1 cargo test -p zipfleet-tests --test it schema`.
 
 use crate::message::JobMessage;
 use crate::spec::JobSpec;

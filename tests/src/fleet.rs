@@ -8,7 +8,6 @@
 
 use lapin::options::{BasicAckOptions, BasicGetOptions};
 use lapin::{Connection, ConnectionProperties};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -68,22 +67,6 @@ pub fn fleet_config(broker: &str) -> BackendConfig {
     config.max_deliveries = 3;
     config.sqs_visibility_timeout = SQS_VISIBILITY;
     config
-}
-
-/// The `zipfleet-worker` binary next to this test's executable.
-fn worker_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    let binary = dir.join("zipfleet-worker");
-    assert!(
-        binary.exists(),
-        "{} is missing: run `cargo build --workspace --bins` (infra/test.sh does)",
-        binary.display()
-    );
-    binary
 }
 
 pub struct Fleet {
@@ -186,7 +169,7 @@ impl Fleet {
         let level = level
             .map(str::to_string)
             .unwrap_or_else(|| std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
-        let child = Command::new(worker_binary())
+        let child = Command::new(crate::binary("zipfleet-worker"))
             .envs(c.to_env())
             .env("ZIPFLEET_ALLOW_PRIVATE_SOURCES", "true")
             .env("ZIPFLEET_SHUTDOWN_GRACE", "5s")

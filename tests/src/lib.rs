@@ -8,7 +8,7 @@ pub mod http;
 pub mod images;
 pub mod zipcheck;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use zipfleet_shared::broker::memory::MemoryBroker;
@@ -20,6 +20,24 @@ use zipfleet_shared::store::file::FileStore;
 use zipfleet_shared::Backends;
 use zipfleet_worker::app::WorkerSettings;
 use zipfleet_worker::embedded::EmbeddedFleet;
+
+/// A binary of the workspace (`zipfleet`, `zipfleet-worker`, `zipfleet-api`)
+/// from the target directory this test runs from: `cargo build --workspace
+/// --all-targets` (infra/test.sh) builds them beside the test binaries.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let binary = dir.join(name);
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo build --workspace --all-targets` (infra/test.sh does)",
+        binary.display()
+    );
+    binary
+}
 
 /// Settings for tests: URL images may come from loopback (the tests' own servers).
 pub fn test_settings(store_dir: &Path) -> WorkerSettings {

@@ -2,7 +2,7 @@
 //! few seconds (a replacement started each time) and RabbitMQ restarts once.
 //! Every job ends `succeeded` with exactly one zip and at least one
 //! completion message (duplicates are allowed by the contract; they are
-//! counted and reported). Its own test binary, because it restarts the broker
+//! counted and reported). In the disruptive binary: it restarts the broker
 //! other RabbitMQ tests use.
 
 use serde_json::json;
@@ -69,6 +69,7 @@ fn job(server: &TestServer, n: usize) -> (String, serde_json::Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_jobs_survive_kill_9_and_a_broker_restart() {
+    let _alone = crate::alone().await;
     let mut config = fleet_config(&amqp_url());
     // Every kill and the restart cost the jobs running at that moment a
     // delivery; a limit no burst here can reach (the limit itself is tested elsewhere).

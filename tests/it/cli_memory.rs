@@ -43,7 +43,7 @@ fn a_large_job_stays_within_the_memory_budget() {
     let out = dir.path().join("out.zip");
 
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zipfleet"))
+    let mut child = Command::new(zipfleet_tests::binary("zipfleet"))
         .arg("run")
         .arg(&job_path)
         .arg("--out")

@@ -4,8 +4,7 @@
 //! flushed in the middle of a burst (every job still ends `succeeded`, once),
 //! and S3 unreachable (SIGSTOPped) while a zip uploads (it lands, once, when
 //! S3 returns).
-//! Its own test binary, because it stops services other tests use; the tests
-//! here run one at a time.
+//! In the disruptive binary: it stops services other tests use.
 
 use serde_json::json;
 use std::process::Command;
@@ -14,9 +13,6 @@ use zipfleet_shared::status::{JobState, JobStatus};
 use zipfleet_tests::fleet::{amqp_url, spawn_fleet_on, Fleet, TOKEN};
 use zipfleet_tests::http::{Route, TestServer};
 use zipfleet_tests::images;
-
-/// The services are shared: one outage at a time.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn unique(prefix: &str) -> String {
     format!(
@@ -93,7 +89,7 @@ async fn status_if_known(fleet: &Fleet, job_id: &str) -> Option<JobStatus> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_workers_wait_out_a_broker_outage_quietly() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = crate::alone().await;
     let mut fleet = spawn_fleet_on(&amqp_url(), 0).await;
     let dir = tempfile::tempdir().unwrap();
     let logs = [dir.path().join("w0.log"), dir.path().join("w1.log")];
@@ -196,7 +192,7 @@ async fn idle_workers_wait_out_a_broker_outage_quietly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_finish_once_when_redis_loses_everything_mid_burst() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = crate::alone().await;
     let fleet = spawn_fleet_on(&amqp_url(), 2).await;
     let server = TestServer::start().await;
     let mut ids = Vec::new();
@@ -313,7 +309,7 @@ impl Drop for Frozen {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zip_uploaded_while_s3_is_down_lands_once_it_returns() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = crate::alone().await;
     let pids = seaweed_pids();
     assert!(!pids.is_empty(), "no SeaweedFS (`weed`) process found: this test stops the S3 server infra/services.sh starts");
     let mut fleet = spawn_fleet_on(&amqp_url(), 0).await;

@@ -25,7 +25,7 @@ fn run(dir: &Path, env: &[(&str, &str)]) -> (Vec<String>, String) {
     )
     .unwrap();
     let out = dir.join("out.zip");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_zipfleet"));
+    let mut command = Command::new(zipfleet_tests::binary("zipfleet"));
     command
         .arg("run")
         .arg(&job)

@@ -23,7 +23,7 @@ async fn submit_waits_for_the_job_and_status_shows_it() {
 
     let api_url = fleet.api_url.clone();
     let output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_zipfleet"))
+        Command::new(zipfleet_tests::binary("zipfleet"))
             .args(["submit", job.to_str().unwrap(), "--wait"])
             .env("ZIPFLEET_API_URL", &api_url)
             .env("ZIPFLEET_API_TOKEN", TOKEN)
@@ -46,7 +46,7 @@ async fn submit_waits_for_the_job_and_status_shows_it() {
     let api_url = fleet.api_url.clone();
     let id = job_id.clone();
     let output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_zipfleet"))
+        Command::new(zipfleet_tests::binary("zipfleet"))
             .args(["status", &id, "--api-url", &api_url, "--api-token", TOKEN])
             .output()
             .unwrap()

@@ -1,7 +1,6 @@
 //! RabbitMQ restarts during a run: no job is lost, and the API and the
-//! workers recover without being restarted. Its own test binary, because it
-//! stops the broker every other RabbitMQ test uses (cargo runs test binaries
-//! one at a time).
+//! workers recover without being restarted. In the disruptive binary: it
+//! stops the broker every other RabbitMQ test uses.
 
 use serde_json::json;
 use std::process::Command;
@@ -24,6 +23,7 @@ fn rabbitmqctl(args: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_survive_a_broker_restart() {
+    let _alone = crate::alone().await;
     let fleet = spawn_fleet(2).await;
     let server = TestServer::start().await;
     let image = |name: &str, seed: u8| {

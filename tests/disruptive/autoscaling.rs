@@ -21,8 +21,6 @@ use zipfleet_tests::fleet::{amqp_url, fleet_config, spawn_fleet_with, Fleet};
 use zipfleet_tests::http::{Route, TestServer};
 use zipfleet_tests::images;
 
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 const JOBS: usize = 20;
 const MAX_REPLICAS: usize = 4;
 /// The last [`LONG_JOBS`] jobs trickle their slow image for this long, the
@@ -204,7 +202,7 @@ async fn fixed_fleet(broker: &str, server: &TestServer) -> (Duration, Duration) 
 }
 
 async fn a_burst_scales_out_and_back_to_zero(broker: &str) {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = crate::alone().await;
     let server = TestServer::start().await;
     let (fixed_makespan, fixed_wait) = fixed_fleet(broker, &server).await;
 

@@ -2,7 +2,7 @@
 //! (`zipfleet_shared::schema`): this test fails when a committed copy differs
 //! from what the types generate. After changing a type, regenerate with
 //!
-//!     ZIPFLEET_WRITE_SCHEMAS=1 cargo test -p zipfleet-shared --test schema
+//!     ZIPFLEET_WRITE_SCHEMAS=1 cargo test -p zipfleet-tests --test it schema
 //!
 //! It also holds the generated schemas to the contract: states, codes,
 //! defaults and the limits of the validation.
@@ -12,7 +12,7 @@ use zipfleet_shared::spec::{MAX_JOB_ID_LEN, MAX_OUTPUT_SIDE, MAX_SOURCE_LEN, MAX
 use zipfleet_shared::{ImageErrorCode, JobErrorCode, JobState, OutputSpec};
 
 fn dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/schema")
 }
 
 fn generated(name: &str) -> Value {
@@ -44,7 +44,7 @@ fn committed_schemas_are_the_generated_ones() {
             stale.push(file);
         }
     }
-    assert!(stale.is_empty(), "{stale:?} differ from the types; regenerate: ZIPFLEET_WRITE_SCHEMAS=1 cargo test -p zipfleet-shared --test schema");
+    assert!(stale.is_empty(), "{stale:?} differ from the types; regenerate: ZIPFLEET_WRITE_SCHEMAS=1 cargo test -p zipfleet-tests --test it schema");
     let mut on_disk: Vec<String> = std::fs::read_dir(dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
