@@ -11,6 +11,7 @@
 //! - [`errors`]: the one error type of every route and its JSON shape.
 //! - [`auth`]: the bearer-token check on `/v1`.
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
+//! - [`ui`]: the operator page at `/ui/`, its assets embedded in the binary.
 
 pub mod auth;
 pub mod dead_letters;
@@ -19,3 +20,4 @@ pub mod health;
 pub mod jobs;
 pub mod openapi;
 pub mod startup;
+pub mod ui;

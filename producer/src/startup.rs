@@ -4,7 +4,7 @@
 
 use crate::errors::ApiError;
 use crate::health::{self, Metrics};
-use crate::{auth, dead_letters, jobs};
+use crate::{auth, dead_letters, jobs, ui};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
@@ -78,6 +78,8 @@ impl Application {
             .route("/readyz", get(health::readyz))
             .route("/metrics", get(health::metrics))
             .route("/openapi.json", get(health::openapi))
+            // The operator page (public assets; its data comes from /v1).
+            .merge(ui::router())
             // Unknown paths answer in the error shape, like every other error.
             .fallback(|| async { ApiError::NoRoute })
             .with_state(state)
