@@ -253,7 +253,10 @@ export class Fleet {
 async function stopChild(child) {
   if (child.exitCode !== null || child.signalCode !== null) return;
   child.kill('SIGTERM');
-  const stopped = await Promise.race([child.exited, sleep(15000).then(() => null)]);
+  let timer;
+  const late = new Promise((resolve) => { timer = setTimeout(resolve, 15000, null); });
+  const stopped = await Promise.race([child.exited, late]);
+  clearTimeout(timer);
   if (!stopped) {
     child.kill('SIGKILL');
     await child.exited;

@@ -1,7 +1,7 @@
 // zipfleet operator page: building the DOM safely.
 // Every element the page shows is made here: text goes in as text nodes,
-// attributes through setAttribute/properties, never as markup (no innerHTML
-// anywhere in the page), so a label like <img src=x onerror=alert(1)> is
+// attributes through setAttribute/properties, never as markup (no string
+// is ever parsed as HTML anywhere in the page), so a label like <img src=x onerror=alert(1)> is
 // shown as exactly those characters. Links to other sites are made only for
 // http(s) URLs, by externalLink().
 
@@ -73,17 +73,23 @@ export function stateBadge(state) {
   return h('span', { class: `badge state-${cls}`, 'data-state': state }, state ?? 'unknown');
 }
 
-/** A table whose columns say how their cells align: [{label, num}]. */
+// A column's cell class: numbers right-aligned, some cells kept on one line.
+function cellClass(column) {
+  const classes = [column?.num ? 'num' : null, column?.nowrap ? 'nowrap' : null, column?.cls ?? null].filter(Boolean);
+  return classes.length ? classes.join(' ') : null;
+}
+
+/** A table from columns [{label, num, nowrap, cls}] and rows made by row(). */
 export function table(columns, rows, attrs) {
   return h('div', { class: 'table-wrap' },
     h('table', attrs,
-      h('thead', null, h('tr', null, columns.map((c) => h('th', { class: c.num ? 'num' : null, scope: 'col' }, c.label)))),
+      h('thead', null, h('tr', null, columns.map((c) => h('th', { class: cellClass(c), scope: 'col' }, c.label)))),
       h('tbody', null, rows)));
 }
 
 /** A row whose cells follow the columns' alignment. */
 export function row(columns, cells, attrs) {
-  return h('tr', attrs, cells.map((cell, i) => h('td', { class: columns[i]?.num ? 'num' : null }, cell)));
+  return h('tr', attrs, cells.map((cell, i) => h('td', { class: cellClass(columns[i]) }, cell)));
 }
 
 /** A section with a heading. */

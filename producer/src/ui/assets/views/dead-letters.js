@@ -8,7 +8,7 @@
 import { h, route, section, table, row } from '../dom.js';
 import { num } from '../format.js';
 
-const COLUMNS = [{ label: 'Id' }, { label: 'Reason' }, { label: 'Job' }, { label: 'Preview' }, { label: '' }];
+const COLUMNS = [{ label: 'Id', nowrap: true }, { label: 'Reason', cls: 'reason' }, { label: 'Job' }, { label: 'Preview' }, { label: '', nowrap: true }];
 
 export async function deadLettersView(ctx) {
   const list = await ctx.get('v1/dead-letters');
@@ -53,8 +53,8 @@ export async function deadLettersView(ctx) {
     message.job_id ? h('a', { href: route(['jobs', message.job_id]) }, message.job_id) : h('span', { class: 'muted' }, 'none'),
     h('code', { class: 'preview' }, message.preview),
     h('div', { class: 'row-actions' },
-      h('button', { type: 'button', class: 'redrive', onclick: () => redriveOne(message) }, 'Redrive'),
-      h('button', { type: 'button', class: 'danger delete', onclick: () => deleteOne(message) }, 'Delete')),
+      h('button', { type: 'button', class: 'small redrive', onclick: () => redriveOne(message) }, 'Redrive'),
+      h('button', { type: 'button', class: 'small danger delete', onclick: () => deleteOne(message) }, 'Delete')),
   ], { 'data-dead-letter': message.id }));
 
   const node = h('div', { class: 'dead-letters', 'data-view': 'dead-letters' },

@@ -2,9 +2,10 @@
 // Search by job id, project id or tenant and filter by state; the API
 // answers newest first, a page at a time, and "More" follows its cursor.
 // The search is kept in the hash (#/jobs?tenant=…&state=…) so it can be
-// bookmarked and shared; it holds no secret.
+// bookmarked and shared; it holds no secret. `limit` there sets the page
+// size (1–200, default 50).
 
-import { h, route, stateBadge, row } from '../dom.js';
+import { h, route, stateBadge, table, row } from '../dom.js';
 import { num, time } from '../format.js';
 
 export const PAGE_SIZE = 50;
@@ -12,9 +13,9 @@ const STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
 const FILTERS = ['job_id', 'project_id', 'tenant', 'state'];
 
 const COLUMNS = [
-  { label: 'Job' }, { label: 'State' }, { label: 'Tenant' }, { label: 'Project' },
-  { label: 'Created' }, { label: 'Finished' }, { label: 'Done', num: true }, { label: 'Failed', num: true },
-  { label: 'Total', num: true }, { label: 'Progress' },
+  { label: 'Job' }, { label: 'State' }, { label: 'Tenant', nowrap: true }, { label: 'Project' },
+  { label: 'Created', nowrap: true }, { label: 'Finished', nowrap: true }, { label: 'Done', num: true },
+  { label: 'Failed', num: true }, { label: 'Total', num: true }, { label: 'Progress' },
 ];
 
 function jobRow(job) {
@@ -44,6 +45,8 @@ export async function jobsView(ctx) {
     const value = ctx.query.get(key);
     if (value) filters[key] = value;
   }
+  const asked = Number.parseInt(ctx.query.get('limit') ?? '', 10);
+  const limit = Number.isFinite(asked) ? Math.min(Math.max(asked, 1), 200) : PAGE_SIZE;
 
   const stateSelect = h('select', { id: 'search-state', name: 'state' },
     h('option', { value: '' }, 'any state'),
@@ -55,6 +58,7 @@ export async function jobsView(ctx) {
       const data = new FormData(form);
       const query = {};
       for (const key of FILTERS) query[key] = String(data.get(key) ?? '').trim();
+      if (ctx.query.get('limit')) query.limit = ctx.query.get('limit');
       ctx.route(route(['jobs'], query));
     },
   },
@@ -66,13 +70,10 @@ export async function jobsView(ctx) {
     h('button', { type: 'submit' }, 'Search'),
     h('a', { href: '#/jobs', class: 'button quiet' }, 'Clear')));
 
-  const page = await ctx.get('v1/jobs', { ...filters, limit: PAGE_SIZE });
+  const page = await ctx.get('v1/jobs', { ...filters, limit });
   const jobs = Array.isArray(page.jobs) ? page.jobs : [];
-  const tbody = h('tbody', null, jobs.map(jobRow));
-  const results = h('div', { class: 'table-wrap' },
-    h('table', { class: 'jobs', 'data-test': 'job-results' },
-      h('thead', null, h('tr', null, COLUMNS.map((c) => h('th', { class: c.num ? 'num' : null, scope: 'col' }, c.label)))),
-      tbody));
+  const results = table(COLUMNS, jobs.map(jobRow), { class: 'jobs', 'data-test': 'job-results' });
+  const tbody = results.querySelector('tbody');
   const footer = h('div', { class: 'more' });
   const count = h('p', { class: 'muted', 'data-test': 'job-count' });
 
@@ -84,12 +85,12 @@ export async function jobsView(ctx) {
     footer.replaceChildren();
     if (!cursor) return;
     const button = h('button', {
-      type: 'button', class: 'quiet',
+      type: 'button', class: 'quiet', id: 'more-jobs',
       onclick: () => ctx.act(async () => {
         button.disabled = true;
         button.textContent = 'Loading…';
         try {
-          const next = await ctx.get('v1/jobs', { ...filters, limit: PAGE_SIZE, cursor });
+          const next = await ctx.get('v1/jobs', { ...filters, limit, cursor });
           const more = Array.isArray(next.jobs) ? next.jobs : [];
           for (const job of more) tbody.appendChild(jobRow(job));
           shown += more.length;
