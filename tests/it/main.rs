@@ -21,4 +21,5 @@ mod fleet;
 mod hostile;
 mod report;
 mod schema;
+mod status_stores;
 mod worker_endpoint;

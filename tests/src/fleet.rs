@@ -12,7 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use zipfleet_api::startup::{ApiSettings, Application};
-use zipfleet_shared::config::BackendConfig;
+use zipfleet_shared::accept::AcceptSettings;
+use zipfleet_shared::config::{ApiPolicy, BackendConfig};
 use zipfleet_shared::spec::SpecLimits;
 use zipfleet_shared::status::JobStatus;
 
@@ -64,6 +65,9 @@ pub fn fleet_config(broker: &str) -> BackendConfig {
     config.dead_letter_queue = Some(format!("zipfleet{sep}jobs{sep}dlq{sep}{unique}"));
     config.store = format!("s3://{bucket}/test-{unique}");
     config.status = env_or("ZIPFLEET_TEST_REDIS", "redis://127.0.0.1:6379/0").into();
+    // Fleets share one Redis: each keeps its statuses, fair-share ledger and
+    // worker registry under its own prefix, as separate deployments would.
+    config.status_prefix = format!("zipfleet-test-{unique}");
     config.max_deliveries = 3;
     config.sqs_visibility_timeout = SQS_VISIBILITY;
     config
@@ -108,7 +112,8 @@ pub async fn spawn_fleet_with(config: BackendConfig, workers: usize) -> Fleet {
         token: Some(TOKEN.into()),
         max_body_bytes: 1024 * 1024,
         spec_limits: SpecLimits { max_images: 500 },
-        claim_check_bytes: config.claim_check_bytes,
+        accept: AcceptSettings::from_config(&config, &ApiPolicy::default()),
+        tombstone_ttl: ApiPolicy::default().erasure_tombstone_ttl,
         download_url_expiry: Duration::from_secs(600),
     };
     let app = Application::build("127.0.0.1:0", backends.clone(), settings)
