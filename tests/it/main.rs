@@ -17,6 +17,7 @@ mod cli_report;
 mod conformance;
 mod dead_letters;
 mod embedded;
+mod erasure;
 mod fleet;
 mod hostile;
 mod report;

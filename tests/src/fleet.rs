@@ -48,6 +48,17 @@ pub fn aws_test_environment() {
     }
 }
 
+/// An S3 client on the test store (SeaweedFS), for what the object-store
+/// trait does not do (versioned buckets, listing versions and uploads).
+pub async fn s3_client() -> aws_sdk_s3::Client {
+    aws_test_environment();
+    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let config = aws_sdk_s3::config::Builder::from(&shared)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
 /// The SQS visibility timeout of test fleets: short, so that a killed
 /// worker's job comes back quickly and long jobs need heartbeats.
 pub const SQS_VISIBILITY: Duration = Duration::from_secs(4);
@@ -293,6 +304,31 @@ impl Fleet {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// A request to the API with the token.
+    pub async fn call(&self, method: reqwest::Method, path: &str) -> reqwest::Response {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Every object under the fleet's prefix, with its bytes (for searching
+    /// the store for data that must be gone).
+    pub async fn stored_objects(&self) -> Vec<(String, Vec<u8>)> {
+        let store = self.backends.store.as_ref();
+        let mut objects = Vec::new();
+        for key in store.list_keys(&store.own_key("")).await.expect("listing") {
+            if let Ok(bytes) =
+                zipfleet_shared::store::read_small(store, &key, 256 * 1024 * 1024).await
+            {
+                objects.push((key, bytes));
+            }
+        }
+        objects
     }
 
     /// Put an image where `object` sources find it (the bucket root, not our prefix).
