@@ -148,19 +148,6 @@ describe('operator page', { timeout: 300_000 }, () => {
     assert.deepEqual(dataCalls, [], 'no data is asked for without a token');
     await screenshot(page, 'login');
 
-    const routes = [
-      ['GET', '/v1/fleet'], ['GET', '/v1/jobs'], ['GET', '/v1/jobs?tenant=x&state=queued'], ['GET', '/v1/jobs/some-job'],
-      ['POST', '/v1/jobs/some-job/cancel'], ['DELETE', '/v1/jobs/some-job'], ['GET', '/v1/dead-letters'],
-      ['POST', '/v1/dead-letters/redrive'], ['POST', '/v1/dead-letters/1/redrive'], ['DELETE', '/v1/dead-letters/1'],
-    ];
-    for (const [method, route] of routes) {
-      for (const token of [null, 'not-the-token']) {
-        const answer = await fleet.call(method, route, { token });
-        assert.equal(answer.status, 401, `${method} ${route} with ${token ? 'a wrong' : 'no'} token answers ${answer.status}`);
-        assert.equal(answer.body?.error?.code, 'unauthorized');
-      }
-    }
-
     // A wrong token: back to the form, with the API's reason.
     await page.locator('#token').fill('not-the-token');
     await page.locator('#login button[type=submit]').click();
@@ -184,6 +171,22 @@ describe('operator page', { timeout: 300_000 }, () => {
     await page.locator('#sign-out').click();
     await page.locator('#login').waitFor();
     assert.equal(await page.evaluate(() => sessionStorage.getItem('zipfleet.token')), null);
+
+    // Every data route the page uses refuses a request without the token or with a wrong one.
+    const routes = [
+      ['GET', '/v1/fleet'], ['GET', '/v1/jobs'], ['GET', '/v1/jobs?tenant=x&state=queued'], ['GET', '/v1/jobs/some-job'],
+      ['POST', '/v1/jobs/some-job/cancel'], ['DELETE', '/v1/jobs/some-job'], ['GET', '/v1/dead-letters'],
+      ['POST', '/v1/dead-letters/redrive'], ['POST', '/v1/dead-letters/1/redrive'], ['DELETE', '/v1/dead-letters/1'],
+    ];
+    const answers = [];
+    for (const [method, route] of routes) {
+      for (const token of [null, 'not-the-token']) {
+        const answer = await fleet.call(method, route, { token });
+        answers.push(`${method} ${route} ${token ? 'wrong token' : 'no token'}: ${answer.status} ${answer.body?.error?.code}`);
+      }
+    }
+    assert.deepEqual(answers.filter((a) => !a.endsWith(': 401 unauthorized')), [], 'every data route answers 401');
+    // (Chromium logs the refused token's 401 as a console error; nothing else may appear.)
     await assertClean({ ...opened, problems: { ...opened.problems, console: opened.problems.console.filter((m) => !/401/.test(m)) } });
   });
 
@@ -206,7 +209,7 @@ describe('operator page', { timeout: 300_000 }, () => {
     const shown = page.locator('[data-test=queue-depth]');
     await page.waitForFunction((want) => document.querySelector('[data-test=queue-depth]')?.textContent === want, String(depth), { timeout: 10000 });
     assert.equal(await shown.textContent(), String(await fleet.metricsQueueDepth()), 'the page and /metrics agree');
-    assert.equal(await page.locator('[data-test=jobs-queued]').textContent(), String(depth));
+    // (The job counts are the whole status store's, which other test runs share: not compared here.)
     // The tenants waiting, with their queued jobs.
     await page.locator(`tr[data-tenant="${oak}"]`).waitFor();
     assert.deepEqual(await page.locator(`tr[data-tenant="${oak}"] td.num`).allTextContents().then((cells) => cells.slice(0, 2)), ['2', '0']);
@@ -261,7 +264,9 @@ describe('operator page', { timeout: 300_000 }, () => {
     await signIn(page, base(), fleet.token, '#/fleet');
     await page.locator('[data-test=jobs-running]').waitFor();
     await page.waitForFunction(() => Number(document.querySelector('[data-test=jobs-running]')?.textContent) >= 1, null, { timeout: 8000 });
-    await page.locator('table.workers tbody tr').first().waitFor({ timeout: 8000 });
+    // The worker shows among the workers seen, busy with it.
+    await page.waitForFunction(() => [...document.querySelectorAll('table.workers tbody tr')]
+      .some((tr) => Number(tr.querySelectorAll('td')[2]?.textContent) >= 1), null, { timeout: 8000 });
     await screenshot(page, 'fleet');
 
     // It is listed among the running jobs of its tenant.
@@ -320,15 +325,20 @@ describe('operator page', { timeout: 300_000 }, () => {
 
     // "More" follows the cursor: a tenant's two jobs one page at a time, newest first.
     await page.goto(`${base()}/ui/#/jobs?tenant=${encodeURIComponent(tenant('oak-school'))}&limit=1`);
+    // (A page may hold fewer than its limit and still have more: the API
+    // examines a bounded number of jobs a page.)
     await page.locator('#more-jobs').waitFor();
-    assert.equal(await rows.count(), 1);
-    const first = await rows.first().getAttribute('data-job-id');
-    await page.locator('#more-jobs').click();
-    await page.locator('#more-jobs').waitFor({ state: 'detached' });
+    assert.ok((await rows.count()) <= 1, 'one job a page');
+    for (let pages = 1; (await page.locator('#more-jobs').count()) > 0; pages += 1) {
+      assert.ok(pages < 10, 'the cursor ends');
+      // Each answer replaces the button (with a new one while there is more).
+      const button = await page.locator('#more-jobs').elementHandle();
+      await button.click();
+      await page.waitForFunction((b) => !b.isConnected, button);
+    }
     const ids = await rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.jobId));
-    assert.equal(ids.length, 2);
-    assert.equal(ids[0], first);
-    assert.notEqual(ids[1], first);
+    assert.equal(ids.length, 2, `both of the tenant's jobs, once each: ${ids}`);
+    assert.equal(new Set(ids).size, 2);
     const created = await Promise.all(ids.map(async (id) => (await fleet.job(id)).created_at));
     assert.ok(created[0] >= created[1], 'newest first');
 

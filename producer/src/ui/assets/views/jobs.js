@@ -79,7 +79,7 @@ export async function jobsView(ctx) {
 
   let shown = jobs.length;
   const setCount = (more) => {
-    count.textContent = `${num(shown)} job${shown === 1 ? '' : 's'} shown, newest first${more ? '; there are more' : ''}.`;
+    count.textContent = `${num(shown)} job${shown === 1 ? '' : 's'} shown, newest first${more ? '; More looks further' : ''}.`;
   };
   const showMore = (cursor) => {
     footer.replaceChildren();
@@ -113,6 +113,8 @@ export async function jobsView(ctx) {
       h('p', { class: 'muted' }, described ? `Matching ${described}.` : 'All jobs the status store keeps.')),
     h('section', { class: 'panel' }, form),
     h('section', { class: 'panel' },
-      jobs.length ? [count, results, footer] : h('p', { class: 'empty', 'data-test': 'no-jobs' }, 'No jobs match.')));
+      jobs.length || page.next_cursor
+        ? [count, results, footer]
+        : h('p', { class: 'empty', 'data-test': 'no-jobs' }, 'No jobs match.')));
   return { title: 'Jobs', node, refreshMs: 0 };
 }
