@@ -41,12 +41,13 @@ export function screenshotDir() {
   return dir;
 }
 
-export async function screenshot(page, name) {
+/** Saves what the page shows as docs/ui/NAME.png (the whole page, or the window with fullPage false). */
+export async function screenshot(page, name, { fullPage = true } = {}) {
   const dir = screenshotDir();
   if (!dir) return;
-  // Let the last refresh and the fonts settle; the caret would blink into the picture.
+  // The caret would blink into the picture.
   await page.evaluate(() => document.activeElement?.blur?.());
-  await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage: true });
+  await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage });
 }
 
 /**

@@ -214,6 +214,8 @@ describe('operator page', { timeout: 300_000 }, () => {
     await page.locator(`tr[data-tenant="${oak}"]`).waitFor();
     assert.deepEqual(await page.locator(`tr[data-tenant="${oak}"] td.num`).allTextContents().then((cells) => cells.slice(0, 2)), ['2', '0']);
 
+    await screenshot(page, 'fleet');
+
     // It refreshes itself: more jobs arrive, the number follows without a reload.
     await page.evaluate(() => { window.__sameDocument = true; });
     await fleet.postJob(spec(elm, fastImages(2, 'bark', 90), { project_id: 'trees-and-leaves' }));
@@ -264,10 +266,6 @@ describe('operator page', { timeout: 300_000 }, () => {
     await signIn(page, base(), fleet.token, '#/fleet');
     await page.locator('[data-test=jobs-running]').waitFor();
     await page.waitForFunction(() => Number(document.querySelector('[data-test=jobs-running]')?.textContent) >= 1, null, { timeout: 8000 });
-    // The worker shows among the workers seen, busy with it.
-    await page.waitForFunction(() => [...document.querySelectorAll('table.workers tbody tr')]
-      .some((tr) => Number(tr.querySelectorAll('td')[2]?.textContent) >= 1), null, { timeout: 8000 });
-    await screenshot(page, 'fleet');
 
     // It is listed among the running jobs of its tenant.
     await page.goto(`${base()}/ui/#/jobs?tenant=${encodeURIComponent(maple)}&state=running`);
@@ -291,11 +289,17 @@ describe('operator page', { timeout: 300_000 }, () => {
     // And it finishes on screen.
     await page.locator('[data-view=job][data-state=succeeded]').waitFor({ timeout: 30000 });
     assert.equal(await page.locator('[data-test=done]').textContent(), '16');
+
+    // The fleet page lists the worker that ran it, with its two slots.
+    await page.goto(`${base()}/ui/#/fleet`);
+    await page.waitForFunction(() => [...document.querySelectorAll('table.workers tbody tr')]
+      .some((tr) => tr.querySelectorAll('td')[1]?.textContent === '2'), null, { timeout: 8000 });
     await assertClean(opened);
   });
 
   test('searching a job id finds it', async () => {
     assert.ok(slowJob, 'the running-job test posted a job');
+    await fleet.waitForJob(slowJob.id, (j) => j.state === 'succeeded', 'succeeded', 60000);
     const opened = await open();
     const { page } = opened;
     await signIn(page, base(), fleet.token, '#/jobs');
@@ -341,10 +345,6 @@ describe('operator page', { timeout: 300_000 }, () => {
     assert.equal(new Set(ids).size, 2);
     const created = await Promise.all(ids.map(async (id) => (await fleet.job(id)).created_at));
     assert.ok(created[0] >= created[1], 'newest first');
-
-    await page.goto(`${base()}/ui/#/jobs`);
-    await page.locator('table.jobs tbody tr').first().waitFor();
-    await screenshot(page, 'jobs');
     await assertClean(opened);
   });
 
@@ -437,6 +437,7 @@ describe('operator page', { timeout: 300_000 }, () => {
   test('a queued job shows its place; Cancel and Erase act only after a confirmation', async () => {
     // The worker is stopped (previous test): the job stays queued.
     const ash = tenant('ash-college');
+    await fleet.postJob(spec(ash, fastImages(4, 'pebbles', 410), { project_id: 'beach-finds' }));
     const jobId = await fleet.postJob(spec(ash, fastImages(3, 'shells', 400), { project_id: 'beach-finds' }));
     const opened = await open();
     const { page } = opened;
@@ -459,6 +460,13 @@ describe('operator page', { timeout: 300_000 }, () => {
     await waitFor(page, '[data-test=erase-receipt]');
     assert.equal((await fleet.call('GET', `/v1/jobs/${jobId}`)).status, 404, 'erased');
     await assertClean(opened);
+
+    if (process.env.ZIPFLEET_UI_SCREENSHOTS) {
+      // Every job the status store keeps, this run's (queued and finished) first.
+      await page.locator('#nav a[data-section=jobs]').click();
+      await page.locator('[data-view=jobs] table.jobs tbody tr').first().waitFor();
+      await screenshot(page, 'jobs', { fullPage: false });
+    }
   });
 
   test('no request leaves for a non-loopback host', async () => {

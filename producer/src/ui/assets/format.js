@@ -6,12 +6,15 @@ const DASH = '—';
 const integer = new Intl.NumberFormat('en');
 const decimal = new Intl.NumberFormat('en', { minimumFractionDigits: 1, maximumFractionDigits: 1 });
 
+// A float sum over nothing can arrive as -0 ("-0.0" in JSON): shown as 0.
+const finite = (value) => typeof value === 'number' && Number.isFinite(value);
+
 export function num(value) {
-  return typeof value === 'number' && Number.isFinite(value) ? integer.format(value) : DASH;
+  return finite(value) ? integer.format(value + 0) : DASH;
 }
 
 export function rate(value) {
-  return typeof value === 'number' && Number.isFinite(value) ? decimal.format(value) : DASH;
+  return finite(value) ? decimal.format(Math.abs(value) < 0.05 ? 0 : value) : DASH;
 }
 
 export function percent(part, whole) {
@@ -37,6 +40,15 @@ export function time(iso) {
   const pad = (n) => String(n).padStart(2, '0');
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ` +
     `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+}
+
+/** Today's times as "14:03:07", older ones as "2026-10-30 09:12", in tables. */
+export function shortTime(iso, today = new Date()) {
+  if (!iso) return DASH;
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return String(iso);
+  const full = time(iso);
+  return date.toDateString() === today.toDateString() ? full.slice(11) : full.slice(0, 16);
 }
 
 /** Time of day only, for "updated 14:03:07". */

@@ -17,6 +17,12 @@ function tile(label, value, { href, kind, test, note } = {}) {
   return href ? h('a', { ...attrs, href }, body) : h('div', attrs, body);
 }
 
+// The sum of the numbers the broker told; null when it told none.
+function sumKnown(values) {
+  const known = values.filter((v) => typeof v === 'number');
+  return known.length ? known.reduce((sum, v) => sum + v, 0) : null;
+}
+
 export async function fleetView(ctx) {
   const fleet = await ctx.get('v1/fleet');
   const jobs = fleet.jobs ?? {};
@@ -49,7 +55,7 @@ export async function fleetView(ctx) {
   queueRows.push(h('tr', { class: 'total' },
     h('th', { scope: 'row', colspan: '2' }, 'Total ready'),
     h('td', { class: 'num', 'data-test': 'queue-total' }, num(fleet.queue_depth)),
-    h('td', { class: 'num' }, num(queues.reduce((sum, q) => sum + (q.in_flight ?? 0), 0)))));
+    h('td', { class: 'num' }, num(sumKnown(queues.map((q) => q.in_flight))))));
 
   const workerColumns = [{ label: 'Worker' }, { label: 'Slots', num: true }, { label: 'Busy', num: true }, { label: '' },
     { label: 'Images / s', num: true }, { label: 'Last seen', num: true }];

@@ -6,7 +6,7 @@
 // size (1–200, default 50).
 
 import { h, route, stateBadge, table, row } from '../dom.js';
-import { num, time } from '../format.js';
+import { num, shortTime, time } from '../format.js';
 
 export const PAGE_SIZE = 50;
 const STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
@@ -14,22 +14,29 @@ const FILTERS = ['job_id', 'project_id', 'tenant', 'state'];
 
 const COLUMNS = [
   { label: 'Job' }, { label: 'State' }, { label: 'Tenant', nowrap: true }, { label: 'Project' },
-  { label: 'Created', nowrap: true }, { label: 'Finished', nowrap: true }, { label: 'Done', num: true },
-  { label: 'Failed', num: true }, { label: 'Total', num: true }, { label: 'Progress' },
+  { label: 'Created', nowrap: true }, { label: 'Finished', nowrap: true }, { label: 'Images', num: true },
 ];
+
+// A table's time: short, the full one on hover.
+function when(iso) {
+  return iso ? h('time', { datetime: iso, title: time(iso) }, shortTime(iso)) : '—';
+}
 
 function jobRow(job) {
   const p = job.progress ?? {};
   const total = p.total ?? 0;
+  const handled = (p.done ?? 0) + (p.failed ?? 0);
   return row(COLUMNS, [
     h('a', { href: route(['jobs', job.job_id]), class: 'job-link' }, job.job_id),
     stateBadge(job.state),
     job.tenant ? h('a', { href: route(['jobs'], { tenant: job.tenant }) }, job.tenant) : '—',
     job.project_id ? h('a', { href: route(['jobs'], { project_id: job.project_id }) }, job.project_id) : '—',
-    time(job.created_at),
-    time(job.finished_at),
-    num(p.done), num(p.failed), num(p.total),
-    h('progress', { max: String(Math.max(total, 1)), value: String((p.done ?? 0) + (p.failed ?? 0)) }),
+    when(job.created_at),
+    when(job.finished_at),
+    h('div', { class: 'cell-progress' },
+      h('span', { 'data-test': 'images' }, `${num(handled)} / ${num(total)}`),
+      p.failed ? h('span', { class: 'failed-count' }, `${num(p.failed)} failed`) : null,
+      h('progress', { max: String(Math.max(total, 1)), value: String(handled) })),
   ], { 'data-job-id': job.job_id });
 }
 
