@@ -107,6 +107,9 @@ export class Fleet {
     this.api = null;
     this.worker = null;
     this.apiUrl = null;
+    // Every job this run posted: those not ended at the end are cancelled,
+    // so no run leaves queued jobs behind in the shared status store.
+    this.posted = [];
   }
 
   backendEnv() {
@@ -177,6 +180,7 @@ export class Fleet {
 
   async stop() {
     await this.stopWorker();
+    if (this.api) await this.cancelUnfinished().catch(() => {});
     if (this.api) await stopChild(this.api);
     this.api = null;
     await this.deleteQueues().catch(() => {});
@@ -212,7 +216,17 @@ export class Fleet {
   async postJob(spec) {
     const answer = await this.call('POST', '/v1/jobs', { body: spec });
     if (answer.status !== 202) throw new Error(`POST /v1/jobs answered ${answer.status}: ${answer.text}`);
+    this.posted.push(answer.body.job_id);
     return answer.body.job_id;
+  }
+
+  async cancelUnfinished() {
+    for (const id of this.posted) {
+      const answer = await this.call('GET', `/v1/jobs/${encodeURIComponent(id)}`);
+      if (answer.status === 200 && ['queued', 'running'].includes(answer.body.state)) {
+        await this.call('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`);
+      }
+    }
   }
 
   async job(id) {

@@ -7,7 +7,7 @@
 //   ZIPFLEET_UI_SCREENSHOTS=1 also writes docs/ui/*.png.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import { launchChromium, openPage, pageProblems, screenshot, signIn } from '../lib/browser.mjs';
 import { eventually, Fleet, requireServices, sleep } from '../lib/fleet.mjs';
 import { startImageServer } from '../lib/images.mjs';
@@ -63,6 +63,11 @@ describe('operator page', { timeout: 300_000 }, () => {
     fleet = new Fleet();
     await fleet.startApi();
     browser = await launchChromium();
+  });
+
+  // A test's pages close with it (a fleet page left open would go on polling).
+  afterEach(async () => {
+    for (const opened of pages) await opened.context.close().catch(() => {});
   });
 
   after(async () => {
@@ -227,7 +232,11 @@ describe('operator page', { timeout: 300_000 }, () => {
     assert.equal(await page.evaluate(() => window.__sameDocument), true, 'no page reload');
 
     // A hidden tab asks for nothing; shown again, it refreshes at once.
-    const fleetCalls = () => requests.filter((r) => new URL(r.url).pathname === '/v1/fleet').length;
+    let calls = 0;
+    page.on('request', (request) => {
+      if (new URL(request.url()).pathname === '/v1/fleet') calls += 1;
+    });
+    const fleetCalls = () => calls;
     await page.evaluate(() => {
       Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
       document.dispatchEvent(new Event('visibilitychange'));
@@ -243,7 +252,6 @@ describe('operator page', { timeout: 300_000 }, () => {
 
     // A narrow window: everything fits its width (tables scroll inside their box).
     await page.setViewportSize({ width: 390, height: 800 });
-    await page.waitForTimeout(100);
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'no sideways scrolling at 390 px');
     await screenshot(page, 'fleet-narrow');
     await assertClean(opened);
@@ -380,7 +388,6 @@ describe('operator page', { timeout: 300_000 }, () => {
     const download = page.locator('[data-test=download] a');
     assert.match(await download.getAttribute('href'), /^http:\/\/127\.0\.0\.1:8333\//);
     assert.equal(await download.getAttribute('rel'), 'noopener noreferrer');
-    await page.waitForTimeout(300);
     await screenshot(page, 'job');
     await assertClean(opened);
   });
@@ -476,6 +483,5 @@ describe('operator page', { timeout: 300_000 }, () => {
       return url.protocol !== 'http:' || url.hostname !== '127.0.0.1';
     });
     assert.deepEqual(elsewhere.map((r) => r.url), [], 'every request goes to 127.0.0.1');
-    for (const opened of pages) await opened.context.close();
   });
 });
