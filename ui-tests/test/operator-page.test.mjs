@@ -175,6 +175,7 @@ describe('operator page', { timeout: 300_000 }, () => {
     // Signing out forgets it.
     await page.locator('#sign-out').click();
     await page.locator('#login').waitFor();
+    assert.equal(await page.locator('#login .login-info').textContent(), 'Signed out.');
     assert.equal(await page.evaluate(() => sessionStorage.getItem('zipfleet.token')), null);
 
     // Every data route the page uses refuses a request without the token or with a wrong one.

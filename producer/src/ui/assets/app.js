@@ -88,7 +88,7 @@ function schedule() {
   }
 }
 
-function showLogin(message) {
+function showLogin(message, kind = 'error') {
   clearTimeout(current.timer);
   current.refreshMs = 0;
   current.nav += 1;
@@ -100,6 +100,7 @@ function showLogin(message) {
   document.title = 'Sign in · zipfleet operator';
   el.view.replaceChildren(loginView({
     message,
+    kind,
     onToken(token) {
       session.set(token);
       if (!location.hash || location.hash === '#') location.hash = '#/fleet';
@@ -108,9 +109,9 @@ function showLogin(message) {
   }));
 }
 
-function signOut(message) {
+function signOut(message, kind) {
   session.clear();
-  showLogin(message);
+  showLogin(message, kind);
 }
 
 /** Shows `node` as the current view (a view's own re-render, e.g. after erasing). */
@@ -237,6 +238,6 @@ document.addEventListener('visibilitychange', () => {
   }
 });
 window.addEventListener('hashchange', () => load());
-el.signOut.addEventListener('click', () => signOut('Signed out.'));
+el.signOut.addEventListener('click', () => signOut('Signed out.', 'info'));
 
 load();

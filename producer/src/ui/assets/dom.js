@@ -13,6 +13,9 @@ export function h(tag, attrs, ...children) {
     if (typeof value === 'function') {
       if (!name.startsWith('on')) throw new Error(`h(): ${name} is a function`);
       el.addEventListener(name.slice(2), value);
+    } else if (name.toLowerCase().startsWith('on')) {
+      // An event-handler attribute from a string would be script from text.
+      throw new Error(`h(): ${name} must be a function`);
     } else if (name === 'href' && !String(value).startsWith('#')) {
       // In-page routes only; other URLs go through externalLink().
       throw new Error('h(): only #/… hrefs; use externalLink()');

@@ -5,7 +5,7 @@
 
 import { h } from '../dom.js';
 
-export function loginView({ message, onToken }) {
+export function loginView({ message, kind = 'error', onToken }) {
   const input = h('input', {
     id: 'token', name: 'token', type: 'password', required: true,
     autocomplete: 'current-password', spellcheck: 'false', placeholder: 'ZIPFLEET_API_TOKEN',
@@ -24,7 +24,7 @@ export function loginView({ message, onToken }) {
   const node = h('section', { class: 'login', id: 'login' },
     h('h1', null, 'Sign in'),
     h('p', null, 'Enter the API token (the API\u2019s ZIPFLEET_API_TOKEN). It is kept in this browser tab only and sent to the API\u2019s own /v1 routes.'),
-    message ? h('p', { class: 'login-message', role: 'alert' }, message) : null,
+    message ? h('p', { class: `login-message login-${kind}`, role: kind === 'error' ? 'alert' : 'status' }, message) : null,
     form);
   queueMicrotask(() => input.focus());
   return node;
