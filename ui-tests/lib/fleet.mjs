@@ -131,7 +131,8 @@ export class Fleet {
     const log = path.join(this.logDir, `${name}.log`);
     const fd = openSync(log, 'a');
     const child = spawn(file, [], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...this.backendEnv(), ...env },
+      // Only what the process needs: nothing of this shell's ZIPFLEET_* leaks in.
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...this.backendEnv(), ...env },
       stdio: ['ignore', fd, fd],
     });
     child.log = log;
