@@ -222,7 +222,10 @@ pub struct WorkerTuning {
     /// `/healthz` fails once the job loop has not turned for this long (it turns at least every few seconds).
     #[arg(long, env = "ZIPFLEET_LIVENESS_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub liveness_timeout: Duration,
-    /// Reusing work across jobs, and courtesy to image sources.
+    /// Courtesy to image sources: downloads at once from one web host, per worker.
+    #[arg(long, env = "ZIPFLEET_PER_HOST_CONCURRENCY", default_value_t = 4)]
+    pub per_host_concurrency: usize,
+    /// Reusing work across jobs.
     #[command(flatten)]
     pub cache: CacheSettings,
 }
@@ -233,8 +236,7 @@ impl Default for WorkerTuning {
     }
 }
 
-/// The cache (contract, "Cache"): what is reused across jobs and for how
-/// long, and how many downloads one host gets at once.
+/// The cache (contract, "Cache"): what is reused across jobs and for how long.
 #[derive(clap::Args, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheSettings {
     /// Reuse rendered images, downloads and known failures across jobs (`on` or `off`).
@@ -246,12 +248,9 @@ pub struct CacheSettings {
     /// How long a downloaded web image is reused for the same URL.
     #[arg(long, env = "ZIPFLEET_SOURCE_CACHE_TTL", default_value = "24h", value_parser = parse_duration)]
     pub source_cache_ttl: Duration,
-    /// How long a URL that failed (4xx, blocked, not an image) gives the same failure without a request.
+    /// How long a URL whose site refused it (4xx, not an image) gives the same failure without a request.
     #[arg(long, env = "ZIPFLEET_FAILURE_CACHE_TTL", default_value = "10m", value_parser = parse_duration)]
     pub failure_cache_ttl: Duration,
-    /// Downloads at once from one web host, per worker.
-    #[arg(long, env = "ZIPFLEET_PER_HOST_CONCURRENCY", default_value_t = 4)]
-    pub per_host_concurrency: usize,
 }
 
 impl Default for CacheSettings {
@@ -336,25 +335,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[derive(clap::Args, Debug, Clone, Copy, PartialEq)]
 pub struct ReportSettings {
     /// A label with fewer images than this gets a `too_few_images` warning (0: never).
-    #[arg(long, env = "ZIPFLEET_MIN_IMAGES_PER_LABEL", default_value_t = ReportSettings::DEFAULT.min_images_per_label)]
+    #[arg(long, env = "ZIPFLEET_MIN_IMAGES_PER_LABEL", default_value_t = 5)]
     pub min_images_per_label: u32,
     /// `imbalanced_labels` when the largest label has more than this many
     /// times the images of the smallest (0: never; below 1 counts as 1).
-    #[arg(long, env = "ZIPFLEET_MAX_LABEL_RATIO", default_value_t = ReportSettings::DEFAULT.max_label_ratio)]
+    #[arg(long, env = "ZIPFLEET_MAX_LABEL_RATIO", default_value_t = 3.0)]
     pub max_label_ratio: f64,
-}
-
-impl ReportSettings {
-    /// The defaults, for clap and [`Default`] alike.
-    pub const DEFAULT: Self = Self {
-        min_images_per_label: 5,
-        max_label_ratio: 3.0,
-    };
 }
 
 impl Default for ReportSettings {
     fn default() -> Self {
-        Self::DEFAULT
+        defaults_of()
     }
 }
 

@@ -233,15 +233,24 @@ impl SpecError {
     }
 }
 
-/// Limits a deployment puts on specs, beyond the fixed rules.
+/// Limits a deployment puts on specs, beyond the fixed rules. The default
+/// is [`Limits`](crate::config::Limits)' (`ZIPFLEET_MAX_IMAGES`'s flag default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpecLimits {
     pub max_images: usize,
 }
 
+impl From<&crate::config::Limits> for SpecLimits {
+    fn from(limits: &crate::config::Limits) -> Self {
+        Self {
+            max_images: limits.max_images,
+        }
+    }
+}
+
 impl Default for SpecLimits {
     fn default() -> Self {
-        Self { max_images: 10_000 }
+        Self::from(&crate::config::Limits::default())
     }
 }
 

@@ -43,6 +43,10 @@ impl Run {
     fn start(root: &Path, store: Arc<dyn ObjectStore>, cache: CacheSettings) -> Self {
         let mut settings: WorkerSettings = test_settings(root);
         settings.tuning.cache = cache;
+        Self::with(root, store, settings)
+    }
+
+    fn with(root: &Path, store: Arc<dyn ObjectStore>, settings: WorkerSettings) -> Self {
         let broker = MemoryBroker::new(settings.backend.max_deliveries);
         let status = Arc::new(MemoryStatusStore::new());
         let backends = Backends {
@@ -546,12 +550,12 @@ async fn downloads_per_host_stay_within_the_setting_and_retry_after_is_honoured_
             seconds: 1,
         },
     );
-    let run = Run::on_dir(
+    let mut settings = test_settings(dir.path());
+    settings.tuning.per_host_concurrency = 3;
+    let run = Run::with(
         dir.path(),
-        CacheSettings {
-            per_host_concurrency: 3,
-            ..CacheSettings::default()
-        },
+        Arc::new(FileStore::new(dir.path()).unwrap()),
+        settings,
     );
     let (status, _) = run.job("slow", &json!({"images": list})).await;
     assert_eq!(status.result.unwrap().images, 12);

@@ -1,7 +1,7 @@
 //! Building a worker from configuration: the backends, the memory budget,
 //! the CPU slots and the fetcher, wired into a [`Worker`].
 
-use crate::budget::{CpuPool, MemoryBudget};
+use crate::budget::{image_budget, CpuPool, MemoryBudget};
 use crate::cache::Cache;
 use crate::consumer::Worker;
 use crate::ecs::Protection;
@@ -11,16 +11,9 @@ use crate::job::JobEnv;
 use crate::metrics::WorkerMetrics;
 use std::sync::Arc;
 use zipfleet_backends::Backends;
-use zipfleet_shared::config::{
-    BackendConfig, Limits, ReportSettings, SourcePolicy, WorkerTuning, MIB,
-};
+use zipfleet_shared::config::{BackendConfig, Limits, ReportSettings, SourcePolicy, WorkerTuning};
 use zipfleet_shared::retry::Outages;
 use zipfleet_shared::spec::SpecLimits;
-
-/// Memory the worker process needs besides image buffers: runtime, HTTP and
-/// broker clients, zip writer, allocator slack. Measured peak RSS with no
-/// image in flight is well under this; the rest of the budget is for images.
-pub const BASELINE_MEMORY: u64 = 48 * MIB;
 
 /// Everything a worker is configured with.
 #[derive(Debug, Clone)]
@@ -44,11 +37,6 @@ pub enum BuildError {
     Http(#[from] reqwest::Error),
 }
 
-/// The part of the memory budget images may reserve.
-pub fn image_budget(total: u64) -> u64 {
-    total.saturating_sub(BASELINE_MEMORY).max(16 * MIB)
-}
-
 /// Wire a worker over already-connected backends.
 pub fn build_worker(
     backends: &Backends,
@@ -61,12 +49,12 @@ pub fn build_worker(
         source,
     })?;
     let cache_settings = tuning.cache;
-    let fetcher = Fetcher::with_host_limit(
+    let fetcher = Fetcher::new(
         &settings.policy,
         &settings.limits,
         backends.store.clone(),
         spool_dir.clone(),
-        cache_settings.per_host_concurrency,
+        tuning.per_host_concurrency,
     )?;
     let cache = cache_settings
         .enabled
@@ -92,9 +80,7 @@ pub fn build_worker(
         concurrency: tuning.concurrency.max(1),
         max_deliveries: settings.backend.max_deliveries,
         shutdown_grace: tuning.shutdown_grace,
-        spec_limits: SpecLimits {
-            max_images: settings.limits.max_images,
-        },
+        spec_limits: SpecLimits::from(&settings.limits),
         liveness: Arc::new(Liveness::new(tuning.liveness_timeout)),
         readiness: Arc::default(),
         protection: Protection::from_env(),

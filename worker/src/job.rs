@@ -8,10 +8,10 @@
 
 use crate::budget::{CpuPool, MemoryBudget};
 use crate::cache::{content_of, Cache, UrlHit};
+use crate::dataset_report::{dataset_report, RenderedFacts, ReportImage};
 use crate::fetch::{FetchError, Fetched, Fetcher};
 use crate::imaging_contract::{image_error_code, imaging_output};
 use crate::metrics::{CacheKind, Stage, WorkerMetrics};
-use crate::report::{dataset_report, RenderedFacts, ReportImage};
 use crate::zipper::{CacheUse, Manifest, ManifestImage, ManifestStatus, ZipError, ZipSpool};
 use futures::StreamExt;
 use std::path::PathBuf;

@@ -14,7 +14,7 @@
 //! - [`imaging_contract`]: the job spec's output and the contract's error
 //!   codes on the `zipfleet-imaging` pipeline's side of the seam.
 //! - [`zipper`]: the zip spooled to a temporary file, and the manifest.
-//! - [`report`]: the dataset report (label counts, copies, small and blank
+//! - [`dataset_report`]: the dataset report (label counts, copies, small and blank
 //!   pictures) from the images' signatures.
 //! - [`budget`]: the memory budget images reserve from, and the CPU slots.
 //! - [`app`]: building a worker from configuration.
@@ -38,6 +38,7 @@ pub mod app;
 pub mod budget;
 pub mod cache;
 pub mod consumer;
+pub mod dataset_report;
 pub mod ecs;
 pub mod embedded;
 #[cfg(feature = "fleet")]
@@ -47,5 +48,4 @@ pub mod health;
 pub mod imaging_contract;
 pub mod job;
 pub mod metrics;
-pub mod report;
 pub mod zipper;

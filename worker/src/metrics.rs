@@ -184,7 +184,7 @@ impl WorkerMetrics {
         }
         // The budget is ZIPFLEET_MEMORY_BUDGET: a fixed baseline for the
         // process itself plus the pool images reserve from.
-        let (baseline, pool) = (crate::app::BASELINE_MEMORY, budget.total_bytes());
+        let (baseline, pool) = (crate::budget::BASELINE_MEMORY, budget.total_bytes());
         let reserved = pool.saturating_sub(budget.available_bytes());
         header(
             &mut out,

@@ -130,23 +130,8 @@ pub struct Fetcher {
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 impl Fetcher {
+    /// A fetcher with at most `per_host` downloads at once from one host.
     pub fn new(
-        policy: &SourcePolicy,
-        limits: &Limits,
-        store: Arc<dyn ObjectStore>,
-        spool_dir: PathBuf,
-    ) -> Result<Self, reqwest::Error> {
-        Self::with_host_limit(
-            policy,
-            limits,
-            store,
-            spool_dir,
-            zipfleet_shared::config::CacheSettings::default().per_host_concurrency,
-        )
-    }
-
-    /// Like [`Self::new`], with at most `per_host` downloads at once from one host.
-    pub fn with_host_limit(
         policy: &SourcePolicy,
         limits: &Limits,
         store: Arc<dyn ObjectStore>,
