@@ -283,6 +283,17 @@ impl ObjectStore for S3Store {
         Ok(())
     }
 
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
     async fn download_url(&self, key: &str, expires: Duration) -> Result<String, StoreError> {
         let config = PresigningConfig::expires_in(expires)
             .map_err(|err| StoreError::Refused(err.to_string()))?;

@@ -26,8 +26,8 @@ pub enum StoreError {
     Refused(String),
 }
 
-impl StoreError {
-    pub fn is_transient(&self) -> bool {
+impl crate::retry::Transient for StoreError {
+    fn is_transient(&self) -> bool {
         matches!(self, Self::Unavailable(_))
     }
 }
@@ -92,6 +92,10 @@ pub trait ObjectStore: Send + Sync {
         bytes: Bytes,
         content_type: &str,
     ) -> Result<(), StoreError>;
+    /// Remove `key` of the store's own bucket; a missing key is no error.
+    /// (Used to undo a cache write that raced an erasure; the erasure itself
+    /// may need more, e.g. every version of a versioned bucket.)
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// A time-limited URL to download `key` of the store's own bucket.
     async fn download_url(&self, key: &str, expires: Duration) -> Result<String, StoreError>;
     /// Cheap reachability check for `/readyz`.

@@ -373,6 +373,9 @@ impl ObjectStore for RefusingCacheWrites {
         }
         self.0.put_bytes(key, bytes, content_type).await
     }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.0.delete(key).await
+    }
     async fn download_url(&self, key: &str, expires: Duration) -> Result<String, StoreError> {
         self.0.download_url(key, expires).await
     }
@@ -388,8 +391,10 @@ async fn a_truncated_entry_is_replaced_and_a_store_refusing_cache_writes_still_z
     let job = mixed_job(dir.path(), &server);
     let run = Run::on_dir(dir.path(), CacheSettings::default());
     let (_, cold) = run.job("cold", &job).await;
+    // `cache/renders/{picture}/{settings}`: one folder per picture.
     let renders: Vec<(PathBuf, u64)> = std::fs::read_dir(dir.path().join("cache/renders"))
         .unwrap()
+        .flat_map(|picture| std::fs::read_dir(picture.unwrap().path()).unwrap())
         .map(|entry| {
             let path = entry.unwrap().path();
             let size = std::fs::metadata(&path).unwrap().len();

@@ -5,6 +5,7 @@ use crate::budget::{image_budget, CpuPool, MemoryBudget};
 use crate::cache::Cache;
 use crate::consumer::Worker;
 use crate::ecs::Protection;
+use crate::erasure::NeverErased;
 use crate::fetch::Fetcher;
 use crate::health::Liveness;
 use crate::job::JobEnv;
@@ -56,12 +57,21 @@ pub fn build_worker(
         spool_dir.clone(),
         tuning.per_host_concurrency,
     )?;
-    let cache = cache_settings
-        .enabled
-        .then(|| Cache::new(backends.store.clone(), cache_settings, spool_dir.clone()));
+    let budget = MemoryBudget::new(image_budget(tuning.memory_budget));
+    let metrics = Arc::new(WorkerMetrics::default());
+    let cache = cache_settings.enabled.then(|| {
+        let store = backends.store.clone();
+        Cache::new(
+            store,
+            cache_settings,
+            spool_dir.clone(),
+            budget.clone(),
+            metrics.clone(),
+        )
+    });
     let env = JobEnv {
         fetcher,
-        budget: MemoryBudget::new(image_budget(tuning.memory_budget)),
+        budget,
         cpu: CpuPool::new(tuning.cpu_threads),
         store: backends.store.clone(),
         status: backends.status.clone(),
@@ -70,9 +80,11 @@ pub fn build_worker(
         fetch_concurrency: tuning.fetch_concurrency,
         download_url_expiry: settings.backend.download_url_expiry,
         report: settings.report,
-        metrics: Arc::new(WorkerMetrics::default()),
+        metrics,
         outages: Arc::new(Outages::default()),
         cache,
+        // Until tombstones are stored, no job is ever erased.
+        tombstones: Arc::new(NeverErased),
     };
     Ok(Arc::new(Worker {
         env: Arc::new(env),

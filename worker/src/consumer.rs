@@ -16,7 +16,8 @@
 
 use crate::ecs::Protection;
 use crate::health::{Liveness, Readiness, READINESS_EVERY};
-use crate::job::{run_job, Interrupted, JobEnv, JobOutcome};
+use crate::job::{run_job, JobEnv, JobOutcome};
+use crate::outcome::Interrupted;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,10 +25,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, error_span, info, warn, Instrument};
 use zipfleet_shared::broker::{Broker, Consumer, Delivery};
-use zipfleet_shared::message::JobMessage;
+use zipfleet_shared::message::{JobMessage, ReceivedJob, SpecPayload};
 use zipfleet_shared::reachability::{check_backends, Checks};
-use zipfleet_shared::retry::{retry_transient, Backoff, GaveUp, OutageLog};
-use zipfleet_shared::spec::{JobSpec, SpecLimits};
+use zipfleet_shared::retry::{retry_transient, Backoff, GaveUp, OutageLog, Transient};
+use zipfleet_shared::spec::{Job, JobSpec, SpecLimits};
 use zipfleet_shared::status::{JobError, JobStatus};
 use zipfleet_shared::status_store::BeginOutcome;
 use zipfleet_shared::JobErrorCode;
@@ -209,7 +210,7 @@ impl Worker {
     async fn handle_job(
         &self,
         delivery: Delivery,
-        message: JobMessage,
+        message: ReceivedJob,
         interrupt: CancellationToken,
     ) {
         let _running = self.env.metrics.job_started();
@@ -233,14 +234,16 @@ impl Worker {
     async fn decide(
         &self,
         delivery: &Delivery,
-        message: &JobMessage,
+        message: &ReceivedJob,
         interrupt: &CancellationToken,
     ) -> Settlement {
         let job_id = message.job_id.clone();
         let attempt = delivery.attempt;
-        let spec = match self.load_spec(message).await {
+        let spec = match self.load_spec(&message.spec).await {
             Ok(spec) => spec,
-            Err(SpecProblem::Transient(reason)) => return Settlement::HandBack(reason),
+            Err(SpecProblem::Transient(err)) => {
+                return Settlement::HandBack(format!("could not read the job's spec: {err}"))
+            }
             Err(SpecProblem::Invalid(reason)) => {
                 let mut status = JobStatus::queued(&job_id, None, 0);
                 status.attempt = attempt;
@@ -274,8 +277,8 @@ impl Worker {
                 );
                 return self.publish(status, interrupt).await;
             }
-            Err(Gave::Up(reason)) => return Settlement::HandBack(reason),
-            Err(Gave::Interrupted) => return Settlement::HandBack("worker shutting down".into()),
+            Err(GaveUp::Failed(err)) => return Settlement::HandBack(err.to_string()),
+            Err(GaveUp::Interrupted) => return Settlement::HandBack("worker shutting down".into()),
         };
         info!(images = total, "job started");
 
@@ -286,48 +289,46 @@ impl Worker {
                 self.conclude(status, interrupt).await
             }
             Err(Interrupted::Shutdown) => Settlement::HandBack("worker shutting down".into()),
-            Err(Interrupted::Transient(reason)) if attempt >= self.max_deliveries => {
+            Err(err @ Interrupted::Transient { .. }) if attempt >= self.max_deliveries => {
                 let error = JobError::new(
                     JobErrorCode::TooManyAttempts,
-                    format!("gave up after {attempt} attempts; last problem: {reason}"),
+                    format!("gave up after {attempt} attempts; last problem: {err}"),
                 );
                 self.conclude(finish(started, JobOutcome::Failed(error)), interrupt)
                     .await
             }
-            Err(Interrupted::Transient(reason)) => {
+            Err(err @ Interrupted::Transient { .. }) => {
                 // A short pause so a broken backend is not hammered by instant redeliveries.
                 tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt.min(10)))).await;
-                Settlement::HandBack(reason)
+                Settlement::HandBack(err.to_string())
             }
         }
     }
 
-    /// The job's spec: inline, or fetched from the store (claim check), validated.
-    async fn load_spec(&self, message: &JobMessage) -> Result<JobSpec, SpecProblem> {
-        let spec = match (&message.spec, &message.spec_ref) {
-            (Some(spec), _) => spec.clone(),
-            (None, Some(location)) => {
-                let bytes = zipfleet_shared::store::read_small(
-                    self.env.store.as_ref(),
-                    &location.key,
-                    MAX_SPEC_BYTES,
-                )
-                .await
-                .map_err(|err| {
-                    if err.is_transient() {
-                        SpecProblem::Transient(err.to_string())
-                    } else {
-                        SpecProblem::Invalid(format!("the job's spec could not be read: {err}"))
-                    }
-                })?;
-                JobSpec::parse_unvalidated(&bytes)
-                    .map_err(|err| SpecProblem::Invalid(err.to_string()))?
+    /// The job: its spec inline, or fetched from the store (claim check),
+    /// parsed into a [`Job`] once.
+    async fn load_spec(&self, payload: &SpecPayload) -> Result<Job, SpecProblem> {
+        let invalid = |err: zipfleet_shared::SpecError| SpecProblem::Invalid(err.to_string());
+        match payload {
+            SpecPayload::Inline(spec) => spec.validate(&self.spec_limits).map_err(invalid),
+            SpecPayload::ClaimCheck(location) => {
+                let store = self.env.store.as_ref();
+                let bytes =
+                    zipfleet_shared::store::read_small(store, &location.key, MAX_SPEC_BYTES)
+                        .await
+                        .map_err(|err| {
+                            if err.is_transient() {
+                                SpecProblem::Transient(err)
+                            } else {
+                                SpecProblem::Invalid(format!(
+                                    "the job's spec could not be read: {err}"
+                                ))
+                            }
+                        })?;
+                let spec = JobSpec::parse_unvalidated(&bytes).map_err(invalid)?;
+                spec.validate(&self.spec_limits).map_err(invalid)
             }
-            (None, None) => return Err(SpecProblem::Invalid("the message carries no spec".into())),
-        };
-        spec.validate(&self.spec_limits)
-            .map_err(|err| SpecProblem::Invalid(err.to_string()))?;
-        Ok(spec)
+        }
     }
 
     /// Write the final status (first final state wins), then publish it.
@@ -344,10 +345,10 @@ impl Worker {
                 info!(state = stored.state.as_str(), "job finished");
                 self.publish(stored, interrupt).await
             }
-            Err(Gave::Up(reason)) => {
-                Settlement::HandBack(format!("could not store the final status: {reason}"))
+            Err(GaveUp::Failed(err)) => {
+                Settlement::HandBack(format!("could not store the final status: {err}"))
             }
-            Err(Gave::Interrupted) => Settlement::HandBack("worker shutting down".into()),
+            Err(GaveUp::Interrupted) => Settlement::HandBack("worker shutting down".into()),
         }
     }
 
@@ -363,10 +364,10 @@ impl Worker {
         .await;
         match published {
             Ok(()) => Settlement::Ack { status },
-            Err(Gave::Up(reason)) => {
-                Settlement::HandBack(format!("could not publish the completion: {reason}"))
+            Err(GaveUp::Failed(err)) => {
+                Settlement::HandBack(format!("could not publish the completion: {err}"))
             }
-            Err(Gave::Interrupted) => Settlement::HandBack("worker shutting down".into()),
+            Err(GaveUp::Interrupted) => Settlement::HandBack("worker shutting down".into()),
         }
     }
 
@@ -388,34 +389,9 @@ enum Settlement {
     HandBack(String),
 }
 
-/// Why [`retry_in_place`] stopped without a result.
-enum Gave {
-    /// A permanent error, or transient ones for longer than [`RETRY_IN_PLACE_FOR`].
-    Up(String),
-    /// The worker is shutting down.
-    Interrupted,
-}
-
 /// How long a job waits out a backend outage while holding its delivery
 /// before handing it back. Long enough for a broker or Redis restart.
 pub const RETRY_IN_PLACE_FOR: Duration = Duration::from_secs(300);
-
-/// Errors that say whether trying again may help.
-trait Transient: std::fmt::Display {
-    fn is_transient(&self) -> bool;
-}
-
-impl Transient for zipfleet_shared::broker::BrokerError {
-    fn is_transient(&self) -> bool {
-        zipfleet_shared::broker::BrokerError::is_transient(self)
-    }
-}
-
-impl Transient for zipfleet_shared::status_store::StatusError {
-    fn is_transient(&self) -> bool {
-        zipfleet_shared::status_store::StatusError::is_transient(self)
-    }
-}
 
 /// [`retry_transient`] for the steps that settle a job, with their patience.
 async fn retry_in_place<T, E: Transient, F: Future<Output = Result<T, E>>>(
@@ -423,24 +399,15 @@ async fn retry_in_place<T, E: Transient, F: Future<Output = Result<T, E>>>(
     what: &str,
     interrupt: &CancellationToken,
     operation: impl FnMut() -> F,
-) -> Result<T, Gave> {
-    retry_transient(
-        outage,
-        what,
-        interrupt,
-        RETRY_IN_PLACE_FOR,
-        E::is_transient,
-        operation,
-    )
-    .await
-    .map_err(|gave_up| match gave_up {
-        GaveUp::Interrupted => Gave::Interrupted,
-        GaveUp::Failed(err) => Gave::Up(err.to_string()),
-    })
+) -> Result<T, GaveUp<E>> {
+    retry_transient(outage, what, interrupt, RETRY_IN_PLACE_FOR, operation).await
 }
 
+/// Why a job's spec could not be had.
 enum SpecProblem {
-    Transient(String),
+    /// The store holding a claim-checked spec is unreachable: hand the job back.
+    Transient(zipfleet_shared::store::StoreError),
+    /// The spec breaks the rules (or cannot be read at all): the job fails.
     Invalid(String),
 }
 

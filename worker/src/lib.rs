@@ -43,9 +43,12 @@ pub mod ecs;
 pub mod embedded;
 #[cfg(feature = "fleet")]
 pub mod endpoint;
+pub mod erasure;
 pub mod fetch;
 pub mod health;
+mod image;
 pub mod imaging_contract;
 pub mod job;
 pub mod metrics;
+mod outcome;
 pub mod zipper;

@@ -13,7 +13,7 @@ use tempfile::TempPath;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 use zipfleet_shared::report::DatasetReport;
-use zipfleet_shared::spec::{ImageSpec, OutputSpec};
+use zipfleet_shared::spec::{Image, OutputSpec, Source, Tenant};
 use zipfleet_shared::status::SkippedImage;
 use zipfleet_shared::ImageErrorCode;
 
@@ -89,6 +89,8 @@ impl ZipSpool {
 pub struct Manifest {
     pub job_id: String,
     pub project_id: Option<String>,
+    /// The school or class the job is for (`"default"` when the spec named none).
+    pub tenant: Tenant,
     pub output: OutputSpec,
     pub images: Vec<ManifestImage>,
     pub skipped: Vec<SkippedImage>,
@@ -145,14 +147,13 @@ pub enum ManifestSource {
 }
 
 impl ManifestImage {
-    pub fn pending(image: &ImageSpec) -> Self {
-        let source = match (&image.url, &image.object) {
-            (Some(url), _) => ManifestSource::Url(url.clone()),
-            (None, Some(object)) => ManifestSource::Object {
+    pub fn pending(image: &Image) -> Self {
+        let source = match &image.source {
+            Source::Url(url) => ManifestSource::Url(url.clone()),
+            Source::Object(object) => ManifestSource::Object {
                 key: object.key.clone(),
                 bucket: object.bucket.clone(),
             },
-            (None, None) => ManifestSource::Url(String::new()),
         };
         Self {
             id: image.id.clone(),

@@ -144,6 +144,14 @@ impl ObjectStore for FileStore {
         Ok(())
     }
 
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.resolve(None, key)?;
+        match tokio::fs::remove_file(&path).await {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err.into()),
+            _ => Ok(()),
+        }
+    }
+
     async fn download_url(&self, key: &str, _expires: Duration) -> Result<String, StoreError> {
         let path = self.resolve(None, key)?;
         url::Url::from_file_path(&path)

@@ -9,6 +9,7 @@
 pub mod guard;
 pub mod hosts;
 
+use crate::outcome::{ImageFailure, Interrupted, Skip};
 use bytes::Bytes;
 use futures::StreamExt;
 use guard::{AddressPolicy, GuardedResolver, ResolveError};
@@ -19,7 +20,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWriteExt};
 use url::{Host, Url};
 use zipfleet_shared::config::{Limits, SourcePolicy};
-use zipfleet_shared::spec::{ImageSource, ObjectSource};
+use zipfleet_shared::retry::Transient;
+use zipfleet_shared::spec::{ObjectSource, Source};
 use zipfleet_shared::store::{ObjectStore, StoreError};
 use zipfleet_shared::ImageErrorCode;
 
@@ -54,7 +56,7 @@ pub enum FetchError {
 }
 
 impl FetchError {
-    pub fn code(&self) -> ImageErrorCode {
+    pub(crate) fn code(&self) -> ImageErrorCode {
         match self {
             Self::Blocked(_) => ImageErrorCode::BlockedAddress,
             Self::Failed(_) | Self::UnknownHost(_) | Self::StoreUnavailable(_) => {
@@ -67,6 +69,14 @@ impl FetchError {
         }
     }
 
+    /// The site itself answered so: an HTTP 4xx (not a timeout, a 5xx, a
+    /// name that does not resolve, nor anything this worker decided).
+    fn is_site_answer(&self) -> bool {
+        matches!(self, Self::HttpStatus { status, .. } if (400..500).contains(status))
+    }
+}
+
+impl Transient for FetchError {
     /// Worth one more try: a reset connection, a 5xx, a timeout.
     fn is_transient(&self) -> bool {
         match self {
@@ -77,6 +87,24 @@ impl FetchError {
             Self::Blocked(_) | Self::UnknownHost(_) | Self::NotFound(_) | Self::TooLarge { .. } => {
                 false
             }
+        }
+    }
+}
+
+/// An image's bytes that could not be had: the image's skip, unless the
+/// object store is unreachable (not the image's fault: the job is retried).
+impl From<FetchError> for ImageFailure {
+    fn from(err: FetchError) -> Self {
+        match err {
+            FetchError::StoreUnavailable(_) => {
+                Interrupted::transient("reading an object image", err).into()
+            }
+            err => Skip {
+                code: err.code(),
+                message: err.to_string(),
+                site_answer: err.is_site_answer(),
+            }
+            .into(),
         }
     }
 }
@@ -160,24 +188,24 @@ impl Fetcher {
     }
 
     /// Fetch one image's bytes, retrying a transient failure once.
-    pub async fn fetch(&self, source: ImageSource<'_>) -> Result<Fetched, FetchError> {
+    pub(crate) async fn fetch(&self, source: &Source) -> Result<Fetched, FetchError> {
         // A site that sent `Retry-After` was already asked twice: no third time.
         let mut waited_out = false;
-        let mut result = self.fetch_once(&source, &mut waited_out).await;
+        let mut result = self.fetch_once(source, &mut waited_out).await;
         if !waited_out && matches!(&result, Err(err) if err.is_transient()) {
             tokio::time::sleep(Duration::from_millis(250)).await;
-            result = self.fetch_once(&source, &mut waited_out).await;
+            result = self.fetch_once(source, &mut waited_out).await;
         }
         result
     }
 
     async fn fetch_once(
         &self,
-        source: &ImageSource<'_>,
+        source: &Source,
         waited_out: &mut bool,
     ) -> Result<Fetched, FetchError> {
         match source {
-            ImageSource::Url(url) => {
+            Source::Url(url) => {
                 let host = host_of(url);
                 let mut first = true;
                 loop {
@@ -197,20 +225,25 @@ impl Fetcher {
                             }
                             first = false;
                             *waited_out = true;
-                            tracing::info!(%host, after_ms = after.as_millis() as u64, "the site asked us to come back later; waiting once");
+                            let after_ms = after.as_millis() as u64;
+                            tracing::debug!(%host, after_ms, "the site asked us to come back later");
+                            tracing::info!(
+                                after_ms,
+                                "a site asked us to come back later; waiting once"
+                            );
                             tokio::time::sleep(after).await;
                         }
                     }
                 }
             }
-            ImageSource::Object(object) => {
+            Source::Object(object) => {
                 tokio::time::timeout(self.limits.download_timeout, self.read_object(object))
                     .await
                     .unwrap_or_else(|_| {
-                        Err(FetchError::StoreUnavailable(format!(
-                            "reading {} timed out",
-                            object.key
-                        )))
+                        // No key: this reason reaches `warn` logs (hand-back).
+                        Err(FetchError::StoreUnavailable(
+                            "reading an object timed out".into(),
+                        ))
                     })
             }
         }
