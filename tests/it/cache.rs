@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use zipfleet_backends::Backends;
 use zipfleet_shared::broker::memory::MemoryBroker;
 use zipfleet_shared::broker::Broker;
-use zipfleet_shared::config::CacheSettings;
+use zipfleet_shared::config::{CacheSettings, SourcePolicy};
 use zipfleet_shared::message::JobMessage;
 use zipfleet_shared::status::{JobState, JobStatus};
 use zipfleet_shared::status_store::memory::MemoryStatusStore;
@@ -515,6 +515,44 @@ async fn a_refused_url_is_not_asked_again_within_the_failure_ttl_and_is_after_it
         "after the failure TTL it is asked again"
     );
     assert_eq!(server.requests_for("/ok.png"), 1);
+    run.stop().await;
+}
+
+/// Issue 23: a refusal decided by the worker (here: a loopback address
+/// without `ZIPFLEET_ALLOWED_SOURCE_NETS`) is never failure-cached, so once
+/// the operator opens the network, the same store and URL give the picture.
+#[tokio::test]
+async fn a_blocked_address_is_not_remembered_and_opening_the_network_gets_the_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start().await;
+    let url = server.image("/local.png", "image/png", images::png(320, 240, 11));
+    let job = json!({"images": [{"id": "1", "label": "a", "url": url}]});
+    let store = || -> Arc<dyn ObjectStore> { Arc::new(FileStore::new(dir.path()).unwrap()) };
+
+    let mut closed = test_settings(dir.path());
+    closed.policy = SourcePolicy {
+        allow_private_sources: false,
+        allowed_source_nets: vec![],
+    };
+    let run = Run::with(dir.path(), store(), closed.clone());
+    let (refused, _) = run.job("closed", &job).await;
+    let skipped = &refused.result.as_ref().unwrap().skipped;
+    assert_eq!(skipped.len(), 1, "{refused:?}");
+    assert_eq!(skipped[0].code.as_str(), "blocked_address");
+    assert_eq!(server.requests(), 0, "refused before any connection");
+    run.stop().await;
+
+    let mut opened = closed;
+    opened.policy.allowed_source_nets = vec!["127.0.0.1/32".parse().unwrap()];
+    let run = Run::with(dir.path(), store(), opened);
+    let (allowed, entries) = run.job("opened", &job).await;
+    assert_eq!(
+        allowed.result.as_ref().unwrap().images,
+        1,
+        "the settings in force decide, not a remembered refusal: {allowed:?}"
+    );
+    assert!(entries.contains_key("a/1.jpg"), "{:?}", entries.keys());
+    assert_eq!(server.requests_for("/local.png"), 1);
     run.stop().await;
 }
 
