@@ -38,22 +38,22 @@ const MAX_SPEC_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The job loop turns at least this often even with nothing to do, so
 /// `/healthz` can tell a quiet loop from a wedged one.
-pub const LOOP_TICK: Duration = Duration::from_secs(5);
+pub(crate) const LOOP_TICK: Duration = Duration::from_secs(5);
 
 /// A worker: consumes the jobs queue and runs jobs, `concurrency` at a time.
 pub struct Worker {
     pub env: Arc<JobEnv>,
-    pub broker: Arc<dyn Broker>,
-    pub concurrency: u16,
-    pub max_deliveries: u32,
-    pub shutdown_grace: Duration,
-    pub spec_limits: SpecLimits,
+    pub(crate) broker: Arc<dyn Broker>,
+    pub(crate) concurrency: u16,
+    pub(crate) max_deliveries: u32,
+    pub(crate) shutdown_grace: Duration,
+    pub(crate) spec_limits: SpecLimits,
     /// Stamped every time the job loop turns; read by `/healthz`.
-    pub liveness: Arc<Liveness>,
+    pub(crate) liveness: Arc<Liveness>,
     /// The last check of the backends; read by `/readyz`.
-    pub readiness: Arc<Readiness>,
+    pub(crate) readiness: Arc<Readiness>,
     /// ECS scale-in protection while jobs run (a no-op off ECS).
-    pub protection: Protection,
+    pub(crate) protection: Protection,
 }
 
 impl Worker {
@@ -178,7 +178,7 @@ impl Worker {
     }
 
     /// Whether the broker, object store and status store answer.
-    pub async fn reachability(&self) -> Checks {
+    pub(crate) async fn reachability(&self) -> Checks {
         check_backends(
             self.broker.as_ref(),
             self.env.store.as_ref(),
@@ -188,7 +188,7 @@ impl Worker {
     }
 
     /// Process one delivery to the end, settling it exactly once.
-    pub async fn handle(&self, delivery: Delivery, interrupt: CancellationToken) {
+    pub(crate) async fn handle(&self, delivery: Delivery, interrupt: CancellationToken) {
         let message = match JobMessage::parse(&delivery.body) {
             Ok(message) => message,
             Err(err) => {
@@ -391,7 +391,7 @@ enum Settlement {
 
 /// How long a job waits out a backend outage while holding its delivery
 /// before handing it back. Long enough for a broker or Redis restart.
-pub const RETRY_IN_PLACE_FOR: Duration = Duration::from_secs(300);
+pub(crate) const RETRY_IN_PLACE_FOR: Duration = Duration::from_secs(300);
 
 /// [`retry_transient`] for the steps that settle a job, with their patience.
 async fn retry_in_place<T, E: Transient, F: Future<Output = Result<T, E>>>(

@@ -34,30 +34,30 @@ use zipfleet_shared::JobErrorCode;
 
 /// Everything jobs of one worker share.
 pub struct JobEnv {
-    pub fetcher: Fetcher,
+    pub(crate) fetcher: Fetcher,
     pub budget: MemoryBudget,
-    pub cpu: CpuPool,
-    pub store: Arc<dyn ObjectStore>,
-    pub status: Arc<dyn StatusStore>,
-    pub limits: Limits,
-    pub spool_dir: PathBuf,
-    pub fetch_concurrency: usize,
-    pub download_url_expiry: Duration,
+    pub(crate) cpu: CpuPool,
+    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) status: Arc<dyn StatusStore>,
+    pub(crate) limits: Limits,
+    pub(crate) spool_dir: PathBuf,
+    pub(crate) fetch_concurrency: usize,
+    pub(crate) download_url_expiry: Duration,
     /// Thresholds of the dataset report.
-    pub report: ReportSettings,
+    pub(crate) report: ReportSettings,
     /// This worker's counters (`/metrics`).
     pub metrics: Arc<WorkerMetrics>,
     /// Backend outages, logged once per outage however many jobs notice.
-    pub outages: Arc<Outages>,
+    pub(crate) outages: Arc<Outages>,
     /// Work reused across jobs (`None` with `ZIPFLEET_CACHE=off`).
     pub cache: Option<Cache>,
     /// Which jobs are erased: asked before (and after) every cache write.
-    pub tombstones: Arc<dyn Tombstones>,
+    pub(crate) tombstones: Arc<dyn Tombstones>,
 }
 
 /// How a job ended.
 #[derive(Debug, Clone, PartialEq)]
-pub enum JobOutcome {
+pub(crate) enum JobOutcome {
     Succeeded(JobResult),
     Failed(JobError),
     Cancelled,

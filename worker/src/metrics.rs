@@ -10,7 +10,7 @@ use zipfleet_shared::{ImageErrorCode, JobState};
 
 /// A step of an image's or a job's way, for the time-per-stage counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
+pub(crate) enum Stage {
     Fetch,
     Probe,
     Render,
@@ -18,9 +18,9 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 4] = [Stage::Fetch, Stage::Probe, Stage::Render, Stage::Upload];
+    pub(crate) const ALL: [Stage; 4] = [Stage::Fetch, Stage::Probe, Stage::Render, Stage::Upload];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Fetch => "fetch",
             Self::Probe => "probe",
@@ -32,7 +32,7 @@ impl Stage {
 
 /// What the cache can reuse; the hit/miss counters are kept per kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheKind {
+pub(crate) enum CacheKind {
     /// A rendered training image.
     Render,
     /// A downloaded web image.
@@ -42,9 +42,10 @@ pub enum CacheKind {
 }
 
 impl CacheKind {
-    pub const ALL: [CacheKind; 3] = [CacheKind::Render, CacheKind::Source, CacheKind::Failure];
+    pub(crate) const ALL: [CacheKind; 3] =
+        [CacheKind::Render, CacheKind::Source, CacheKind::Failure];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Render => "render",
             Self::Source => "source",
@@ -71,7 +72,7 @@ pub struct WorkerMetrics {
 
 /// Decrements the running-jobs gauge when the job's handling ends, however it ends.
 #[derive(Debug)]
-pub struct RunningJob<'a>(&'a WorkerMetrics);
+pub(crate) struct RunningJob<'a>(&'a WorkerMetrics);
 
 impl Drop for RunningJob<'_> {
     fn drop(&mut self) {
@@ -80,26 +81,26 @@ impl Drop for RunningJob<'_> {
 }
 
 impl WorkerMetrics {
-    pub fn job_started(&self) -> RunningJob<'_> {
+    pub(crate) fn job_started(&self) -> RunningJob<'_> {
         self.jobs_running.fetch_add(1, Ordering::Relaxed);
         RunningJob(self)
     }
 
-    pub fn jobs_running(&self) -> i64 {
+    pub(crate) fn jobs_running(&self) -> i64 {
         self.jobs_running.load(Ordering::Relaxed)
     }
 
-    pub fn job_finished(&self, state: JobState) {
+    pub(crate) fn job_finished(&self, state: JobState) {
         if let Some(index) = FINISHED.iter().position(|s| *s == state) {
             self.jobs_finished[index].fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    pub fn image_ok(&self) {
+    pub(crate) fn image_ok(&self) {
         self.images_ok.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn image_skipped(&self, code: ImageErrorCode) {
+    pub(crate) fn image_skipped(&self, code: ImageErrorCode) {
         let index = ImageErrorCode::ALL
             .iter()
             .position(|c| *c == code)
@@ -107,11 +108,11 @@ impl WorkerMetrics {
         self.images_skipped[index].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn downloaded(&self, bytes: u64) {
+    pub(crate) fn downloaded(&self, bytes: u64) {
         self.download_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    pub fn stage(&self, stage: Stage, took: Duration) {
+    pub(crate) fn stage(&self, stage: Stage, took: Duration) {
         let index = Stage::ALL
             .iter()
             .position(|s| *s == stage)
@@ -122,7 +123,7 @@ impl WorkerMetrics {
         );
     }
 
-    pub fn cache(&self, kind: CacheKind, hit: bool) {
+    pub(crate) fn cache(&self, kind: CacheKind, hit: bool) {
         let index = CacheKind::ALL
             .iter()
             .position(|k| *k == kind)
@@ -133,17 +134,6 @@ impl WorkerMetrics {
             &self.cache_misses
         };
         counters[index].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Images that ended with `outcome` (`ok` or an image error code).
-    pub fn images_with_outcome(&self, outcome: &str) -> u64 {
-        if outcome == "ok" {
-            return self.images_ok.load(Ordering::Relaxed);
-        }
-        ImageErrorCode::ALL
-            .iter()
-            .position(|c| c.as_str() == outcome)
-            .map_or(0, |i| self.images_skipped[i].load(Ordering::Relaxed))
     }
 
     /// Prometheus text exposition of every counter, the memory budget and readiness.
@@ -338,6 +328,5 @@ mod tests {
                 "missing {line:?} in\n{text}"
             );
         }
-        assert_eq!(metrics.images_with_outcome("http_status"), 1);
     }
 }

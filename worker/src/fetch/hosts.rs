@@ -9,13 +9,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-pub struct HostLimits {
+pub(crate) struct HostLimits {
     per_host: usize,
     hosts: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
 }
 
 /// One download slot of a host; given back on drop.
-pub struct HostSlot {
+pub(crate) struct HostSlot {
     host: String,
     semaphore: Arc<Semaphore>,
     permit: Option<OwnedSemaphorePermit>,
@@ -24,7 +24,7 @@ pub struct HostSlot {
 
 impl HostLimits {
     /// `per_host` 0 counts as 1.
-    pub fn new(per_host: usize) -> Self {
+    pub(crate) fn new(per_host: usize) -> Self {
         Self {
             per_host: per_host.max(1),
             hosts: Arc::default(),
@@ -32,7 +32,7 @@ impl HostLimits {
     }
 
     /// Wait for a download slot of `host`.
-    pub async fn acquire(&self, host: &str) -> HostSlot {
+    pub(crate) async fn acquire(&self, host: &str) -> HostSlot {
         let semaphore = {
             let mut hosts = self.hosts.lock().expect("host map lock");
             hosts
@@ -53,8 +53,9 @@ impl HostLimits {
         }
     }
 
-    /// Hosts with downloads in flight or waiting (for tests).
-    pub fn tracked(&self) -> usize {
+    /// Hosts with downloads in flight or waiting.
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
         self.hosts.lock().expect("host map lock").len()
     }
 }

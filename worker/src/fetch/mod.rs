@@ -6,8 +6,8 @@
 //! budget is charged when the bytes are read back for decoding. Objects of a
 //! local-directory store are used in place.
 
-pub mod guard;
-pub mod hosts;
+pub(crate) mod guard;
+pub(crate) mod hosts;
 
 use crate::outcome::{ImageFailure, Interrupted, Skip};
 use bytes::Bytes;
@@ -26,7 +26,7 @@ use zipfleet_shared::store::{ObjectStore, StoreError};
 use zipfleet_shared::ImageErrorCode;
 
 /// Sent with every request, so site owners can tell who is asking.
-pub const USER_AGENT: &str = concat!(
+pub(crate) const USER_AGENT: &str = concat!(
     "zipfleet/",
     env!("CARGO_PKG_VERSION"),
     " (classroom image dataset builder)"
@@ -34,7 +34,7 @@ pub const USER_AGENT: &str = concat!(
 
 /// Why an image's bytes could not be had. `Display` is a message a teacher can read.
 #[derive(Debug, thiserror::Error)]
-pub enum FetchError {
+pub(crate) enum FetchError {
     #[error("{0}")]
     Blocked(String),
     #[error("{0}")]
@@ -121,7 +121,7 @@ fn http_status_message(host: &str, status: u16) -> String {
 
 /// An image's bytes on local disk.
 #[derive(Debug)]
-pub enum Fetched {
+pub(crate) enum Fetched {
     /// A file of a local-directory store, used in place.
     InPlace { path: PathBuf, size: u64 },
     /// A download spooled to a temporary file, deleted on drop.
@@ -129,14 +129,14 @@ pub enum Fetched {
 }
 
 impl Fetched {
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         match self {
             Self::InPlace { path, .. } => path,
             Self::Spooled { file, .. } => file,
         }
     }
 
-    pub fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         match self {
             Self::InPlace { size, .. } | Self::Spooled { size, .. } => *size,
         }
@@ -144,7 +144,7 @@ impl Fetched {
 }
 
 /// Fetches images for every job of a worker.
-pub struct Fetcher {
+pub(crate) struct Fetcher {
     client: reqwest::Client,
     policy: Arc<AddressPolicy>,
     limits: Limits,
@@ -155,11 +155,11 @@ pub struct Fetcher {
 }
 
 /// The longest `Retry-After` a `429` or `503` may ask for and still be waited out (once).
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 impl Fetcher {
     /// A fetcher with at most `per_host` downloads at once from one host.
-    pub fn new(
+    pub(crate) fn new(
         policy: &SourcePolicy,
         limits: &Limits,
         store: Arc<dyn ObjectStore>,
