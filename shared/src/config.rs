@@ -138,13 +138,9 @@ pub fn defaults_of<T: clap::Args + clap::FromArgMatches>() -> T {
     T::from_arg_matches(&matches).expect("defaults parse")
 }
 
-/// A duration as [`parse_duration`] reads it back (milliseconds when needed).
+/// A duration as [`parse_duration`] reads it back (`1h 30m`, `1s 500ms`).
 pub fn format_duration(duration: Duration) -> String {
-    if duration.subsec_millis() == 0 {
-        format!("{}s", duration.as_secs())
-    } else {
-        format!("{}ms", duration.as_millis())
-    }
+    humantime::format_duration(duration).to_string()
 }
 
 /// Which networks URL images may come from. The default is public addresses only.
@@ -310,25 +306,15 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
-/// `"500ms"`, `"30s"`, `"5m"`, `"2h"`, `"3d"`, or plain seconds.
+/// `"500ms"`, `"30s"`, `"5m"`, `"2h"`, `"3d"` (or any `humantime` span,
+/// e.g. `"1h 30m"`), or plain seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 30s"))?;
-    let millis = match unit.trim() {
-        "ms" => 1,
-        "" | "s" => 1_000,
-        "m" | "min" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        other => return Err(format!("unknown duration unit {other:?} in {text:?}")),
-    };
-    Ok(Duration::from_millis(number.saturating_mul(millis)))
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    humantime::parse_duration(text)
+        .map_err(|err| format!("{text:?} is not a duration like 30s ({err})"))
 }
 
 /// Thresholds of the dataset report (contract, "Dataset report").
@@ -365,7 +351,19 @@ mod tests {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("3d").unwrap(), Duration::from_secs(259_200));
         assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86_400));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
+        assert_eq!(parse_duration(" 10m ").unwrap(), Duration::from_secs(600));
         assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-5s").is_err());
+        for duration in [
+            Duration::from_millis(1500),
+            Duration::from_secs(259_200),
+            Duration::ZERO,
+        ] {
+            assert_eq!(parse_duration(&format_duration(duration)), Ok(duration));
+        }
     }
 
     #[test]

@@ -1,9 +1,15 @@
 //! This worker's own counters, rendered as Prometheus text on its `/metrics`
 //! (the fleet-wide job figures live in the status store and are on the API's).
-//! Plain atomics: recording costs a relaxed add, never a lock.
+//! Plain atomics: recording costs a relaxed add, never a lock; a scrape
+//! snapshots them into a `prometheus-client` registry, which writes the
+//! exposition format.
 
-use crate::budget::MemoryBudget;
-use std::fmt::Write;
+use crate::budget::{MemoryBudget, BASELINE_MEMORY};
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 use zipfleet_shared::{ImageErrorCode, JobState};
@@ -136,157 +142,106 @@ impl WorkerMetrics {
         counters[index].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Prometheus text exposition of every counter, the memory budget and readiness.
+    /// Prometheus text exposition (format 0.0.4) of every counter, the
+    /// memory budget and readiness, encoded by `prometheus-client` from a
+    /// snapshot of the atomics (recording stays a relaxed add).
     pub fn render(&self, budget: &MemoryBudget, ready: bool) -> String {
-        let mut out = String::new();
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        header(
-            &mut out,
+        let mut registry = Registry::default();
+        let gauge = |value: u64| ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+        registry.register(
             "zipfleet_worker_ready",
-            "gauge",
-            "1 when the broker, object store and status store are reachable.",
+            "1 when the broker, object store and status store are reachable",
+            gauge(u64::from(ready)),
         );
-        let _ = writeln!(out, "zipfleet_worker_ready {}", u8::from(ready));
-        header(
-            &mut out,
+        registry.register(
             "zipfleet_worker_jobs_running",
-            "gauge",
-            "Jobs this worker is running now.",
+            "Jobs this worker is running now",
+            ConstGauge::new(self.jobs_running().max(0)),
         );
-        let _ = writeln!(
-            out,
-            "zipfleet_worker_jobs_running {}",
-            self.jobs_running().max(0)
+        let states = FINISHED.iter().map(|state| state.as_str());
+        registry.register(
+            "zipfleet_worker_jobs_finished",
+            "Jobs this worker finished, by final state",
+            counters("state", states.zip(self.jobs_finished.iter().map(load))),
         );
-        header(
-            &mut out,
-            "zipfleet_worker_jobs_finished_total",
-            "counter",
-            "Jobs this worker finished, by final state.",
-        );
-        for (state, counter) in FINISHED.iter().zip(&self.jobs_finished) {
-            let _ = writeln!(
-                out,
-                "zipfleet_worker_jobs_finished_total{{state=\"{}\"}} {}",
-                state.as_str(),
-                load(counter)
-            );
-        }
         // The budget is ZIPFLEET_MEMORY_BUDGET: a fixed baseline for the
         // process itself plus the pool images reserve from.
-        let (baseline, pool) = (crate::budget::BASELINE_MEMORY, budget.total_bytes());
+        let (baseline, pool) = (BASELINE_MEMORY, budget.total_bytes());
         let reserved = pool.saturating_sub(budget.available_bytes());
-        header(
-            &mut out,
+        registry.register(
             "zipfleet_worker_memory_budget_bytes",
-            "gauge",
-            "The worker's memory budget (baseline + image pool).",
+            "The worker's memory budget (baseline + image pool)",
+            gauge(baseline + pool),
         );
-        let _ = writeln!(
-            out,
-            "zipfleet_worker_memory_budget_bytes {}",
-            baseline + pool
-        );
-        header(
-            &mut out,
+        registry.register(
             "zipfleet_worker_memory_budget_used_bytes",
-            "gauge",
-            "Budget in use: the baseline plus image memory reserved now.",
+            "Budget in use: the baseline plus image memory reserved now",
+            gauge(baseline + reserved),
         );
-        let _ = writeln!(
-            out,
-            "zipfleet_worker_memory_budget_used_bytes {}",
-            baseline + reserved
-        );
-        header(
-            &mut out,
+        registry.register(
             "zipfleet_worker_image_memory_reserved_bytes",
-            "gauge",
-            "Image memory reserved right now (decodes in flight).",
+            "Image memory reserved right now (decodes in flight)",
+            gauge(reserved),
         );
-        let _ = writeln!(
-            out,
-            "zipfleet_worker_image_memory_reserved_bytes {reserved}"
+        let outcomes = std::iter::once(("ok", load(&self.images_ok))).chain(
+            ImageErrorCode::ALL
+                .iter()
+                .map(|code| code.as_str())
+                .zip(self.images_skipped.iter().map(load)),
         );
-        header(
-            &mut out,
-            "zipfleet_worker_images_total",
-            "counter",
-            "Images processed, by outcome (ok or the image error code).",
+        registry.register(
+            "zipfleet_worker_images",
+            "Images processed, by outcome (ok or the image error code)",
+            counters("outcome", outcomes),
         );
-        let _ = writeln!(
-            out,
-            "zipfleet_worker_images_total{{outcome=\"ok\"}} {}",
-            load(&self.images_ok)
+        registry.register(
+            "zipfleet_worker_download_bytes",
+            "Bytes downloaded from web sources and the object store",
+            ConstCounter::new(load(&self.download_bytes)),
         );
-        for (code, counter) in ImageErrorCode::ALL.iter().zip(&self.images_skipped) {
-            let _ = writeln!(
-                out,
-                "zipfleet_worker_images_total{{outcome=\"{}\"}} {}",
-                code.as_str(),
-                load(counter)
-            );
-        }
-        header(
-            &mut out,
-            "zipfleet_worker_download_bytes_total",
-            "counter",
-            "Bytes downloaded from web sources and the object store.",
-        );
-        let _ = writeln!(
-            out,
-            "zipfleet_worker_download_bytes_total {}",
-            load(&self.download_bytes)
-        );
-        header(
-            &mut out,
-            "zipfleet_worker_stage_seconds_total",
-            "counter",
-            "Time spent in each stage, summed over images (upload: per job).",
-        );
+        let stage_seconds: Family<Label, Counter<f64, AtomicU64>> = Family::default();
         for (stage, counter) in Stage::ALL.iter().zip(&self.stage_micros) {
-            let _ = writeln!(
-                out,
-                "zipfleet_worker_stage_seconds_total{{stage=\"{}\"}} {:.6}",
-                stage.as_str(),
-                load(counter) as f64 / 1e6
-            );
+            let seconds = load(counter) as f64 / 1e6;
+            stage_seconds
+                .get_or_create(&[("stage", stage.as_str())])
+                .inc_by(seconds);
         }
-        header(
-            &mut out,
-            "zipfleet_worker_cache_hits_total",
-            "counter",
-            "Cache hits, by kind.",
+        registry.register(
+            "zipfleet_worker_stage_seconds",
+            "Time spent in each stage, summed over images (upload: per job)",
+            stage_seconds,
         );
-        for (kind, counter) in CacheKind::ALL.iter().zip(&self.cache_hits) {
-            let _ = writeln!(
-                out,
-                "zipfleet_worker_cache_hits_total{{kind=\"{}\"}} {}",
-                kind.as_str(),
-                load(counter)
-            );
-        }
-        header(
-            &mut out,
-            "zipfleet_worker_cache_misses_total",
-            "counter",
-            "Cache misses, by kind.",
+        let kinds = || CacheKind::ALL.iter().map(|kind| kind.as_str());
+        registry.register(
+            "zipfleet_worker_cache_hits",
+            "Cache hits, by kind",
+            counters("kind", kinds().zip(self.cache_hits.iter().map(load))),
         );
-        for (kind, counter) in CacheKind::ALL.iter().zip(&self.cache_misses) {
-            let _ = writeln!(
-                out,
-                "zipfleet_worker_cache_misses_total{{kind=\"{}\"}} {}",
-                kind.as_str(),
-                load(counter)
-            );
-        }
-        out
+        registry.register(
+            "zipfleet_worker_cache_misses",
+            "Cache misses, by kind",
+            counters("kind", kinds().zip(self.cache_misses.iter().map(load))),
+        );
+        let mut text = String::new();
+        prometheus_text::encode(&mut text, &registry).expect("writing to a String never fails");
+        text
     }
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+/// One label's name and value.
+type Label = [(&'static str, &'static str); 1];
+
+/// A counter family with one label, from (label value, count) pairs.
+fn counters(
+    label: &'static str,
+    values: impl Iterator<Item = (&'static str, u64)>,
+) -> Family<Label, Counter> {
+    let family = Family::<Label, Counter>::default();
+    for (value, count) in values {
+        family.get_or_create(&[(label, value)]).inc_by(count);
+    }
+    family
 }
 
 #[cfg(test)]
@@ -317,7 +272,7 @@ mod tests {
             "zipfleet_worker_images_total{outcome=\"ok\"} 2",
             "zipfleet_worker_images_total{outcome=\"http_status\"} 1",
             "zipfleet_worker_download_bytes_total 1234",
-            "zipfleet_worker_stage_seconds_total{stage=\"render\"} 1.500000",
+            "zipfleet_worker_stage_seconds_total{stage=\"render\"} 1.5",
             "zipfleet_worker_cache_hits_total{kind=\"source\"} 1",
             "zipfleet_worker_memory_budget_bytes 117440512",
             "zipfleet_worker_memory_budget_used_bytes 50331648",
@@ -328,5 +283,31 @@ mod tests {
                 "missing {line:?} in\n{text}"
             );
         }
+        // The names and types the hand-written renderer gave (dashboards and
+        // alerts depend on them): prometheus-client adds `_total` itself.
+        for (name, kind) in [
+            ("zipfleet_worker_ready", "gauge"),
+            ("zipfleet_worker_jobs_running", "gauge"),
+            ("zipfleet_worker_jobs_finished_total", "counter"),
+            ("zipfleet_worker_memory_budget_bytes", "gauge"),
+            ("zipfleet_worker_memory_budget_used_bytes", "gauge"),
+            ("zipfleet_worker_image_memory_reserved_bytes", "gauge"),
+            ("zipfleet_worker_images_total", "counter"),
+            ("zipfleet_worker_download_bytes_total", "counter"),
+            ("zipfleet_worker_stage_seconds_total", "counter"),
+            ("zipfleet_worker_cache_hits_total", "counter"),
+            ("zipfleet_worker_cache_misses_total", "counter"),
+        ] {
+            let type_line = format!("# TYPE {name} {kind}");
+            assert!(
+                text.lines().any(|l| l == type_line),
+                "{type_line} in\n{text}"
+            );
+        }
+        let families = text.lines().filter(|l| l.starts_with("# TYPE")).count();
+        assert_eq!(families, 11, "{text}");
+        let samples = text.lines().filter(|l| !l.starts_with('#')).count();
+        let expected = 6 + FINISHED.len() + 1 + ImageErrorCode::ALL.len() + Stage::ALL.len();
+        assert_eq!(samples, expected + 2 * CacheKind::ALL.len(), "{text}");
     }
 }
