@@ -19,6 +19,7 @@ mod dead_letters;
 mod embedded;
 mod fleet;
 mod hostile;
+mod logs;
 mod report;
 mod schema;
 mod worker_endpoint;

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, error_span, info, warn, Instrument};
+use tracing::{debug, error, error_span, info, warn, Instrument};
 use zipfleet_shared::broker::{Broker, Consumer, Delivery};
 use zipfleet_shared::message::{JobMessage, ReceivedJob, SpecPayload};
 use zipfleet_shared::reachability::{check_backends, Checks};
@@ -192,7 +192,13 @@ impl Worker {
         let message = match JobMessage::parse(&delivery.body) {
             Ok(message) => message,
             Err(err) => {
-                warn!(%err, bytes = delivery.body.len(), "malformed message; dead-lettering it");
+                // The parser's words may quote the message (a URL, a label):
+                // `debug` only; the dead-letter reason keeps them for operators.
+                warn!(
+                    bytes = delivery.body.len(),
+                    "malformed message; dead-lettering it"
+                );
+                debug!(%err, "why the message is malformed");
                 if let Err(err) = delivery.dead_letter(&err.to_string()).await {
                     error!(%err, "could not dead-letter a malformed message");
                 }
