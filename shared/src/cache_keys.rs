@@ -1,83 +1,78 @@
-//! Where the fleet-wide cache keeps each kind of entry (contract, "Cache"),
-//! relative to the store's prefix (pass each key through
-//! [`ObjectStore::own_key`](crate::store::ObjectStore::own_key)).
+//! Where the fleet-wide cache keeps each kind of entry, under the store's
+//! `PREFIX/cache/` — laid out so that everything derived from one picture
+//! can be found and deleted (contract, "Erasure and retention"):
 //!
-//! The layout puts everything derived from one picture under names that can
-//! be found from the picture itself, so erasing a job can list and delete
-//! every entry of its pictures by prefix:
+//! - `renders/{content}/{settings}`: a rendered image, under the SHA-256 of
+//!   its source's bytes, one per output setting;
+//! - `sources/{content}`: a web download's bytes;
+//! - `urls/{sha256(url)}`: what a URL gave last (its content, or its failure);
+//! - `objects/{sha256(bucket \0 key)}/{sha256(etag)}`: an `object` source's
+//!   content under one ETag.
 //!
-//! | entry | key |
-//! |---|---|
-//! | a rendered image | `cache/renders/{content}/{settings}` — `content`: SHA-256 of the source's bytes; `settings`: SHA-256 of (render version, CPU class, output settings) |
-//! | a web download's bytes | `cache/sources/{content}` |
-//! | what a URL gave last (content id or the site's refusal) | `cache/urls/{SHA-256 of the URL}` |
-//! | an `object` source's content id | `cache/objects/{SHA-256 of bucket \0 key}/{SHA-256 of the ETag}` |
-//!
-//! Hashes are lowercase hex. What each record may and may not depend on is
-//! in ARCHITECTURE.md ("Cache records").
+//! Keys are relative to `cache/`; the store adds its prefix. Hashes are
+//! lowercase hex. What each record may and may not depend on is in
+//! ARCHITECTURE.md ("Cache records").
 
 use crate::spec::OutputSpec;
 use sha2::{Digest, Sha256};
 
-/// Every rendered image, under one folder per source content.
-pub const RENDERS: &str = "cache/renders/";
-/// Every kept web download.
-pub const SOURCES: &str = "cache/sources/";
-/// Every URL record.
-pub const URLS: &str = "cache/urls/";
-/// Every object record, under one folder per (bucket, key).
-pub const OBJECTS: &str = "cache/objects/";
-
-/// The folder of every render of the picture whose bytes hash to `content`
-/// (all output settings, render versions and CPU classes).
-pub fn renders_of(content: &[u8; 32]) -> String {
-    format!("{RENDERS}{}/", hex::encode(content))
+fn sha256_hex(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            hasher.update(b"\0");
+        }
+        hasher.update(part);
+    }
+    hex::encode(hasher.finalize())
 }
 
-/// One rendered image: the picture `content` rendered to `output` by
-/// `render_version` of the pipeline on a CPU of `cpu_class`.
-pub fn render(
-    content: &[u8; 32],
-    render_version: u32,
-    cpu_class: &str,
-    output: &OutputSpec,
-) -> String {
-    let mut settings = Sha256::new();
-    settings.update(format!("zipfleet render v{render_version}\0{cpu_class}\0"));
-    settings.update(serde_json::to_vec(output).expect("output settings serialize"));
+/// Every rendering of a picture with this content (SHA-256, hex).
+pub fn renders_of(content: &str) -> String {
+    format!("renders/{content}/")
+}
+
+/// A rendering of `content` with output settings whose digest is `settings`
+/// ([`render_settings`]).
+pub fn render(content: &str, settings: &str) -> String {
+    format!("renders/{content}/{settings}")
+}
+
+/// The digest of everything besides the source's bytes that decides a
+/// render's bytes: the pipeline's render version, the CPU's SIMD class
+/// (instruction sets may round differently) and the output settings.
+pub fn render_settings(render_version: u32, cpu_class: &str, output: &OutputSpec) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(format!("zipfleet render v{render_version}\0{cpu_class}\0"));
+    hasher.update(serde_json::to_vec(output).expect("output settings serialize"));
+    hex::encode(hasher.finalize())
+}
+
+/// The kept bytes of a web download with this content.
+pub fn source(content: &str) -> String {
+    format!("sources/{content}")
+}
+
+/// What a URL gave last.
+pub fn url_record(url: &str) -> String {
+    format!("urls/{}", sha256_hex(&[url.as_bytes()]))
+}
+
+/// Every record of one object source, whatever its ETag (`bucket`: `None`
+/// for the store's own).
+pub fn object_records(bucket: Option<&str>, key: &str) -> String {
     format!(
-        "{}{}",
-        renders_of(content),
-        hex::encode(settings.finalize())
+        "objects/{}/",
+        sha256_hex(&[bucket.unwrap_or("").as_bytes(), key.as_bytes()])
     )
 }
 
-/// A web download's bytes, by their SHA-256.
-pub fn source(content: &[u8; 32]) -> String {
-    format!("{SOURCES}{}", hex::encode(content))
-}
-
-/// What `url` gave last.
-pub fn url(url: &str) -> String {
-    format!("{URLS}{}", hex::encode(Sha256::digest(url.as_bytes())))
-}
-
-/// The folder of every record of the object `key` in `bucket` (`None`: the
-/// store's own bucket), one per ETag it had.
-pub fn object_records(bucket: Option<&str>, key: &str) -> String {
-    let mut name = Sha256::new();
-    name.update(bucket.unwrap_or("").as_bytes());
-    name.update(b"\0");
-    name.update(key.as_bytes());
-    format!("{OBJECTS}{}/", hex::encode(name.finalize()))
-}
-
-/// The content an `object` source had under `etag`.
-pub fn object(bucket: Option<&str>, key: &str, etag: &str) -> String {
+/// The record of one object source under one ETag.
+pub fn object_record(bucket: Option<&str>, key: &str, etag: &str) -> String {
     format!(
         "{}{}",
         object_records(bucket, key),
-        hex::encode(Sha256::digest(etag.as_bytes()))
+        sha256_hex(&[etag.as_bytes()])
     )
 }
 
@@ -86,69 +81,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_entry_of_a_picture_is_under_a_prefix_named_by_it() {
-        let (a, b) = ([1u8; 32], [2u8; 32]);
-        let output = OutputSpec::default();
-        let render_a = render(&a, 1, "x", &output);
-        assert!(render_a.starts_with(&renders_of(&a)), "{render_a}");
-        assert!(render(
-            &a,
-            1,
-            "x",
-            &OutputSpec {
-                width: 64,
-                ..output
-            }
-        )
-        .starts_with(&renders_of(&a)));
-        assert!(!render(&b, 1, "x", &output).starts_with(&renders_of(&a)));
-        assert_eq!(
-            renders_of(&a),
-            format!("cache/renders/{}/", "01".repeat(32))
+    fn a_pictures_entries_share_prefixes() {
+        assert!(render("c0ffee", "s1").starts_with(&renders_of("c0ffee")));
+        assert!(
+            object_record(None, "u/a.png", "\"e1\"").starts_with(&object_records(None, "u/a.png"))
         );
-        assert_eq!(source(&a), format!("cache/sources/{}", "01".repeat(32)));
-        let object_key = object(Some("bucket"), "uploads/dog.png", "\"etag-1\"");
-        assert!(object_key.starts_with(&object_records(Some("bucket"), "uploads/dog.png")));
-        assert!(object_key.starts_with(OBJECTS) && url("https://x.org/a").starts_with(URLS));
+        assert_ne!(object_records(None, "a"), object_records(Some("b"), "a"));
+        assert_ne!(url_record("http://x/a"), url_record("http://x/b"));
+        assert_eq!(url_record("http://x/a").len(), "urls/".len() + 64);
     }
 
     #[test]
-    fn render_keys_change_with_version_cpu_and_settings() {
+    fn render_settings_change_with_version_cpu_and_output() {
         let output = OutputSpec::default();
-        let content = [7u8; 32];
-        let base = render(&content, 1, "x", &output);
-        assert_eq!(base, render(&content, 1, "x", &output));
+        let base = render_settings(1, "x", &output);
+        assert_eq!(base, render_settings(1, "x", &output));
+        assert_eq!(base.len(), 64);
         assert_ne!(
             base,
-            render(&content, 2, "x", &output),
+            render_settings(2, "x", &output),
             "a render-version bump misses"
         );
-        assert_ne!(base, render(&content, 1, "y", &output));
-        assert_ne!(base, render(&[8u8; 32], 1, "x", &output));
-        assert_ne!(
-            base,
-            render(
-                &content,
-                1,
-                "x",
-                &OutputSpec {
-                    width: 225,
-                    ..output
-                }
-            )
-        );
-        assert_ne!(
-            base,
-            render(
-                &content,
-                1,
-                "x",
-                &OutputSpec {
-                    quality: 89,
-                    ..output
-                }
-            )
-        );
+        assert_ne!(base, render_settings(1, "y", &output));
+        let wider = OutputSpec {
+            width: 225,
+            ..output
+        };
+        assert_ne!(base, render_settings(1, "x", &wider));
+        let rougher = OutputSpec {
+            quality: 89,
+            ..output
+        };
+        assert_ne!(base, render_settings(1, "x", &rougher));
     }
 
     #[test]
@@ -157,6 +121,9 @@ mod tests {
             object_records(Some("ab"), "c"),
             object_records(Some("a"), "bc")
         );
-        assert_ne!(object(None, "k", "e1"), object(None, "k", "e2"));
+        assert_ne!(
+            object_record(None, "k", "e1"),
+            object_record(None, "k", "e2")
+        );
     }
 }

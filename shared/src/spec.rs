@@ -56,8 +56,8 @@ pub struct JobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_length = 256)]
     pub project_id: Option<String>,
-    /// The school or class the job is for (fair share between tenants):
-    /// `[A-Za-z0-9_.-]{1,64}`; absent means `"default"`.
+    /// The school or class the job is for: `[A-Za-z0-9_.-]{1,64}`; absent
+    /// means the tenant `default`. Fair share is between tenants.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64)]
     pub tenant: Option<String>,
@@ -161,19 +161,15 @@ pub struct Tenant(String);
 
 impl Tenant {
     /// The tenant of a spec that names none.
-    pub const DEFAULT: &'static str = "default";
+    pub const DEFAULT: &'static str = crate::status::DEFAULT_TENANT;
 
     /// A tenant name, if it keeps the pattern.
     pub fn parse(name: &str) -> Result<Self, String> {
-        let fits = (1..=MAX_TENANT_LEN).contains(&name.len())
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-        if fits {
+        if is_valid_tenant(name) {
             Ok(Self(name.to_string()))
         } else {
             Err(format!(
-                "must be 1 to {MAX_TENANT_LEN} characters of A-Z, a-z, 0-9, _, . and -"
+                "must be 1 to {MAX_TENANT_LEN} characters of A-Z, a-z, 0-9, _, - and ."
             ))
         }
     }
@@ -446,6 +442,14 @@ impl JobSpec {
                 );
             }
         }
+        let tenant = match self.tenant.as_deref().map(Tenant::parse) {
+            Some(Ok(tenant)) => Some(tenant),
+            Some(Err(message)) => {
+                problems.add("tenant", message);
+                None
+            }
+            None => None,
+        };
         if self.images.is_empty() {
             problems.add("images", "must list at least one image");
         }
@@ -459,10 +463,7 @@ impl JobSpec {
                 ),
             );
         }
-        let tenant = self.tenant.as_deref().map(Tenant::parse)?;
         tenant
-            .map_err(|message| problems.add("tenant", message))
-            .ok()
     }
 
     /// A digest of everything that decides the job's result, used to tell an
@@ -591,6 +592,23 @@ pub fn is_valid_job_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// `[A-Za-z0-9_.-]{1,64}`.
+pub fn is_valid_tenant(tenant: &str) -> bool {
+    (1..=MAX_TENANT_LEN).contains(&tenant.len())
+        && tenant
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+impl JobSpec {
+    /// The job's tenant (`default` when the spec names none).
+    pub fn tenant(&self) -> &str {
+        self.tenant
+            .as_deref()
+            .unwrap_or(crate::status::DEFAULT_TENANT)
+    }
 }
 
 /// A fresh job id: 32 hex digits.

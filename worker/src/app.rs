@@ -5,7 +5,7 @@ use crate::budget::{image_budget, CpuPool, MemoryBudget};
 use crate::cache::Cache;
 use crate::consumer::Worker;
 use crate::ecs::Protection;
-use crate::erasure::NeverErased;
+use crate::erasure::StatusTombstones;
 use crate::fetch::Fetcher;
 use crate::health::Liveness;
 use crate::job::JobEnv;
@@ -83,8 +83,7 @@ pub fn build_worker(
         metrics,
         outages: Arc::new(Outages::default()),
         cache,
-        // Until tombstones are stored, no job is ever erased.
-        tombstones: Arc::new(NeverErased),
+        tombstones: Arc::new(StatusTombstones(backends.status.clone())),
     };
     Ok(Arc::new(Worker {
         env: Arc::new(env),

@@ -29,8 +29,9 @@ use zipfleet_shared::message::{JobMessage, ReceivedJob, SpecPayload};
 use zipfleet_shared::reachability::{check_backends, Checks};
 use zipfleet_shared::retry::{retry_transient, Backoff, GaveUp, OutageLog, Transient};
 use zipfleet_shared::spec::{Job, JobSpec, SpecLimits};
+use zipfleet_shared::status::DEFAULT_TENANT;
 use zipfleet_shared::status::{JobError, JobStatus};
-use zipfleet_shared::status_store::BeginOutcome;
+use zipfleet_shared::status_store::{BeginJob, BeginOutcome, FinishOutcome};
 use zipfleet_shared::JobErrorCode;
 
 /// Largest claim-checked spec a worker reads.
@@ -233,6 +234,11 @@ impl Worker {
                 }
             }
             Settlement::HandBack(reason) => self.hand_back(delivery, &reason).await,
+            Settlement::Drop => {
+                if let Err(err) = delivery.ack().await {
+                    warn!(%err, "could not acknowledge an erased job's message");
+                }
+            }
         }
     }
 
@@ -251,7 +257,7 @@ impl Worker {
                 return Settlement::HandBack(format!("could not read the job's spec: {err}"))
             }
             Err(SpecProblem::Invalid(reason)) => {
-                let mut status = JobStatus::queued(&job_id, None, 0);
+                let mut status = JobStatus::queued(&job_id, None, DEFAULT_TENANT, 0);
                 status.attempt = attempt;
                 let error = JobError::new(JobErrorCode::InvalidSpec, reason);
                 return self
@@ -260,6 +266,13 @@ impl Worker {
             }
         };
         let total = spec.images.len() as u32;
+        let begin = BeginJob {
+            job_id: &job_id,
+            project_id: spec.project_id.as_deref(),
+            tenant: spec.tenant.as_str(),
+            attempt,
+            total,
+        };
         // A status store that lost its data (restarted without persistence)
         // answers "unknown job": `begin` then re-creates the status from
         // what the message carries, so the job still reaches a final state.
@@ -267,11 +280,7 @@ impl Worker {
             &self.env.outages.status,
             "starting the job's status",
             interrupt,
-            || {
-                self.env
-                    .status
-                    .begin(&job_id, spec.project_id.as_deref(), attempt, total)
-            },
+            || self.env.status.begin(&begin),
         )
         .await;
         let started = match begun {
@@ -282,6 +291,10 @@ impl Worker {
                     "job already ended; re-publishing its completion"
                 );
                 return self.publish(status, interrupt).await;
+            }
+            Ok(BeginOutcome::Erased) => {
+                info!("job was erased; dropping its message");
+                return Settlement::Drop;
             }
             Err(GaveUp::Failed(err)) => return Settlement::HandBack(err.to_string()),
             Err(GaveUp::Interrupted) => return Settlement::HandBack("worker shutting down".into()),
@@ -295,6 +308,10 @@ impl Worker {
                 self.conclude(status, interrupt).await
             }
             Err(Interrupted::Shutdown) => Settlement::HandBack("worker shutting down".into()),
+            Err(Interrupted::Erased) => {
+                info!("the job was erased while it ran; nothing of it is kept");
+                Settlement::Drop
+            }
             Err(err @ Interrupted::Transient { .. }) if attempt >= self.max_deliveries => {
                 let error = JobError::new(
                     JobErrorCode::TooManyAttempts,
@@ -347,9 +364,17 @@ impl Worker {
         )
         .await;
         match stored {
-            Ok(stored) => {
+            Ok(FinishOutcome::Stored(stored)) => {
                 info!(state = stored.state.as_str(), "job finished");
                 self.publish(stored, interrupt).await
+            }
+            Ok(FinishOutcome::Erased) => {
+                // Erased while it ran: whatever it uploaded goes too.
+                if let Some(result) = &status.result {
+                    crate::job::delete_zip(&self.env, &result.location.key).await;
+                }
+                info!("job was erased while it ran; nothing of it is kept");
+                Settlement::Drop
             }
             Err(GaveUp::Failed(err)) => {
                 Settlement::HandBack(format!("could not store the final status: {err}"))
@@ -393,6 +418,8 @@ enum Settlement {
     Ack { status: JobStatus },
     /// Give it back for another attempt (shutdown, or a backend that stayed away).
     HandBack(String),
+    /// The job was erased: acknowledge, publish nothing.
+    Drop,
 }
 
 /// How long a job waits out a backend outage while holding its delivery

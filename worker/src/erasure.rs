@@ -4,11 +4,13 @@
 //! again right after (undoing the write if the answer changed meanwhile).
 //!
 //! The cache asks through a [`JobContext`], which names the job its work is
-//! for. [`NeverErased`] is the stand-in until tombstones are stored: the
-//! erasure work plugs the real [`Tombstones`] into `JobEnv::tombstones`
-//! (`crate::app::build_worker`).
+//! for; a worker's [`Tombstones`] are the status store's
+//! ([`StatusTombstones`], wired in `crate::app::build_worker`).
+//! [`NeverErased`] is the trivial implementation (tests, tools).
 
 use async_trait::async_trait;
+use std::sync::Arc;
+use zipfleet_shared::status_store::StatusStore;
 
 /// Whether a job has been erased (a tombstone is set for its id).
 #[async_trait]
@@ -27,6 +29,19 @@ pub struct NeverErased;
 impl Tombstones for NeverErased {
     async fn erased(&self, _job_id: &str) -> bool {
         false
+    }
+}
+
+/// The tombstones the status store keeps (`zipfleet:erased:{job_id}` on
+/// Redis). A store that cannot answer counts as "erased" here: a cache
+/// write skipped costs a render later, one that resurrects a picture
+/// cannot be taken back.
+pub(crate) struct StatusTombstones(pub(crate) Arc<dyn StatusStore>);
+
+#[async_trait]
+impl Tombstones for StatusTombstones {
+    async fn erased(&self, job_id: &str) -> bool {
+        self.0.is_erased(job_id).await.unwrap_or(true)
     }
 }
 

@@ -28,7 +28,7 @@ use zipfleet_shared::report::DatasetReport;
 use zipfleet_shared::retry::{retry_transient, GaveUp, OutageLog, Outages, Transient};
 use zipfleet_shared::spec::{Job, OnImageError};
 use zipfleet_shared::status::{JobError, JobResult, Location, Progress, SkippedImage};
-use zipfleet_shared::status_store::StatusStore;
+use zipfleet_shared::status_store::{JobSignal, StatusStore};
 use zipfleet_shared::store::ObjectStore;
 use zipfleet_shared::JobErrorCode;
 
@@ -160,9 +160,16 @@ async fn add_images(
         let next = tokio::select! {
             next = results.next() => next,
             _ = cancel_poll.tick() => {
-                if env.status.cancel_requested(job_id).await.unwrap_or(false) {
-                    info!("cancel requested; stopping");
-                    return Ok(Some(JobOutcome::Cancelled));
+                match env.status.signal(job_id).await {
+                    Ok(JobSignal::Cancel) => {
+                        info!("cancel requested; stopping");
+                        return Ok(Some(JobOutcome::Cancelled));
+                    }
+                    Ok(JobSignal::Erased) => {
+                        info!("the job was erased; stopping");
+                        return Err(Interrupted::Erased);
+                    }
+                    Ok(JobSignal::CarryOn) | Err(_) => {}
                 }
                 continue;
             }
@@ -172,13 +179,17 @@ async fn add_images(
             return Ok(None);
         };
         match outcome {
-            Ok(Done { rendered, cached }) => {
+            Ok(Done {
+                rendered,
+                cached,
+                content,
+            }) => {
                 if let Err(err) = spool.add(&book.entries[index], &rendered.bytes) {
                     return zip_failure(err).map(Some);
                 }
                 book.done(index, &rendered, cached);
                 env.metrics.image_ok();
-                report_progress(env, job_id, 1, 0, took).await;
+                report_progress(env, job_id, (1, 0), took, content.as_deref()).await;
             }
             Err(ImageFailure::Skipped(skip)) => {
                 if let Some(failed) = skip_image(env, job_id, spec, book, index, skip, took).await {
@@ -205,7 +216,7 @@ async fn skip_image(
     warn!(image = %image.id, code = %skip.code, "image skipped");
     debug!(image = %image.id, message = %skip.message, "why the image was skipped");
     env.metrics.image_skipped(skip.code);
-    report_progress(env, job_id, 0, 1, took).await;
+    report_progress(env, job_id, (0, 1), took, None).await;
     let fails_the_job = spec.on_image_error == OnImageError::Fail;
     let error = fails_the_job.then(|| {
         JobError::new(
@@ -240,13 +251,36 @@ async fn upload_zip(
     stop: &CancellationToken,
 ) -> Result<Location, UploadError> {
     let key = zip_key(env.store.as_ref(), job_id);
+    // An erased job's zip must not come back: the tombstone is checked
+    // before the upload, and after it (an erasure that ran meanwhile could
+    // not delete what was not there yet).
+    if erased(env, job_id).await {
+        return Err(UploadError::Interrupted(Interrupted::Erased));
+    }
     let upload_started = std::time::Instant::now();
     let uploaded = upload(env.store.as_ref(), &env.outages.store, &key, zip_path, stop).await;
     env.metrics.stage(Stage::Upload, upload_started.elapsed());
+    if uploaded.is_ok() && erased(env, job_id).await {
+        delete_zip(env, &key).await;
+        return Err(UploadError::Interrupted(Interrupted::Erased));
+    }
     uploaded.map(|()| Location {
         bucket: env.store.bucket().to_string(),
         key,
     })
+}
+
+/// Whether the job was erased (a store that cannot answer counts as not:
+/// the check after the write and the eraser's own deletion cover that).
+async fn erased(env: &JobEnv, job_id: &str) -> bool {
+    matches!(env.status.is_erased(job_id).await, Ok(true))
+}
+
+/// Delete an erased job's zip (every version).
+pub(crate) async fn delete_zip(env: &JobEnv, key: &str) {
+    if let Err(err) = env.store.erase(key).await {
+        warn!(%err, "could not delete an erased job's zip");
+    }
 }
 
 /// A job's bookkeeping while its images run: zip entry names (decided once,
@@ -349,8 +383,19 @@ fn failed(code: JobErrorCode, message: String) -> JobOutcome {
     JobOutcome::Failed(JobError::new(code, message))
 }
 
-async fn report_progress(env: &JobEnv, job_id: &str, done: u32, failed: u32, took: Duration) {
-    match env.status.add_progress(job_id, done, failed, took).await {
+/// Count an image (`(done, failed)`) and the picture content it used.
+async fn report_progress(
+    env: &JobEnv,
+    job_id: &str,
+    (done, failed): (u32, u32),
+    took: Duration,
+    content: Option<&str>,
+) {
+    match env
+        .status
+        .add_progress(job_id, done, failed, took, content)
+        .await
+    {
         Ok(()) => env.outages.status.recovered(),
         // Progress is advisory; the final status is what counts.
         Err(err) => env.outages.status.failed("recording progress", &err),

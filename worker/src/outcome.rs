@@ -58,6 +58,9 @@ pub(crate) enum Interrupted {
     /// The worker is shutting down.
     #[error("the worker is shutting down")]
     Shutdown,
+    /// The job was erased: nothing of it may be written any more.
+    #[error("the job was erased")]
+    Erased,
 }
 
 impl Interrupted {
@@ -94,6 +97,10 @@ pub(crate) struct Done {
     pub(crate) rendered: Rendered,
     /// `render`: the image itself; `source`: its download; `None`: nothing reused.
     pub(crate) cached: Option<CacheUse>,
+    /// The SHA-256 (hex) of the source's bytes, when the cache took it:
+    /// reported with the job's progress so an erasure finds the entries
+    /// derived from it.
+    pub(crate) content: Option<String>,
 }
 
 impl Done {
@@ -102,6 +109,7 @@ impl Done {
         Self {
             rendered,
             cached: None,
+            content: None,
         }
     }
 }

@@ -28,10 +28,16 @@ pub(super) struct Read {
 }
 
 impl Cache {
-    /// Read the small entry `key` (relative to the prefix) whole; `None` for
+    /// The store key of the entry `key` (relative to `cache/`, as
+    /// `zipfleet_shared::cache_keys` lays them out).
+    fn entry_key(&self, key: &str) -> String {
+        self.store.own_key(&format!("cache/{key}"))
+    }
+
+    /// Read the small entry `key` (relative to `cache/`) whole; `None` for
     /// missing, unreadable, damaged or older than `ttl` (and than the cache TTL).
     pub(super) async fn read_entry(&self, key: &str, max_body: u64, ttl: Duration) -> Option<Read> {
-        let key = self.store.own_key(key);
+        let key = self.entry_key(key);
         let max = HEADER as u64 + u64::from(MAX_META) + max_body;
         let read = tokio::time::timeout(IO_TIMEOUT, read_small(self.store.as_ref(), &key, max))
             .await
@@ -58,7 +64,7 @@ impl Cache {
     /// A kept download (`key`), streamed to a temporary file and verified
     /// against `content`.
     pub(super) async fn read_file(&self, key: &str, content: &ContentId) -> Option<Fetched> {
-        let key = self.store.own_key(key);
+        let key = self.entry_key(key);
         // Sized like a download: the same timeout as one.
         let read = tokio::time::timeout(IO_TIMEOUT * 3, self.stream_to_spool(&key, content));
         let fetched = read.await.ok().flatten();
@@ -117,7 +123,7 @@ impl Cache {
         meta: &[u8],
         body: &[u8],
     ) -> bool {
-        let key = self.store.own_key(key);
+        let key = self.entry_key(key);
         let bytes = entry::encode(meta, body);
         let put = self
             .store
@@ -135,7 +141,7 @@ impl Cache {
         path: &Path,
         content: &ContentId,
     ) -> bool {
-        let key = self.store.own_key(key);
+        let key = self.entry_key(key);
         let temp_path = match self.spool_entry(path, content).await {
             Ok(temp_path) => temp_path,
             Err(err) => {
@@ -192,7 +198,7 @@ impl Cache {
         }
         if job.erased().await {
             debug!(key, "the job was erased during a cache write; removing it");
-            if let Err(err) = self.store.delete(key).await {
+            if let Err(err) = self.store.erase(key).await {
                 tracing::warn!(%err, "a cache entry written for an erased job could not be removed");
             }
             return false;

@@ -186,13 +186,14 @@ impl Cache {
         content: ContentId,
         fetched: Option<Fetched>,
     ) -> Result<Done, ImageFailure> {
-        let mut key = self.render_key(&content, call.output);
+        let (mut key, mut content) = (self.render_key(&content, call.output), content);
         let _render_held = self.locks.lock(render_lock(&key)).await;
         if let Some(rendered) = self.reuse_render(&key, call.output).await {
             self.metrics.cache(CacheKind::Render, true);
             return Ok(Done {
                 rendered,
                 cached: Some(CacheUse::Render),
+                content: Some(content.hex()),
             });
         }
         self.metrics.cache(CacheKind::Render, false);
@@ -208,8 +209,9 @@ impl Cache {
                 // seen with other settings, an expired download): fetch
                 // again and key the render by what was really fetched.
                 None => match self.fetch_and_remember(call, true).await? {
-                    Fetch::Identified(content, fetched) => {
-                        key = self.render_key(&content, call.output);
+                    Fetch::Identified(fetched_content, fetched) => {
+                        key = self.render_key(&fetched_content, call.output);
+                        content = fetched_content;
                         fetched
                     }
                     Fetch::Unidentified(fetched) => {
@@ -225,6 +227,7 @@ impl Cache {
         Ok(Done {
             rendered,
             cached: reused_source.then_some(CacheUse::Source),
+            content: Some(content.hex()),
         })
     }
 

@@ -27,6 +27,13 @@ pub(crate) struct ContentId {
     pub(crate) size: u64,
 }
 
+impl ContentId {
+    /// The SHA-256 in lowercase hex, as cache keys name a picture.
+    pub(crate) fn hex(&self) -> String {
+        hex::encode(self.sha256)
+    }
+}
+
 /// What a URL gave last time: its content, or the site's refusal.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -62,7 +69,8 @@ struct RenderMeta {
 impl Cache {
     /// The key of `content` rendered to `output` on this worker.
     pub(super) fn render_key(&self, content: &ContentId, output: &OutputSpec) -> String {
-        cache_keys::render(&content.sha256, RENDER_VERSION, &self.cpu_class, output)
+        let settings = cache_keys::render_settings(RENDER_VERSION, &self.cpu_class, output);
+        cache_keys::render(&content.hex(), &settings)
     }
 
     /// A rendered image, if kept, intact and fresh; entries larger than `max_bytes` are ignored.
@@ -110,7 +118,9 @@ impl Cache {
     pub(super) async fn get_url(&self, url: &str) -> Option<UrlHit> {
         let settings = &self.settings;
         let ttl = settings.source_cache_ttl.max(settings.failure_cache_ttl);
-        let read = self.read_entry(&cache_keys::url(url), 0, ttl).await?;
+        let read = self
+            .read_entry(&cache_keys::url_record(url), 0, ttl)
+            .await?;
         match serde_json::from_slice::<UrlEntry>(&read.meta).ok()? {
             UrlEntry::Content(id) if read.age <= settings.source_cache_ttl => {
                 Some(UrlHit::Content(id))
@@ -130,7 +140,7 @@ impl Cache {
             message: skip.message.clone(),
         };
         let meta = serde_json::to_vec(&entry).expect("serializes");
-        self.write_entry(job, &cache_keys::url(url), &meta, &[])
+        self.write_entry(job, &cache_keys::url_record(url), &meta, &[])
             .await;
     }
 
@@ -142,7 +152,7 @@ impl Cache {
         content: &ContentId,
     ) {
         let meta = serde_json::to_vec(&UrlEntry::Content(*content)).expect("serializes");
-        self.write_entry(job, &cache_keys::url(url), &meta, &[])
+        self.write_entry(job, &cache_keys::url_record(url), &meta, &[])
             .await;
     }
 
@@ -154,7 +164,7 @@ impl Cache {
         content: &ContentId,
         path: &Path,
     ) {
-        let key = cache_keys::source(&content.sha256);
+        let key = cache_keys::source(&content.hex());
         if self.write_file(job, &key, path, content).await {
             self.put_url_content(job, url, content).await;
         }
@@ -162,13 +172,13 @@ impl Cache {
 
     /// A kept download, spooled to a temporary file and verified.
     pub(super) async fn get_source(&self, content: &ContentId) -> Option<Fetched> {
-        self.read_file(&cache_keys::source(&content.sha256), content)
+        self.read_file(&cache_keys::source(&content.hex()), content)
             .await
     }
 
     /// The content an `object` source had under this ETag.
     pub(super) async fn get_object(&self, object: &ObjectSource, etag: &str) -> Option<ContentId> {
-        let key = cache_keys::object(object.bucket.as_deref(), &object.key, etag);
+        let key = cache_keys::object_record(object.bucket.as_deref(), &object.key, etag);
         let read = self.read_entry(&key, 0, self.settings.cache_ttl).await?;
         serde_json::from_slice(&read.meta).ok()
     }
@@ -180,7 +190,7 @@ impl Cache {
         etag: &str,
         content: &ContentId,
     ) {
-        let key = cache_keys::object(object.bucket.as_deref(), &object.key, etag);
+        let key = cache_keys::object_record(object.bucket.as_deref(), &object.key, etag);
         let meta = serde_json::to_vec(content).expect("serializes");
         self.write_entry(job, &key, &meta, &[]).await;
     }

@@ -58,7 +58,7 @@ async fn a_render_round_trips_exactly_and_a_damaged_one_misses() {
     let dir = tempfile::tempdir().unwrap();
     let cache = open(dir.path(), CacheSettings::default());
     let key = cache.render_key(&content(1), &OutputSpec::default());
-    assert!(key.starts_with(&zipfleet_shared::cache_keys::renders_of(&[1; 32])));
+    assert!(key.starts_with(&zipfleet_shared::cache_keys::renders_of(&"01".repeat(32))));
     assert!(cache.get_render(&key, 1 << 20).await.is_none());
     cache.put_render(&job(), &key, &rendered()).await;
     let hit = cache.get_render(&key, 1 << 20).await.expect("hit");
@@ -66,7 +66,7 @@ async fn a_render_round_trips_exactly_and_a_damaged_one_misses() {
     assert_eq!((hit.source_width, hit.source_height), (640, 480));
     assert_eq!(hit.signature, rendered().signature);
 
-    let path = dir.path().join("store").join(&key);
+    let path = dir.path().join("store/cache").join(&key);
     let whole = std::fs::read(&path).unwrap();
     std::fs::write(&path, &whole[..whole.len() - 1]).unwrap();
     assert!(cache.get_render(&key, 1 << 20).await.is_none(), "truncated");
@@ -133,8 +133,8 @@ async fn a_source_is_kept_by_content_and_verified_on_the_way_back() {
     );
     let stored = dir
         .path()
-        .join("store")
-        .join(zipfleet_shared::cache_keys::source(&id.sha256));
+        .join("store/cache")
+        .join(zipfleet_shared::cache_keys::source(&id.hex()));
     let whole = std::fs::read(&stored).unwrap();
     std::fs::write(&stored, &whole[..whole.len() / 2]).unwrap();
     assert!(cache.get_source(&id).await.is_none(), "truncated");
@@ -171,11 +171,17 @@ async fn no_entry_is_written_for_an_erased_job_nor_left_if_it_was_erased_meanwhi
         };
         let key = cache.render_key(&content(from as u8), &OutputSpec::default());
         cache.put_render(&erased, &key, &rendered()).await;
-        assert!(!dir.path().join("store").join(&key).exists(), "{what}");
+        assert!(
+            !dir.path().join("store/cache").join(&key).exists(),
+            "{what}"
+        );
         assert!(cache.get_render(&key, 1 << 20).await.is_none(), "{what}");
         assert_eq!(tombstones.asked.load(Ordering::SeqCst), from, "{what}");
     }
     let key = cache.render_key(&content(9), &OutputSpec::default());
     cache.put_render(&job(), &key, &rendered()).await;
-    assert!(dir.path().join("store").join(&key).exists(), "never erased");
+    assert!(
+        dir.path().join("store/cache").join(&key).exists(),
+        "never erased"
+    );
 }
