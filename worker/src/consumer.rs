@@ -300,8 +300,18 @@ impl Worker {
             Err(GaveUp::Interrupted) => return Settlement::HandBack("worker shutting down".into()),
         };
         info!(images = total, "job started");
+        self.run_started(started, &spec, attempt, interrupt).await
+    }
 
-        match run_job(&self.env, &job_id, &spec, interrupt).await {
+    /// Run a started job and settle what came of it.
+    async fn run_started(
+        &self,
+        started: JobStatus,
+        spec: &Job,
+        attempt: u32,
+        interrupt: &CancellationToken,
+    ) -> Settlement {
+        match run_job(&self.env, &started.job_id, spec, interrupt).await {
             Ok((outcome, progress)) => {
                 let mut status = finish(started, outcome);
                 status.progress = progress;

@@ -13,6 +13,8 @@
 //!   `Interrupted` — in one vocabulary.
 //! - `fetch`: image bytes from the web (behind the SSRF guard in
 //!   `fetch::guard`) or the object store, spooled to disk.
+//! - `keyed`: per-key semaphores that exist only while used — per-host
+//!   download slots and the cache's in-flight key locks.
 //! - [`cache`]: work reused across jobs (rendered images, downloads, site
 //!   refusals, object contents) under `PREFIX/cache/`, as a layer around an
 //!   image's work (`Cache::image`), with in-flight coalescing.
@@ -60,6 +62,7 @@ mod health;
 mod image;
 mod imaging_contract;
 pub mod job;
+mod keyed;
 pub mod metrics;
 mod outcome;
 mod zipper;

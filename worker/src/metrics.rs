@@ -148,7 +148,6 @@ impl WorkerMetrics {
     pub fn render(&self, budget: &MemoryBudget, ready: bool) -> String {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let mut registry = Registry::default();
-        let gauge = |value: u64| ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
         registry.register(
             "zipfleet_worker_ready",
             "1 when the broker, object store and status store are reachable",
@@ -165,25 +164,7 @@ impl WorkerMetrics {
             "Jobs this worker finished, by final state",
             counters("state", states.zip(self.jobs_finished.iter().map(load))),
         );
-        // The budget is ZIPFLEET_MEMORY_BUDGET: a fixed baseline for the
-        // process itself plus the pool images reserve from.
-        let (baseline, pool) = (BASELINE_MEMORY, budget.total_bytes());
-        let reserved = pool.saturating_sub(budget.available_bytes());
-        registry.register(
-            "zipfleet_worker_memory_budget_bytes",
-            "The worker's memory budget (baseline + image pool)",
-            gauge(baseline + pool),
-        );
-        registry.register(
-            "zipfleet_worker_memory_budget_used_bytes",
-            "Budget in use: the baseline plus image memory reserved now",
-            gauge(baseline + reserved),
-        );
-        registry.register(
-            "zipfleet_worker_image_memory_reserved_bytes",
-            "Image memory reserved right now (decodes in flight)",
-            gauge(reserved),
-        );
+        register_budget(&mut registry, budget);
         let outcomes = std::iter::once(("ok", load(&self.images_ok))).chain(
             ImageErrorCode::ALL
                 .iter()
@@ -227,6 +208,32 @@ impl WorkerMetrics {
         prometheus_text::encode(&mut text, &registry).expect("writing to a String never fails");
         text
     }
+}
+
+/// The budget is ZIPFLEET_MEMORY_BUDGET: a fixed baseline for the process
+/// itself plus the pool images reserve from.
+fn register_budget(registry: &mut Registry, budget: &MemoryBudget) {
+    let (baseline, pool) = (BASELINE_MEMORY, budget.total_bytes());
+    let reserved = pool.saturating_sub(budget.available_bytes());
+    registry.register(
+        "zipfleet_worker_memory_budget_bytes",
+        "The worker's memory budget (baseline + image pool)",
+        gauge(baseline + pool),
+    );
+    registry.register(
+        "zipfleet_worker_memory_budget_used_bytes",
+        "Budget in use: the baseline plus image memory reserved now",
+        gauge(baseline + reserved),
+    );
+    registry.register(
+        "zipfleet_worker_image_memory_reserved_bytes",
+        "Image memory reserved right now (decodes in flight)",
+        gauge(reserved),
+    );
+}
+
+fn gauge(value: u64) -> ConstGauge {
+    ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX))
 }
 
 /// One label's name and value.

@@ -127,7 +127,7 @@ impl Cache {
         output: &OutputSpec,
         work: &dyn ImageWork,
     ) -> Result<Done, ImageFailure> {
-        let _source_held = self.locks.lock(source_lock(source)).await;
+        let _source_held = self.locks.lock(&source_lock(source)).await;
         let mut call = Call {
             job,
             source,
@@ -187,7 +187,7 @@ impl Cache {
         fetched: Option<Fetched>,
     ) -> Result<Done, ImageFailure> {
         let (mut key, mut content) = (self.render_key(&content, call.output), content);
-        let _render_held = self.locks.lock(render_lock(&key)).await;
+        let _render_held = self.locks.lock(&render_lock(&key)).await;
         if let Some(rendered) = self.reuse_render(&key, call.output).await {
             self.metrics.cache(CacheKind::Render, true);
             return Ok(Done {

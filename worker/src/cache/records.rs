@@ -139,9 +139,7 @@ impl Cache {
             code: skip.code,
             message: skip.message.clone(),
         };
-        let meta = serde_json::to_vec(&entry).expect("serializes");
-        self.write_entry(job, &cache_keys::url_record(url), &meta, &[])
-            .await;
+        self.put_url(job, url, &entry).await;
     }
 
     /// Remember what `url` gave (its content id), without its bytes.
@@ -151,7 +149,11 @@ impl Cache {
         url: &str,
         content: &ContentId,
     ) {
-        let meta = serde_json::to_vec(&UrlEntry::Content(*content)).expect("serializes");
+        self.put_url(job, url, &UrlEntry::Content(*content)).await;
+    }
+
+    async fn put_url(&self, job: &JobContext<'_>, url: &str, entry: &UrlEntry) {
+        let meta = serde_json::to_vec(entry).expect("a URL record serializes");
         self.write_entry(job, &cache_keys::url_record(url), &meta, &[])
             .await;
     }

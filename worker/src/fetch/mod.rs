@@ -7,13 +7,12 @@
 //! local-directory store are used in place.
 
 pub(crate) mod guard;
-pub(crate) mod hosts;
 
+use crate::keyed::KeyedSlots;
 use crate::outcome::{ImageFailure, Interrupted, Skip};
 use bytes::Bytes;
 use futures::StreamExt;
 use guard::{AddressPolicy, GuardedResolver, ResolveError};
-use hosts::HostLimits;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -151,7 +150,7 @@ pub(crate) struct Fetcher {
     store: Arc<dyn ObjectStore>,
     spool_dir: PathBuf,
     /// Courtesy: at most `ZIPFLEET_PER_HOST_CONCURRENCY` downloads at once per host.
-    hosts: HostLimits,
+    hosts: KeyedSlots,
 }
 
 /// The longest `Retry-After` a `429` or `503` may ask for and still be waited out (once).
@@ -183,7 +182,7 @@ impl Fetcher {
             limits: limits.clone(),
             store,
             spool_dir,
-            hosts: HostLimits::new(per_host),
+            hosts: KeyedSlots::new(per_host),
         })
     }
 
