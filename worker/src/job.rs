@@ -7,27 +7,24 @@
 //! more than that, however many images it lists. One image's work is
 //! [`crate::image::process`] (through the cache when it is on).
 
+use crate::book::JobBook;
 use crate::budget::{CpuPool, MemoryBudget};
 use crate::cache::Cache;
-use crate::dataset_report::{dataset_report, RenderedFacts, ReportImage};
 use crate::erasure::{JobContext, Tombstones};
 use crate::fetch::Fetcher;
 use crate::metrics::{Stage, WorkerMetrics};
 use crate::outcome::{Done, ImageFailure, Interrupted, Skip};
-use crate::zipper::{CacheUse, Manifest, ManifestImage, ManifestStatus, ZipError, ZipSpool};
+use crate::zipper::{ZipError, ZipSpool};
 use futures::StreamExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error_span, info, warn, Instrument};
-use zipfleet_imaging::Rendered;
 use zipfleet_shared::config::{Limits, ReportSettings};
-use zipfleet_shared::names::EntryNamer;
-use zipfleet_shared::report::DatasetReport;
 use zipfleet_shared::retry::{retry_transient, GaveUp, OutageLog, Outages, Transient};
 use zipfleet_shared::spec::{Job, OnImageError};
-use zipfleet_shared::status::{JobError, JobResult, Location, Progress, SkippedImage};
+use zipfleet_shared::status::{JobError, JobResult, Location, Progress};
 use zipfleet_shared::status_store::{JobSignal, StatusStore};
 use zipfleet_shared::store::ObjectStore;
 use zipfleet_shared::JobErrorCode;
@@ -280,102 +277,6 @@ async fn erased(env: &JobEnv, job_id: &str) -> bool {
 pub(crate) async fn delete_zip(env: &JobEnv, key: &str) {
     if let Err(err) = env.store.erase(key).await {
         warn!(%err, "could not delete an erased job's zip");
-    }
-}
-
-/// A job's bookkeeping while its images run: zip entry names (decided once,
-/// up front), manifest lines, counts, and what the dataset report needs of
-/// each image in the zip — all by the image's position in the spec.
-struct JobBook {
-    entries: Vec<String>,
-    lines: Vec<ManifestImage>,
-    facts: Vec<Option<RenderedFacts>>,
-    progress: Progress,
-}
-
-impl JobBook {
-    fn new(spec: &Job) -> Self {
-        let mut namer = EntryNamer::new();
-        let extension = spec.output.format.extension();
-        Self {
-            entries: spec
-                .images
-                .iter()
-                .map(|image| namer.entry_name(&image.label, &image.id, extension))
-                .collect(),
-            lines: spec.images.iter().map(ManifestImage::pending).collect(),
-            facts: vec![None; spec.images.len()],
-            progress: Progress {
-                total: spec.images.len() as u32,
-                done: 0,
-                failed: 0,
-            },
-        }
-    }
-
-    fn done(&mut self, index: usize, rendered: &Rendered, cached: Option<CacheUse>) {
-        let line = &mut self.lines[index];
-        line.entry = Some(self.entries[index].clone());
-        line.width = Some(rendered.source_width);
-        line.height = Some(rendered.source_height);
-        line.status = ManifestStatus::Ok;
-        line.cache = cached;
-        self.facts[index] = Some(RenderedFacts {
-            source_width: rendered.source_width,
-            source_height: rendered.source_height,
-            signature: rendered.signature,
-        });
-        self.progress.done += 1;
-    }
-
-    fn skipped(&mut self, index: usize, skip: Skip) {
-        let line = &mut self.lines[index];
-        line.code = Some(skip.code);
-        line.message = Some(skip.message);
-        self.progress.failed += 1;
-    }
-
-    /// The manifest, with the skipped list and the dataset report it holds
-    /// (the status document's result carries the same two).
-    fn into_manifest(
-        self,
-        job_id: &str,
-        spec: &Job,
-        settings: &ReportSettings,
-    ) -> (Manifest, Vec<SkippedImage>, DatasetReport) {
-        let skipped: Vec<SkippedImage> = self
-            .lines
-            .iter()
-            .filter_map(|line| {
-                Some(SkippedImage {
-                    id: line.id.clone(),
-                    code: line.code?,
-                    message: line.message.clone()?,
-                })
-            })
-            .collect();
-        let report_images: Vec<ReportImage<'_>> = spec
-            .images
-            .iter()
-            .zip(&self.facts)
-            .map(|(image, facts)| ReportImage {
-                id: &image.id,
-                label: &image.label,
-                rendered: *facts,
-            })
-            .collect();
-        let output = spec.output;
-        let report = dataset_report(&report_images, output.width, output.height, settings);
-        let manifest = Manifest {
-            job_id: job_id.to_string(),
-            project_id: spec.project_id.clone(),
-            tenant: spec.tenant.clone(),
-            output,
-            images: self.lines,
-            skipped: skipped.clone(),
-            report: report.clone(),
-        };
-        (manifest, skipped, report)
     }
 }
 

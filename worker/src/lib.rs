@@ -7,6 +7,8 @@
 //!   final status, publish the completion, acknowledge; graceful shutdown.
 //! - [`job`]: one job end to end — images concurrently, entries into the
 //!   zip, manifest, upload.
+//! - `book`: a job's bookkeeping — entry names, manifest lines, counts,
+//!   report facts.
 //! - `image`: one image's work — fetch, probe, reserve memory, render —
 //!   handed to the cache when it is on.
 //! - `outcome`: how work stops short — an image `Skip`ped, a job
@@ -48,6 +50,7 @@
 
 pub mod allocator;
 pub mod app;
+mod book;
 pub mod budget;
 pub mod cache;
 pub mod consumer;
