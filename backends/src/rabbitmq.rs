@@ -86,10 +86,6 @@ impl RabbitBroker {
         broker.inner.session().await?;
         Ok(broker)
     }
-
-    pub fn names(&self) -> &QueueNames {
-        &self.inner.names
-    }
 }
 
 impl Inner {

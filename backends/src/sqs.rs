@@ -181,11 +181,6 @@ impl SqsBroker {
             }),
         })
     }
-
-    /// The jobs queue's URL.
-    pub fn jobs_url(&self) -> &str {
-        &self.inner.urls.jobs
-    }
 }
 
 /// A queue's URL: the name as given when it is a URL, else looked up, creating
