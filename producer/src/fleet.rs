@@ -144,7 +144,8 @@ pub async fn fleet(State(state): State<AppState>) -> Result<Json<FleetView>, Api
         queue_depth: queues.iter().map(|q| q.ready).sum(),
         queues,
         dead_letters,
-        images_per_second: workers.iter().map(|w| w.images_per_second).sum(),
+        // Folded from 0.0: a float sum of nothing is -0.0.
+        images_per_second: workers.iter().fold(0.0, |sum, w| sum + w.images_per_second),
         workers: workers
             .into_iter()
             .map(|w| WorkerView {
