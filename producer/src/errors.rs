@@ -20,6 +20,8 @@ pub enum ApiError {
     Unauthorized,
     #[error("no job {0:?}")]
     NotFound(String),
+    #[error("no dead letter {0:?}")]
+    NoDeadLetter(String),
     #[error("{0}")]
     Conflict(String),
     #[error("the request body is larger than {0} bytes")]
@@ -42,7 +44,7 @@ pub enum ErrorCode {
     InvalidRequest,
     /// 401: missing or wrong bearer token.
     Unauthorized,
-    /// 404: no such job.
+    /// 404: no such job (or dead letter).
     NotFound,
     /// 409: the job exists with a different spec, or has already ended.
     Conflict,
@@ -75,7 +77,9 @@ impl ApiError {
             Self::InvalidSpec(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidSpec),
             Self::InvalidRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
-            Self::NotFound(_) | Self::NoRoute => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            Self::NotFound(_) | Self::NoDeadLetter(_) | Self::NoRoute => {
+                (StatusCode::NOT_FOUND, ErrorCode::NotFound)
+            }
             Self::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),

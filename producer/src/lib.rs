@@ -6,7 +6,7 @@
 //! - [`startup`]: [`startup::Application`] — builds the router over connected
 //!   backends, binds (port 0 allowed), runs until a shutdown future completes.
 //! - [`jobs`]: the `/v1/jobs` routes.
-//! - [`dead_letters`]: `/v1/dead-letters` (list, redrive) for operators.
+//! - [`dead_letters`]: `/v1/dead-letters` (list, redrive all or one, delete one) for operators.
 //! - [`openapi`]: the OpenAPI document, generated from the routes' types.
 //! - [`errors`]: the one error type of every route and its JSON shape.
 //! - [`auth`]: the bearer-token check on `/v1`.

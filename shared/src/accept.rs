@@ -96,7 +96,8 @@ async fn publish(
         .map_err(AcceptError::SpecStore)?;
     backends
         .broker
-        .publish_job(job_id, &message)
+        // TODO(lead): the ledger's lane
+        .publish_job(crate::broker::Lane(0), job_id, &message)
         .await
         .map_err(AcceptError::Broker)?;
     // Only an optimisation for retries: a job left "unpublished" is at worst

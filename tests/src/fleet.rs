@@ -308,11 +308,11 @@ impl Fleet {
         }
     }
 
-    /// Put raw bytes on the jobs queue, bypassing the API.
+    /// Put raw bytes on the jobs queue (lane 0), bypassing the API.
     pub async fn publish_raw(&self, body: &[u8]) {
         self.backends
             .broker
-            .publish_job("", body)
+            .publish_job(zipfleet_shared::broker::Lane(0), "", body)
             .await
             .expect("published");
     }
@@ -410,10 +410,17 @@ impl Drop for Fleet {
         }
         if self.config.broker.scheme().starts_with("amqp") {
             let c = &self.config;
-            for queue in [&c.jobs_queue, &c.completed_queue, &c.dead_letter_queue]
-                .into_iter()
-                .flatten()
-            {
+            // Every lane of the jobs queue (lane 0 is the jobs queue itself).
+            let lanes = c
+                .jobs_queue
+                .as_deref()
+                .map(|jobs| zipfleet_backends::rabbitmq::lane_queues(jobs, c.fair_lanes))
+                .unwrap_or_default();
+            for queue in lanes.iter().chain(
+                [&c.completed_queue, &c.dead_letter_queue]
+                    .into_iter()
+                    .flatten(),
+            ) {
                 delete_rabbitmq_queue(queue);
             }
         }

@@ -4,6 +4,7 @@
 use crate::budget::{CpuPool, MemoryBudget};
 use crate::cache::Cache;
 use crate::consumer::Worker;
+use crate::dispatch::Sweep;
 use crate::ecs::Protection;
 use crate::fetch::Fetcher;
 use crate::health::Liveness;
@@ -89,6 +90,8 @@ pub fn build_worker(
     Ok(Arc::new(Worker {
         env: Arc::new(env),
         broker: backends.broker.clone(),
+        // TODO(lead): the fair-share ledger's order.
+        lanes: Arc::new(Sweep::default()),
         concurrency: tuning.concurrency.max(1),
         max_deliveries: settings.backend.max_deliveries,
         shutdown_grace: tuning.shutdown_grace,

@@ -5,6 +5,9 @@
 //!
 //! - [`consumer`]: the worker loop — receive a delivery, run its job, write the
 //!   final status, publish the completion, acknowledge; graceful shutdown.
+//! - [`dispatch`]: which lane a free slot takes its next job from
+//!   ([`dispatch::LaneOrder`], [`dispatch::Sweep`]) and how often an idle
+//!   worker looks.
 //! - [`job`]: one job end to end — images concurrently through fetch and
 //!   render, entries into the zip, manifest, upload.
 //! - [`fetch`]: image bytes from the web (behind the SSRF guard in
@@ -38,6 +41,7 @@ pub mod app;
 pub mod budget;
 pub mod cache;
 pub mod consumer;
+pub mod dispatch;
 pub mod ecs;
 pub mod embedded;
 #[cfg(feature = "fleet")]
