@@ -664,7 +664,7 @@ impl Inner {
     /// Go through the dead-letter queue on a channel of its own, one
     /// `basic.get` (manual ack) at a time: at most `limit` messages and never
     /// more than the queue held at the start, stopping once `max_picked` were
-    /// picked. `pick` decides for each message; the ones kept stay unacked
+    /// picked (a scan that only keeps ignores it). `pick` decides for each message; the ones kept stay unacked
     /// until the channel closes, which hands them back (also on any error).
     /// Closing, rather than nack-requeue, does not count as a delivery
     /// attempt on quorum queues (RabbitMQ 4 gives quorum queues a default
@@ -708,7 +708,7 @@ impl Inner {
             seen: Vec::new(),
             picked: 0,
         };
-        while scanned.seen.len() < bound && scanned.picked < max_picked {
+        while scanned.seen.len() < bound {
             let Some(message) = channel
                 .basic_get(queue, BasicGetOptions { no_ack: false })
                 .await
@@ -734,6 +734,9 @@ impl Inner {
                 .await
                 .map_err(unavailable)?;
             scanned.picked += 1;
+            if scanned.picked >= max_picked {
+                break;
+            }
         }
         Ok(scanned)
     }

@@ -697,8 +697,8 @@ impl Inner {
 
     /// Go through the dead-letter queue: at most `limit` messages and never
     /// more than it held at the start (plus a batch, its count being
-    /// approximate), stopping once `max_picked` were picked or a receive
-    /// brings nothing new. Messages looked at stay invisible until the end,
+    /// approximate), stopping once `max_picked` were picked (a scan that only
+    /// keeps ignores it) or a receive brings nothing new. Messages looked at stay invisible until the end,
     /// then the ones kept are made visible again (also after an error), so
     /// none is lost and each is seen once.
     async fn scan(
@@ -718,8 +718,9 @@ impl Inner {
         };
         let mut seen_ids = HashSet::new();
         let mut kept = Vec::new();
+        let mut done = false;
         let result = async {
-            while scanned.seen.len() < bound && scanned.picked < max_picked {
+            while !done && scanned.seen.len() < bound {
                 let batch = self
                     .receive_dead_letters(bound - scanned.seen.len())
                     .await?;
@@ -729,10 +730,7 @@ impl Inner {
                         continue;
                     };
                     let letter = describe(&message);
-                    if scanned.picked >= max_picked
-                        || scanned.seen.len() >= bound
-                        || !seen_ids.insert(letter.id.clone())
-                    {
+                    if done || scanned.seen.len() >= bound || !seen_ids.insert(letter.id.clone()) {
                         kept.push(handle);
                         continue;
                     }
@@ -748,6 +746,7 @@ impl Inner {
                         return Err(err);
                     }
                     scanned.picked += 1;
+                    done = scanned.picked >= max_picked;
                 }
                 if new == 0 {
                     break;

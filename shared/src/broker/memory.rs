@@ -486,7 +486,12 @@ mod tests {
         assert!(!dlq.redrive_one("no-such-id").await.unwrap());
         assert!(dlq.redrive_one(&ids[1]).await.unwrap());
         assert!(!dlq.redrive_one(&ids[1]).await.unwrap(), "moved once");
-        assert_eq!(&take(&broker, 0).await.body[..], br#"{"job_id":"j2"}"#);
+        let back = take(&broker, 0).await;
+        assert_eq!(
+            (&back.body[..], back.attempt),
+            (&br#"{"job_id":"j2"}"#[..], 1)
+        );
+        back.ack().await.unwrap();
         assert!(dlq.delete_one(&ids[3]).await.unwrap());
         assert!(!dlq.delete_one(&ids[3]).await.unwrap());
         assert_eq!(dlq.delete_job("j1").await.unwrap(), 2);
