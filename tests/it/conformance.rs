@@ -14,10 +14,7 @@ fn memory() -> Box<dyn Subject> {
 }
 
 fn rabbitmq_subject() -> ServiceSubject {
-    ServiceSubject {
-        broker_url: zipfleet_tests::fleet::amqp_url(),
-        visibility: Duration::ZERO,
-    }
+    ServiceSubject::new(zipfleet_tests::fleet::amqp_url(), Duration::ZERO)
 }
 
 fn rabbitmq() -> Box<dyn Subject> {
@@ -27,10 +24,7 @@ fn rabbitmq() -> Box<dyn Subject> {
 fn sqs_subject() -> ServiceSubject {
     zipfleet_tests::fleet::aws_test_environment();
     // A short visibility timeout, so that the checks run past it.
-    ServiceSubject {
-        broker_url: "sqs://".into(),
-        visibility: Duration::from_secs(2),
-    }
+    ServiceSubject::new("sqs://", Duration::from_secs(2))
 }
 
 fn sqs() -> Box<dyn Subject> {

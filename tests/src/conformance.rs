@@ -108,9 +108,39 @@ pub struct ServiceSubject {
     pub broker_url: String,
     /// SQS visibility timeout; RabbitMQ leases last as long as the connection.
     pub visibility: Duration,
+    /// Every queue set handed out, deleted when the subject is dropped.
+    made: Mutex<Vec<QueueNames>>,
+}
+
+impl Drop for ServiceSubject {
+    /// RabbitMQ's queues are deleted (each quorum queue holds file handles
+    /// of a node-wide budget — about 300 queues on a default `ulimit` — and
+    /// every check makes five); moto's cost nothing and vanish with it.
+    fn drop(&mut self) {
+        if !self.broker_url.starts_with("amqp") {
+            return;
+        }
+        let made = std::mem::take(&mut *self.made.lock().unwrap_or_else(|p| p.into_inner()));
+        for names in made {
+            for queue in zipfleet_backends::rabbitmq::lane_queues(&names.jobs, LANES)
+                .iter()
+                .chain([&names.completed, &names.dead_letter])
+            {
+                crate::fleet::delete_rabbitmq_queue(queue);
+            }
+        }
+    }
 }
 
 impl ServiceSubject {
+    pub fn new(broker_url: impl Into<String>, visibility: Duration) -> Self {
+        Self {
+            broker_url: broker_url.into(),
+            visibility,
+            made: Mutex::default(),
+        }
+    }
+
     pub fn config(&self, names: &QueueNames, create: bool) -> BackendConfig {
         let mut config = BackendConfig::embedded(std::path::Path::new("/tmp"));
         config.broker = self.broker_url.clone().into();
@@ -128,11 +158,16 @@ impl ServiceSubject {
 #[async_trait]
 impl Subject for ServiceSubject {
     fn fresh_names(&self) -> QueueNames {
-        names_with(if self.broker_url.starts_with("sqs") {
+        let names = names_with(if self.broker_url.starts_with("sqs") {
             "-"
         } else {
             "."
-        })
+        });
+        self.made
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(names.clone());
+        names
     }
 
     async fn open(&self, names: &QueueNames) -> Arc<dyn Broker> {

@@ -91,7 +91,7 @@ pub fn build_worker(
         env: Arc::new(env),
         broker: backends.broker.clone(),
         // TODO(lead): the fair-share ledger's order.
-        lanes: Arc::new(Sweep::default()),
+        lanes: Arc::new(Sweep::for_broker(&backends.broker)),
         concurrency: tuning.concurrency.max(1),
         max_deliveries: settings.backend.max_deliveries,
         shutdown_grace: tuning.shutdown_grace,

@@ -11,9 +11,11 @@
 
 use async_trait::async_trait;
 use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-use zipfleet_shared::broker::Lane;
+use zipfleet_shared::broker::memory::MemoryBroker;
+use zipfleet_shared::broker::{Broker, Lane};
 
 /// How often an idle worker asks [`LaneOrder::work_waiting`]. That question
 /// is meant to be cheap (one status-store read), and its answer is how known
@@ -50,11 +52,47 @@ pub trait LaneOrder: Send + Sync {
 }
 
 /// Every lane in turn, starting one further each look, so that no lane is
-/// always asked last; knows nothing waiting (only sweeps, and continuous
-/// taking while busy, find work). The order until the fair-share ledger's.
-#[derive(Debug, Default)]
+/// always asked last. The order until the fair-share ledger's.
+///
+/// It knows nothing waiting (only sweeps, and continuous taking while busy,
+/// find work) — except over the in-process broker ([`Sweep::watching`]),
+/// whose depth is a free read: there it answers "anything waiting?" from
+/// the depth, so `zipfleet run` and the embedded tests pick a job up within
+/// [`POLL_EVERY`]. On a real broker a depth read is a request per lane,
+/// dearer than the sweep it would save.
+#[derive(Default)]
 pub struct Sweep {
     next_start: AtomicU16,
+    depth_of: Option<Arc<dyn Broker>>,
+}
+
+impl std::fmt::Debug for Sweep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sweep")
+            .field("watching", &self.depth_of.as_ref().map(|b| b.kind()))
+            .finish()
+    }
+}
+
+impl Sweep {
+    /// The order for `broker`: watching its depth where that is free (the
+    /// in-process broker), else knowing nothing waiting.
+    pub fn for_broker(broker: &Arc<dyn Broker>) -> Self {
+        if broker.kind() == MemoryBroker::KIND {
+            Self::watching(broker.clone())
+        } else {
+            Self::default()
+        }
+    }
+
+    /// Answer "anything waiting?" from `broker`'s depth (meant for brokers
+    /// whose depth costs no request).
+    pub fn watching(broker: Arc<dyn Broker>) -> Self {
+        Self {
+            next_start: AtomicU16::new(0),
+            depth_of: Some(broker),
+        }
+    }
 }
 
 #[async_trait]
@@ -66,7 +104,13 @@ impl LaneOrder for Sweep {
     }
 
     async fn work_waiting(&self) -> bool {
-        false
+        match &self.depth_of {
+            Some(broker) => broker
+                .queue_depth()
+                .await
+                .is_ok_and(|depth| depth.ready > 0),
+            None => false,
+        }
     }
 }
 
@@ -167,6 +211,16 @@ mod tests {
         assert_eq!(sweep.order(3).await, [Lane(2), Lane(0), Lane(1)]);
         assert_eq!(sweep.order(1).await, [Lane(0)]);
         assert!(!sweep.work_waiting().await);
+    }
+
+    #[tokio::test]
+    async fn over_the_in_process_broker_sweep_knows_what_waits() {
+        let memory = MemoryBroker::new(3);
+        let broker: Arc<dyn Broker> = Arc::new(memory.clone());
+        let sweep = Sweep::for_broker(&broker);
+        assert!(!sweep.work_waiting().await);
+        memory.publish_job(Lane(5), "j", b"{}").await.unwrap();
+        assert!(sweep.work_waiting().await);
     }
 
     #[test]

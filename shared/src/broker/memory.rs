@@ -100,6 +100,9 @@ pub struct MemoryBroker {
 }
 
 impl MemoryBroker {
+    /// What [`Broker::kind`] answers.
+    pub const KIND: &'static str = "memory";
+
     /// [`DEFAULT_LANES`] lanes; `max_deliveries`: after this many deliveries
     /// a handed-back message is dead-lettered.
     pub fn new(max_deliveries: u32) -> Self {
@@ -164,7 +167,7 @@ impl MemoryBroker {
 #[async_trait]
 impl Broker for MemoryBroker {
     fn kind(&self) -> &'static str {
-        "memory"
+        Self::KIND
     }
 
     fn lanes(&self) -> u16 {
