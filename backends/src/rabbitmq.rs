@@ -656,6 +656,8 @@ enum Pick {
 
 /// What a scan saw and did.
 struct Scanned {
+    /// Messages in the queue when the scan began.
+    present: u64,
     seen: Vec<DeadLetter>,
     picked: u64,
 }
@@ -682,12 +684,16 @@ impl Inner {
         }
         let scanned = scanned?;
         // Closing the channel hands the kept messages back, but the queue
-        // takes them back a moment later: wait for that, so that whatever
-        // comes next (a listing, a redrive, a depth) sees them where they were.
+        // takes them back a moment later: wait until it holds what it held
+        // at the start less what was picked, so that whatever comes next (a
+        // listing, a redrive, a depth) sees them where they were.
         let kept = scanned.seen.len() as u64 - scanned.picked;
         if kept > 0 {
+            let expected = scanned.present.saturating_sub(scanned.picked);
             let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-            while self.dead_letter_depth().await? < kept && tokio::time::Instant::now() < deadline {
+            while self.dead_letter_depth().await? < expected
+                && tokio::time::Instant::now() < deadline
+            {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -705,6 +711,7 @@ impl Inner {
         let present = passive_depth(channel, queue).await?;
         let bound = limit.min(usize::try_from(present).unwrap_or(usize::MAX));
         let mut scanned = Scanned {
+            present,
             seen: Vec::new(),
             picked: 0,
         };

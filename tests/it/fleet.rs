@@ -547,9 +547,10 @@ async fn secrets_never_reach_the_logs(broker: &str) {
 }
 
 /// Many short jobs through two workers while jobs keep finishing (so the
-/// worker loop keeps abandoning calls to `next()` for job completions): no
+/// worker loop keeps taking as slots free and going idle in between): no
 /// message is ever held by a worker that is not running it, so every job runs
-/// on its first delivery and none waits in the queue for a visibility timeout.
+/// on its first delivery and none waits in the queue for a visibility timeout
+/// (an idle worker finds a job within its 2 s sweep).
 async fn no_job_waits_behind_a_held_message(broker: &str) {
     let fleet = spawn_fleet_on(broker, 2).await;
     let server = TestServer::start().await;
