@@ -3,8 +3,9 @@
 //!
 //! # Layout
 //!
-//! - [`consumer`]: the worker loop — receive a delivery, run its job, write the
-//!   final status, publish the completion, acknowledge; graceful shutdown.
+//! - [`consumer`]: the worker loop — take a delivery (one, with a free job
+//!   slot), run its job, write the final status, publish the completion,
+//!   acknowledge; graceful shutdown.
 //! - [`dispatch`]: which lane a free slot takes its next job from
 //!   ([`dispatch::LaneOrder`], [`dispatch::Sweep`]) and how often an idle
 //!   worker looks.
