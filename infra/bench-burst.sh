@@ -3,7 +3,7 @@
 # HTTP server, 2 worker processes) on the real fleet, with the services started
 # as the tests start them.
 #   infra/bench-burst.sh CORPUS_DIR [extra zipfleet-bench arguments]
-# The corpus comes from ../shared/corpus/fetch.sh CORPUS_DIR.
+# The corpus comes from tools/corpus/fetch.sh CORPUS_DIR.
 set -euo pipefail
 corpus="$(cd "${1:?usage: infra/bench-burst.sh CORPUS_DIR}" && pwd)"
 shift

@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
 # Check every deployment artifact of zipfleet with the strongest real tool that works on
-# this machine with no cluster, cloud or registry (see ../shared/DEPLOY-CHECKS.md):
+# a machine with no cluster, cloud or registry. It needs only the repository, the package
+# registries (PyPI, npm, Debian) and the tools named below; nothing beside the clone.
 #
 #   offline, inside a network namespace with only loopback (no tool can reach the network):
 #     Dockerfile             hadolint (error level)
-#     infra/compose.yaml     docker-compose config -q
+#     infra/compose.yaml     docker-compose config -q; its bucket init applies infra/lifecycle.json
 #     infra/k8s/overlays/*   kubectl kustomize, kubernetes-validate --strict, and
-#                            infra/check/keda_validate.py against ../shared/keda-crds
+#                            infra/check/keda_validate.py: KEDA's schemas from the npm package
+#                            @kubernetes-models/keda (strict: unknown fields are errors), the
+#                            documented trigger keys, references, zipfleet's scaling policy;
+#                            infra/check/lanes_check.py: the ScaledObjects count every
+#                            fair-share lane once (RabbitMQ regex, SQS triggers + formula)
 #     infra/aws/terraform    terraform fmt -check, init -backend=false + validate with the
-#                            machine's provider mirror
+#                            machine's provider mirror; then `terraform test` evaluates the
+#                            module offline with a mock AWS provider (infra/check/terraform/),
+#                            and lanes_check.py / retention_check.py read the result: every
+#                            lane queue alike, summed once by the backlog metric math and the
+#                            first-task alarm, covered by IAM; the bucket's lifecycle rules
+#                            are exactly infra/lifecycle.json
 #     infra/monitoring       promtool check rules + test rules; the dashboard's JSON, metric
 #                            names and every query through promtool
 #     security policy        checkov --skip-download on the Dockerfile, the rendered manifests
@@ -26,7 +36,6 @@
 # steps on purpose: image, checkov, terraform, kubernetes, compose, hadolint, monitoring,
 # fixtures (e.g. ZIPFLEET_CHECK_SKIP=image on a machine without podman). Other settings:
 #   ZIPFLEET_BIN_DIR     binaries for the image (default target/debug: infra/test.sh built them)
-#   ZIPFLEET_SHARED_DIR  the handbook with keda-crds/ (default ../shared beside the repository)
 #   ZIPFLEET_TF_PLUGINS  Terraform provider mirror (default: a tf-plugins directory near /)
 #   ZIPFLEET_CHECK_S3_ENDPOINT  S3 endpoint for the image run (default: infra/services.sh's
 #                        SeaweedFS on 127.0.0.1:8333)
@@ -37,7 +46,7 @@ root="$PWD"
 cache="$root/target/check-cache"
 venv="$root/target/check-venv"
 tools="$root/target/check-tools"
-shared="${ZIPFLEET_SHARED_DIR:-$root/../shared}"
+keda_modules="$tools/keda/node_modules"
 skip=",${ZIPFLEET_CHECK_SKIP:-},"
 mkdir -p "$cache" "$tools"
 
@@ -88,6 +97,7 @@ check_compose() {
   # The API token is the operator's to give; any value lets the file interpolate.
   ZIPFLEET_API_TOKEN=check "$V/docker-compose" -f infra/compose.yaml config -q
   echo "infra/compose.yaml: valid"
+  "$V/python" infra/check/retention_check.py --lifecycle infra/lifecycle.json --compose infra/compose.yaml
 }
 
 render_overlays() {
@@ -110,14 +120,24 @@ kubernetes_validate() { # FILE...
   echo "$out" | grep -v "Couldn't find schema" || true
 }
 
+keda_validate() { # keda_validate.py arguments...
+  "$V/python" infra/check/keda_validate.py --schemas "$keda_modules" "$@"
+}
+
+lanes_check() { # lanes_check.py arguments...
+  "$V/python" infra/check/lanes_check.py "$@"
+}
+
 check_kubernetes() {
   render_overlays
   for overlay in rabbitmq sqs; do
     kubernetes_validate "$cache/rendered/$overlay.yaml"
     echo "$overlay: built-in kinds valid (kubernetes-validate --strict)"
-    "$V/python" infra/check/keda_validate.py --crds "$shared/keda-crds" --refs --policy --expect 1 \
-      "$cache/rendered/$overlay.yaml"
+    keda_validate --refs --policy --expect 1 "$cache/rendered/$overlay.yaml"
   done
+  lanes_check --rabbitmq "$cache/rendered/rabbitmq.yaml" --sqs "$cache/rendered/sqs.yaml"
+  "$V/python" infra/check/retention_check.py --lifecycle infra/lifecycle.json \
+    --rendered "$cache/rendered/rabbitmq.yaml" "$cache/rendered/sqs.yaml"
 }
 
 tf_module_copy() { # DEST: a copy of the module, so init writes nothing into the work tree
@@ -125,16 +145,33 @@ tf_module_copy() { # DEST: a copy of the module, so init writes nothing into the
   cp infra/aws/terraform/*.tf "$1/"
 }
 
+tf_init_dir() { # DIR
+  (cd "$1" && TF_CLI_CONFIG_FILE="$tf_rc" TF_IN_AUTOMATION=1 terraform init -backend=false -input=false -no-color >/dev/null)
+}
+
 tf_validate_dir() { # DIR
   (cd "$1" && TF_CLI_CONFIG_FILE="$tf_rc" TF_IN_AUTOMATION=1 terraform init -backend=false -input=false -no-color >/dev/null \
     && TF_CLI_CONFIG_FILE="$tf_rc" terraform validate -no-color)
 }
 
+# The module as Terraform evaluates it (variables' defaults, mock AWS provider, offline):
+# `terraform test` with infra/check/terraform/evaluate.tftest.hcl, its state to STATE.
+tf_evaluate_dir() { # DIR STATE
+  mkdir -p "$1/tests" && cp infra/check/terraform/*.tftest.hcl "$1/tests/"
+  (cd "$1" && TF_CLI_CONFIG_FILE="$tf_rc" TF_IN_AUTOMATION=1 terraform test -json -verbose -no-color \
+    >"$1/test-output.jsonl" 2>"$1/test-stderr.txt") || true
+  "$V/python" infra/check/tf_state.py extract "$1/test-output.jsonl" "$2"
+}
+
 check_terraform() {
-  TF_CLI_CONFIG_FILE="$tf_rc" terraform fmt -check -diff infra/aws/terraform
+  TF_CLI_CONFIG_FILE="$tf_rc" terraform fmt -check -diff infra/aws/terraform infra/check/terraform
   echo "terraform fmt: clean"
   tf_module_copy "$cache/tf-module"
   tf_validate_dir "$cache/tf-module"
+  tf_evaluate_dir "$cache/tf-module" "$cache/tf-state.json"
+  lanes_check --terraform-state "$cache/tf-state.json"
+  "$V/python" infra/check/retention_check.py --lifecycle infra/lifecycle.json \
+    --terraform-state "$cache/tf-state.json"
 }
 
 promtool_bin() { command -v promtool || echo "$tools/prometheus/usr/bin/promtool"; }
@@ -203,20 +240,46 @@ expect_failure() {
 }
 
 check_fixtures() {
-  local fx=infra/check/fixtures crds="$shared/keda-crds" tmp="$cache/fixtures"
+  local fx=infra/check/fixtures tmp="$cache/fixtures"
   rm -rf "$tmp"; mkdir -p "$tmp"
+  # Terraform with planted defects, evaluated like the real module (terraform test, ~8 s: the
+  # AWS provider's schema is most of it) in the background while the other fixtures run.
+  # Both override files go into one copy: each defect is in a part of the module the other
+  # check does not read (the backlog metric math; the lifecycle rules), so each check below
+  # still fails for its own fixture only, at the cost of one evaluation instead of two.
+  local tf_fx_pid=""
+  if ! skipped terraform; then
+    tf_module_copy "$tmp/tf-evaluated"
+    cp "$fx/terraform-lanes-sum-misses-lane_override.tf" "$fx/terraform-retention-drift_override.tf" "$tmp/tf-evaluated/"
+    { tf_init_dir "$tmp/tf-evaluated" && tf_evaluate_dir "$tmp/tf-evaluated" "$tmp/tf-evaluated.json"; } \
+      >"$tmp/tf-evaluated.log" 2>&1 &
+    tf_fx_pid=$!
+  fi
   if ! skipped kubernetes; then
-    expect_failure keda-field-typo "minReplicaCout" \
-      "$V/python" infra/check/keda_validate.py --crds "$crds" "$fx/keda-field-typo.yaml"
+    expect_failure keda-field-typo 'unknown field "minReplicaCout"' \
+      keda_validate "$fx/keda-field-typo.yaml"
     expect_failure keda-unknown-trigger-key "unknown aws-sqs-queue trigger key 'queueLenght'" \
-      "$V/python" infra/check/keda_validate.py --crds "$crds" "$fx/keda-unknown-trigger-key.yaml"
+      keda_validate "$fx/keda-unknown-trigger-key.yaml"
     expect_failure keda-namespace-mismatch "KEDA scales only its own namespace" \
-      "$V/python" infra/check/keda_validate.py --crds "$crds" --refs "$fx/keda-namespace-mismatch.yaml"
+      keda_validate --refs "$fx/keda-namespace-mismatch.yaml"
     expect_failure keda-amqp-protocol "protocol must be http" \
-      "$V/python" infra/check/keda_validate.py --crds "$crds" --policy "$fx/keda-amqp-protocol.yaml"
+      keda_validate --policy "$fx/keda-amqp-protocol.yaml"
     expect_failure k8s-field-typo "terminationGracePeriodSecond" \
       kubernetes_validate "$fx/k8s-field-typo.yaml"
+    # The real overlays with one planted defect each (kustomize patches over them).
+    local lanes_fx
+    for lanes_fx in lanes-sqs-missing-lane lanes-sqs-formula-missing-term lanes-rabbitmq-regex-dlq; do
+      kubectl kustomize "$fx/$lanes_fx" >"$tmp/$lanes_fx.yaml"
+    done
+    expect_failure lanes-sqs-missing-lane "lane zipfleet-jobs-lane7 is counted 0 times" \
+      lanes_check --sqs "$tmp/lanes-sqs-missing-lane.yaml"
+    expect_failure lanes-sqs-formula-missing-term "adds trigger lane5 0 times" \
+      lanes_check --sqs "$tmp/lanes-sqs-formula-missing-term.yaml"
+    expect_failure lanes-rabbitmq-regex-dlq "counts zipfleet.jobs.dlq" \
+      lanes_check --rabbitmq "$tmp/lanes-rabbitmq-regex-dlq.yaml"
   fi
+  expect_failure lifecycle-no-noncurrent "no rule for the whole bucket expires noncurrent versions" \
+    "$V/python" infra/check/retention_check.py --lifecycle "$fx/lifecycle-no-noncurrent.json"
   if ! skipped checkov; then
     mkdir -p "$tmp/no-limits" && cp "$fx/deployment-no-limits.yaml" "$tmp/no-limits/"
     expect_failure deployment-no-limits "CKV_K8S_13" \
@@ -231,6 +294,12 @@ check_fixtures() {
     expect_failure terraform-syntax-validate "terraform-syntax.tf line 6" tf_validate_dir "$tmp/tf-syntax"
     tf_module_copy "$tmp/tf-argument" && cp "$fx/terraform-unknown-argument.tf" "$tmp/tf-argument/"
     expect_failure terraform-unknown-argument "visibility_timeout" tf_validate_dir "$tmp/tf-argument"
+    # The override files merged into a copy of the module, evaluated above.
+    wait "$tf_fx_pid" || { cat "$tmp/tf-evaluated.log"; return 1; }
+    expect_failure terraform-lanes-sum-misses-lane "lane queue zipfleet-jobs-lane7 is counted 0 times" \
+      lanes_check --terraform-state "$tmp/tf-evaluated.json"
+    expect_failure terraform-retention-drift "rule 'zips': expiration_days is 30" \
+      "$V/python" infra/check/retention_check.py --lifecycle infra/lifecycle.json --terraform-state "$tmp/tf-evaluated.json"
   fi
   if ! skipped compose; then
     expect_failure compose-broken "depends on undefined service" "$V/docker-compose" -f "$fx/compose-broken.yaml" config -q
@@ -256,7 +325,7 @@ offline_main() {
   if skipped hadolint; then skip_step hadolint; else step hadolint check_hadolint; fi
   if skipped compose; then skip_step compose; else step "compose config" check_compose; fi
   if skipped kubernetes; then skip_step kubernetes; else step "kustomize + validate + KEDA" check_kubernetes; fi
-  if skipped terraform; then skip_step terraform; else step "terraform fmt + validate" check_terraform; fi
+  if skipped terraform; then skip_step terraform; else step "terraform fmt + validate + evaluate" check_terraform; fi
   if skipped monitoring; then skip_step monitoring; else step "promtool + dashboard" check_monitoring; fi
   if skipped checkov; then skip_step checkov; else step checkov check_checkov; fi
   if skipped fixtures; then skip_step fixtures; else step "negative fixtures" check_fixtures; fi
@@ -296,6 +365,19 @@ install_tools() {
   if ! skipped kubernetes; then
     command -v kubectl >/dev/null || die "kubectl (with kustomize) is missing: install it (the machine image has it), or ZIPFLEET_CHECK_SKIP=kubernetes"
     kubectl version --client 2>/dev/null | sed -n 's/^Kustomize Version: /kustomize /p'
+    # KEDA's schemas: the npm package pinned by infra/check/keda/package-lock.json, installed
+    # with `npm ci` into target/ (reinstalled when the lock changes).
+    command -v node >/dev/null && command -v npm >/dev/null \
+      || die "node and npm are missing (KEDA's schemas are an npm package): install Node.js >= 20, or ZIPFLEET_CHECK_SKIP=kubernetes"
+    local lock; lock="$(cat infra/check/keda/package.json infra/check/keda/package-lock.json | sha256sum | cut -d' ' -f1)"
+    if [ ! -d "$keda_modules/@kubernetes-models/keda" ] || [ "$(cat "$tools/keda/.lock-sha256" 2>/dev/null)" != "$lock" ]; then
+      rm -rf "$tools/keda"; mkdir -p "$tools/keda"
+      cp infra/check/keda/package.json infra/check/keda/package-lock.json "$tools/keda/"
+      # engine-strict off: the package declares node >= 22 but runs, and is checked, on 20.
+      (cd "$tools/keda" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error --engine-strict=false)
+      echo "$lock" >"$tools/keda/.lock-sha256"
+    fi
+    echo "node $(node --version), @kubernetes-models/keda $(node -p 'require(process.argv[1]).version' "$keda_modules/@kubernetes-models/keda/package.json")"
   fi
   if ! skipped terraform; then
     command -v terraform >/dev/null || die "terraform is missing: install it, or ZIPFLEET_CHECK_SKIP=terraform"
@@ -538,7 +620,6 @@ EOF
 # ------------------------------------------------------------------------------------------
 
 t_start="$(now)"
-[ -d "$shared/keda-crds" ] || skipped kubernetes || die "no KEDA CRDs at $shared/keda-crds (set ZIPFLEET_SHARED_DIR)"
 step "install tools" install_tools
 if [ "$failed" -ne 0 ]; then summary "tools missing"; exit 1; fi
 

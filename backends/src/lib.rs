@@ -269,9 +269,13 @@ pub async fn connect_status(config: &BackendConfig) -> Result<Arc<dyn StatusStor
         "memory" => Ok(Arc::new(MemoryStatusStore::new())),
         #[cfg(feature = "redis")]
         "redis" | "rediss" => {
-            let store = redis_status::RedisStatusStore::connect(url, config.status_ttl)
-                .await
-                .map_err(|err| ConnectError::failed("ZIPFLEET_STATUS", &err, err.is_transient()))?;
+            let store = redis_status::RedisStatusStore::connect(
+                url,
+                &config.status_prefix,
+                config.status_ttl,
+            )
+            .await
+            .map_err(|err| ConnectError::failed("ZIPFLEET_STATUS", &err, err.is_transient()))?;
             Ok(Arc::new(store))
         }
         _ => Err(ConnectError::Unsupported {

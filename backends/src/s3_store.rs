@@ -13,6 +13,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use bytes::Bytes;
+use futures::StreamExt;
 use std::path::Path;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -99,6 +100,100 @@ impl S3Store {
             }
         }
         Ok(parts)
+    }
+}
+
+/// Deletions in flight at once while erasing.
+const ERASE_CONCURRENCY: usize = 8;
+
+impl S3Store {
+    /// Every version (and delete marker) of `key` — or of every key under
+    /// it, unless `exact` — deleted one by one (`DeleteObjects` needs a
+    /// Content-MD5 some S3 servers reject from this SDK), then every
+    /// unfinished multipart upload aborted. Counts the keys that had a version.
+    async fn erase_matching(&self, key: &str, exact: bool) -> Result<u64, StoreError> {
+        let mut doomed: Vec<(String, Option<String>)> = Vec::new();
+        let mut erased_keys = std::collections::BTreeSet::new();
+        let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+        loop {
+            let page = self
+                .client
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(key)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+                .map_err(store_error)?;
+            fn wanted<'a>(found: Option<&'a str>, key: &str, exact: bool) -> Option<&'a str> {
+                found.filter(|found| !exact || *found == key)
+            }
+            for version in page.versions() {
+                if let Some(found) = wanted(version.key(), key, exact) {
+                    erased_keys.insert(found.to_string());
+                    doomed.push((found.to_string(), version.version_id().map(str::to_string)));
+                }
+            }
+            for marker in page.delete_markers() {
+                if let Some(found) = wanted(marker.key(), key, exact) {
+                    doomed.push((found.to_string(), marker.version_id().map(str::to_string)));
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(str::to_string);
+            version_marker = page.next_version_id_marker().map(str::to_string);
+            if key_marker.is_none() {
+                break;
+            }
+        }
+        let deletions = futures::stream::iter(doomed)
+            .map(|(found, version)| async move {
+                let request = self
+                    .client
+                    .delete_object()
+                    .bucket(&self.bucket)
+                    .key(&found)
+                    .set_version_id(version.filter(|v| v != "null"));
+                request.send().await.map(|_| ()).map_err(store_error)
+            })
+            .buffer_unordered(ERASE_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
+        deletions.into_iter().collect::<Result<Vec<()>, _>>()?;
+        self.abort_uploads(key, exact).await?;
+        Ok(erased_keys.len() as u64)
+    }
+
+    /// Abort the unfinished multipart uploads of `key` (or under it).
+    async fn abort_uploads(&self, key: &str, exact: bool) -> Result<(), StoreError> {
+        let listed = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .prefix(key)
+            .send()
+            .await
+            .map_err(store_error)?;
+        for upload in listed.uploads() {
+            let (Some(found), Some(upload_id)) = (upload.key(), upload.upload_id()) else {
+                continue;
+            };
+            if exact && found != key {
+                continue;
+            }
+            self.client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(found)
+                .upload_id(upload_id)
+                .send()
+                .await
+                .map_err(store_error)?;
+        }
+        Ok(())
     }
 }
 
@@ -281,6 +376,40 @@ impl ObjectStore for S3Store {
             .await
             .map_err(store_error)?;
         Ok(())
+    }
+
+    async fn erase(&self, key: &str) -> Result<u64, StoreError> {
+        self.erase_matching(key, true).await
+    }
+
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        let mut token = None::<String>;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(store_error)?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string)),
+            );
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        Ok(keys)
+    }
+
+    async fn erase_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
+        self.erase_matching(prefix, false).await
     }
 
     async fn download_url(&self, key: &str, expires: Duration) -> Result<String, StoreError> {

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Strict offline validator for KEDA resources in rendered Kubernetes manifests.
 
-    keda_validate.py --crds ../shared/keda-crds [--refs] [--policy] FILE...
+    keda_validate.py --schemas NODE_MODULES [--refs] [--policy] FILE...
 
-1. Schema: every keda.sh object is validated against the openAPIV3Schema of its CRD (KEDA's
-   own CustomResourceDefinitions, passed with --crds), made strict the way the API server's
-   strict field validation is: an object schema that lists `properties` accepts no other
-   field (unless it says x-kubernetes-preserve-unknown-fields), so a typo such as
-   `minReplicaCout` is an error, not a silently dropped field.
+1. Schema: every keda.sh object is validated against KEDA's API schema from the npm package
+   @kubernetes-models/keda (pinned in infra/check/keda/package-lock.json; infra/check.sh
+   installs it into target/check-tools/keda/node_modules, passed with --schemas), by
+   infra/check/keda/schema.mjs under Node, strictly, as the API server's strict field
+   validation is: a field the schema does not have is an error, so a typo such as
+   `minReplicaCout` is caught, not silently dropped.
 2. Trigger metadata: the CRD types `metadata` as a free string map, so each trigger type's keys
    are checked here against the parameters KEDA documents (and its scalers parse) for that
    type; an unknown key, a missing required key or a value of the wrong shape is an error.
@@ -17,19 +18,22 @@
 4. --policy: zipfleet's own scaling rules, which a valid-but-wrong ScaledObject would break
    (in-flight jobs counted, scale from zero with an activation threshold, a cooldown and a
    scale-down stabilisation window, the target per replica equal to the worker's
-   ZIPFLEET_CONCURRENCY, termination grace longer than ZIPFLEET_SHUTDOWN_GRACE).
+   ZIPFLEET_CONCURRENCY, termination grace longer than ZIPFLEET_SHUTDOWN_GRACE), and for the
+   fair-share lanes: a RabbitMQ queue regex sums its queues, a scalingModifiers formula has a
+   target equal to ZIPFLEET_CONCURRENCY, an activation threshold, and named triggers.
+   (Which queues the regex and the formula cover is infra/check/lanes_check.py's job.)
 
 Exit status 1 with one line per problem; 0 with a summary when everything holds.
 """
 
 import argparse
-import copy
+import json
 import math
 import os
 import re
+import subprocess
 import sys
 
-import jsonschema
 import yaml
 
 # Trigger metadata keys per trigger type, from KEDA's scaler docs (keda.sh/docs/2.x/scalers)
@@ -83,60 +87,8 @@ TRIGGERS = {
     },
 }
 
-# ObjectMeta fields a manifest may carry (the CRDs only say `type: object` for metadata).
-OBJECT_META = {
-    "name", "namespace", "labels", "annotations", "generateName", "finalizers",
-    "ownerReferences",
-}
-
 KEDA_GROUP = "keda.sh"
-
-
-def strict(schema):
-    """A copy of an OpenAPI v3 (structural) schema in which objects with listed properties
-    reject other fields, and Kubernetes' int-or-string extension is honoured."""
-    schema = copy.deepcopy(schema)
-
-    def walk(node):
-        if not isinstance(node, dict):
-            return
-        if node.get("x-kubernetes-int-or-string"):
-            node.pop("type", None)
-            node["anyOf"] = [{"type": "integer"}, {"type": "string"}]
-        if (node.get("type") == "object" and "properties" in node
-                and "additionalProperties" not in node
-                and not node.get("x-kubernetes-preserve-unknown-fields")):
-            node["additionalProperties"] = False
-        for key in ("properties", "patternProperties", "definitions"):
-            for child in node.get(key, {}).values():
-                walk(child)
-        for key in ("items", "additionalProperties", "not"):
-            if isinstance(node.get(key), dict):
-                walk(node[key])
-        for key in ("allOf", "anyOf", "oneOf"):
-            for child in node.get(key, []):
-                walk(child)
-
-    walk(schema)
-    return schema
-
-
-def load_crds(directory):
-    crds = {}
-    for name in sorted(os.listdir(directory)):
-        if not name.endswith((".yaml", ".yml")):
-            continue
-        with open(os.path.join(directory, name), encoding="utf-8") as f:
-            for doc in yaml.safe_load_all(f):
-                if not doc or doc.get("kind") != "CustomResourceDefinition":
-                    continue
-                spec = doc["spec"]
-                for version in spec["versions"]:
-                    key = (f"{spec['group']}/{version['name']}", spec["names"]["kind"])
-                    crds[key] = strict(version["schema"]["openAPIV3Schema"])
-    if not crds:
-        raise SystemExit(f"keda_validate: no CustomResourceDefinition found in {directory}")
-    return crds
+SCHEMA_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "keda", "schema.mjs")
 
 
 def where(doc, path=""):
@@ -155,22 +107,22 @@ def is_number(text):
         return False
 
 
-def check_schema(doc, crds, errors):
-    key = (doc.get("apiVersion"), doc.get("kind"))
-    schema = crds.get(key)
-    if schema is None:
-        errors.append(f"{where(doc)}: no KEDA CRD defines {key[0]} {key[1]}")
-        return
-    validator = jsonschema.Draft7Validator(schema)
-    for err in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path)):
-        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
-        errors.append(f"{where(doc)}{path}: {err.message}")
-    meta = doc.get("metadata")
-    if not isinstance(meta, dict) or not meta.get("name"):
-        errors.append(f"{where(doc)}: metadata.name is required")
-    else:
-        for field in sorted(set(meta) - OBJECT_META):
-            errors.append(f"{where(doc)}.metadata: unknown field {field!r}")
+def check_schemas(docs, modules, errors):
+    """KEDA's API schema, strict (infra/check/keda/schema.mjs under Node). Returns the
+    package the schemas came from."""
+    if not os.path.isdir(os.path.join(modules, "@kubernetes-models", "keda")):
+        raise SystemExit(f"keda_validate: no @kubernetes-models/keda under {modules} "
+                         "(infra/check.sh installs it with npm ci)")
+    run = subprocess.run(["node", SCHEMA_SCRIPT, modules], input=json.dumps(docs, default=str),
+                         capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        raise SystemExit(f"keda_validate: {SCHEMA_SCRIPT} failed:\n{run.stderr}")
+    result = json.loads(run.stdout)
+    for p in result["problems"]:
+        path = "".join(f"[{part}]" if part.isdigit() else f".{part}"
+                       for part in p["path"].split("/")[1:])
+        errors.append(f"{where(docs[p['doc']])}{path}: {p['message']}")
+    return result["package"]
 
 
 def auth_params(auth_doc):
@@ -274,6 +226,9 @@ def check_policy(so, deployments, errors):
                 errors.append(f"{tloc}: policy: excludeUnacknowledged would scale busy workers away")
             if "activationValue" not in md:
                 errors.append(f"{tloc}: policy: set activationValue (the 0 -> 1 threshold)")
+            if md.get("useRegex") == "true" and md.get("operation") != "sum":
+                errors.append(f"{tloc}: policy: a queueName regex must use operation: sum "
+                              "(the fleet works every lane; max or avg would undercount)")
             per_replica = md.get("value")
         elif t.get("type") == "aws-sqs-queue":
             if md.get("scaleOnInFlight") != "true":
@@ -288,6 +243,10 @@ def check_policy(so, deployments, errors):
                 and float(per_replica) != float(concurrency):
             errors.append(f"{tloc}: policy: target per replica {per_replica} != the worker's "
                           f"ZIPFLEET_CONCURRENCY {concurrency}")
+    modifiers = (spec.get("advanced") or {}).get("scalingModifiers") or {}
+    if modifiers.get("formula"):
+        check_scaling_modifiers(loc, spec, modifiers, concurrency if target in deployments else None,
+                                errors)
     if target in deployments:
         grace = duration_seconds(env.get("ZIPFLEET_SHUTDOWN_GRACE", "30s"))
         tgps = pod.get("terminationGracePeriodSeconds", 30)
@@ -296,9 +255,36 @@ def check_policy(so, deployments, errors):
                           f"must exceed ZIPFLEET_SHUTDOWN_GRACE ({grace:g} s)")
 
 
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_scaling_modifiers(loc, spec, modifiers, concurrency, errors):
+    """A composite metric: KEDA compares the formula's value with `target` per replica, so
+    the target is the worker's slots, and activation needs its own threshold."""
+    for i, t in enumerate(spec.get("triggers") or []):
+        name = t.get("name")
+        if not name or not IDENTIFIER.fullmatch(name):
+            errors.append(f"{loc}.spec.triggers[{i}]: policy: a trigger the formula sums needs a "
+                          f"name that is an identifier (got {name!r}; '-' would be a minus)")
+    if modifiers.get("metricType", "AverageValue") != "AverageValue":
+        errors.append(f"{loc}.spec.advanced.scalingModifiers: policy: metricType must be "
+                      "AverageValue (jobs per replica)")
+    target = modifiers.get("target")
+    if not is_number(target):
+        errors.append(f"{loc}.spec.advanced.scalingModifiers: policy: target must be a number, "
+                      f"got {target!r}")
+    elif concurrency is not None and float(target) != float(concurrency):
+        errors.append(f"{loc}.spec.advanced.scalingModifiers: policy: target {target} != the "
+                      f"worker's ZIPFLEET_CONCURRENCY {concurrency}")
+    if not is_number(modifiers.get("activationTarget")):
+        errors.append(f"{loc}.spec.advanced.scalingModifiers: policy: set activationTarget (the "
+                      "0 -> 1 threshold of the formula's value)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--crds", required=True, help="directory with KEDA's CRD YAML files")
+    ap.add_argument("--schemas", required=True, metavar="NODE_MODULES",
+                    help="node_modules directory holding @kubernetes-models/keda")
     ap.add_argument("--refs", action="store_true", help="check names referenced across objects")
     ap.add_argument("--policy", action="store_true", help="check zipfleet's scaling rules")
     ap.add_argument("--expect", type=int, default=0,
@@ -306,7 +292,6 @@ def main():
     ap.add_argument("files", nargs="+")
     args = ap.parse_args()
 
-    crds = load_crds(args.crds)
     docs = []
     for path in args.files:
         with open(path, encoding="utf-8") as f:
@@ -323,8 +308,7 @@ def main():
     deployments = {d["metadata"]["name"]: d for d in docs
                    if d.get("kind") == "Deployment" and (d.get("metadata") or {}).get("name")}
     scaled = [d for d in keda if d.get("kind") == "ScaledObject"]
-    for doc in keda:
-        check_schema(doc, crds, errors)
+    package = check_schemas(keda, args.schemas, errors) if keda else "no schema needed"
     for so in scaled:
         spec = so.get("spec") or {}
         for i, trig in enumerate(spec.get("triggers") or []):
@@ -359,7 +343,7 @@ def main():
     if errors:
         return 1
     print(f"keda_validate: {len(keda)} KEDA object(s) valid "
-          f"({len(scaled)} ScaledObject(s)) in {', '.join(args.files)}")
+          f"({len(scaled)} ScaledObject(s)) in {', '.join(args.files)} [{package}]")
     return 0
 
 

@@ -29,6 +29,14 @@ METRICS = {
     "zipfleet_jobs_total",
     "zipfleet_job_duration_seconds",
     "zipfleet_image_duration_seconds",
+    # API, fair share (issue 22): zipfleet_queue_depth is the sum over the lanes; per lane
+    # (label lane="0".."N-1", bounded by ZIPFLEET_FAIR_LANES), tenants with queued jobs, the
+    # oldest queued job's wait. No per-tenant label: tenants are an unbounded set.
+    "zipfleet_queue_lane_depth",
+    "zipfleet_tenants_waiting",
+    "zipfleet_oldest_wait_seconds",
+    # workers, fair share: how each job was taken (decision="fair" | "sweep")
+    "zipfleet_fair_dispatch_total",
     # workers
     "zipfleet_worker_jobs_running",
     "zipfleet_worker_ready",

@@ -20,10 +20,21 @@ pub enum ApiError {
     Unauthorized,
     #[error("no job {0:?}")]
     NotFound(String),
+    #[error("no job of project {0:?} is known")]
+    NoProject(String),
     #[error("no dead letter {0:?}")]
     NoDeadLetter(String),
     #[error("{0}")]
     Conflict(String),
+    /// The id belongs to an erased job whose tombstone has not expired.
+    #[error("job {0} was erased; its id cannot be used again yet")]
+    Erased(String),
+    /// The tenant has its quota of jobs queued; retry after `retry_after`.
+    #[error("{message}")]
+    TenantQuota {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     #[error("the request body is larger than {0} bytes")]
     TooLarge(usize),
     #[error("{0} is unavailable; try again shortly")]
@@ -48,6 +59,10 @@ pub enum ErrorCode {
     NotFound,
     /// 409: the job exists with a different spec, or has already ended.
     Conflict,
+    /// 409: the job id belongs to an erased job (until its tombstone expires).
+    Erased,
+    /// 429: the tenant has `ZIPFLEET_MAX_QUEUED_PER_TENANT` jobs queued; see `Retry-After`.
+    TenantQuota,
     /// 413: the request body is too large.
     PayloadTooLarge,
     /// 503: the broker, object store or status store is unreachable; retry.
@@ -77,10 +92,12 @@ impl ApiError {
             Self::InvalidSpec(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidSpec),
             Self::InvalidRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
-            Self::NotFound(_) | Self::NoDeadLetter(_) | Self::NoRoute => {
+            Self::NotFound(_) | Self::NoProject(_) | Self::NoDeadLetter(_) | Self::NoRoute => {
                 (StatusCode::NOT_FOUND, ErrorCode::NotFound)
             }
             Self::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
+            Self::Erased(_) => (StatusCode::CONFLICT, ErrorCode::Erased),
+            Self::TenantQuota { .. } => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::TenantQuota),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
             Self::Unsupported(_) => (StatusCode::NOT_IMPLEMENTED, ErrorCode::Unsupported),
@@ -97,6 +114,10 @@ impl From<SpecError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
+        let retry_after = match &self {
+            Self::TenantQuota { retry_after, .. } => Some(retry_after.as_secs().max(1)),
+            _ => None,
+        };
         let (message, details) = match self {
             Self::InvalidSpec(problems) | Self::InvalidRequest(problems) => (
                 problems
@@ -119,6 +140,11 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 "www-authenticate",

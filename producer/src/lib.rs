@@ -5,7 +5,9 @@
 //!
 //! - [`startup`]: [`startup::Application`] — builds the router over connected
 //!   backends, binds (port 0 allowed), runs until a shutdown future completes.
-//! - [`jobs`]: the `/v1/jobs` routes.
+//! - [`jobs`]: the `/v1/jobs` routes (create, read, cancel, search).
+//! - [`erasure`]: erasing a job or a project (`DELETE`).
+//! - [`fleet`]: `/v1/fleet`, the fleet at a glance for operators.
 //! - [`dead_letters`]: `/v1/dead-letters` (list, redrive all or one, delete one) for operators.
 //! - [`openapi`]: the OpenAPI document, generated from the routes' types.
 //! - [`errors`]: the one error type of every route and its JSON shape.
@@ -14,7 +16,9 @@
 
 pub mod auth;
 pub mod dead_letters;
+pub mod erasure;
 pub mod errors;
+pub mod fleet;
 pub mod health;
 pub mod jobs;
 pub mod openapi;

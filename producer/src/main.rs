@@ -3,7 +3,8 @@
 use anyhow::{bail, Context};
 use clap::Parser;
 use zipfleet_api::startup::{ApiSettings, Application};
-use zipfleet_shared::config::{parse_bytes, BackendConfig, Limits};
+use zipfleet_shared::accept::AcceptSettings;
+use zipfleet_shared::config::{parse_bytes, ApiPolicy, BackendConfig, Limits};
 use zipfleet_shared::secret::Secret;
 use zipfleet_shared::spec::SpecLimits;
 
@@ -18,6 +19,8 @@ struct Cli {
     backend: BackendConfig,
     #[command(flatten)]
     limits: Limits,
+    #[command(flatten)]
+    policy: ApiPolicy,
     /// Address to listen on.
     #[arg(long, env = "ZIPFLEET_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
@@ -59,7 +62,8 @@ async fn main() -> anyhow::Result<()> {
         spec_limits: SpecLimits {
             max_images: cli.limits.max_images,
         },
-        claim_check_bytes: cli.backend.claim_check_bytes,
+        accept: AcceptSettings::from_config(&cli.backend, &cli.policy),
+        tombstone_ttl: cli.policy.erasure_tombstone_ttl,
         download_url_expiry: cli.backend.download_url_expiry,
     };
     let app = Application::build(&cli.listen, backends, settings)

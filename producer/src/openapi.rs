@@ -5,14 +5,17 @@
 
 use crate::dead_letters::{DeadLetterList, DeleteResult, RedriveRequest, RedriveResult};
 use crate::errors::{ErrorBody, ErrorCode, ErrorDetail};
+use crate::fleet::FleetView;
 use crate::health::{Health, Readiness};
 use crate::jobs::JobAccepted;
-use crate::{dead_letters, health, jobs};
+use crate::{dead_letters, erasure, fleet, health, jobs};
 use serde_json::{json, Value};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::OpenApi;
+use zipfleet_shared::erase::{JobErased, ProjectErased};
 use zipfleet_shared::spec::{JobSpec, SpecLimits};
 use zipfleet_shared::status::JobStatus;
+use zipfleet_shared::status_store::JobPage;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,8 +28,12 @@ use zipfleet_shared::status::JobStatus;
     ),
     paths(
         jobs::create_job,
+        jobs::search_jobs,
         jobs::get_job,
         jobs::cancel_job,
+        erasure::erase_job,
+        erasure::erase_project,
+        fleet::fleet,
         dead_letters::list,
         dead_letters::redrive,
         dead_letters::redrive_one,
@@ -36,11 +43,11 @@ use zipfleet_shared::status::JobStatus;
         health::metrics,
         health::openapi,
     ),
-    components(schemas(JobSpec, JobStatus, JobAccepted, ErrorBody, ErrorDetail, ErrorCode, DeadLetterList, RedriveRequest, RedriveResult, DeleteResult, Health, Readiness)),
+    components(schemas(JobSpec, JobStatus, JobAccepted, JobPage, JobErased, ProjectErased, FleetView, ErrorBody, ErrorDetail, ErrorCode, DeadLetterList, RedriveRequest, RedriveResult, DeleteResult, Health, Readiness)),
     tags(
-        (name = "jobs", description = "Submit, read and cancel jobs."),
+        (name = "jobs", description = "Submit, read, find, cancel and erase jobs."),
         (name = "dead letters", description = "Messages that could not be processed, for operators."),
-        (name = "operations", description = "Health, readiness, metrics and this document (no authentication)."),
+        (name = "operations", description = "The fleet for operators; health, readiness, metrics and this document (no authentication)."),
     )
 )]
 struct ApiDoc;

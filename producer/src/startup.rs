@@ -4,7 +4,7 @@
 
 use crate::errors::ApiError;
 use crate::health::{self, Metrics};
-use crate::{auth, dead_letters, jobs};
+use crate::{auth, dead_letters, erasure, fleet, jobs};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use zipfleet_backends::Backends;
+use zipfleet_shared::accept::AcceptSettings;
 use zipfleet_shared::secret::Secret;
 use zipfleet_shared::spec::SpecLimits;
 
@@ -23,7 +24,10 @@ pub struct ApiSettings {
     pub token: Option<Secret>,
     pub max_body_bytes: usize,
     pub spec_limits: SpecLimits,
-    pub claim_check_bytes: u64,
+    /// How jobs are accepted: claim check, lanes, the tenant quota.
+    pub accept: AcceptSettings,
+    /// How long an erased job's id stays erased.
+    pub tombstone_ttl: Duration,
     pub download_url_expiry: Duration,
 }
 
@@ -60,8 +64,17 @@ impl Application {
             openapi: Arc::from(crate::openapi::document(&settings.spec_limits).to_string()),
         };
         let v1 = Router::new()
-            .route("/jobs", axum::routing::post(jobs::create_job))
-            .route("/jobs/{id}", get(jobs::get_job).delete(jobs::cancel_job))
+            .route(
+                "/jobs",
+                axum::routing::post(jobs::create_job).get(jobs::search_jobs),
+            )
+            .route("/jobs/{id}", get(jobs::get_job).delete(erasure::erase_job))
+            .route("/jobs/{id}/cancel", axum::routing::post(jobs::cancel_job))
+            .route(
+                "/projects/{project_id}",
+                axum::routing::delete(erasure::erase_project),
+            )
+            .route("/fleet", get(fleet::fleet))
             .route("/dead-letters", get(dead_letters::list))
             .route(
                 "/dead-letters/redrive",

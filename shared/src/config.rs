@@ -57,6 +57,10 @@ pub struct BackendConfig {
         default_value = "redis://127.0.0.1:6379/0"
     )]
     pub status: SecretUrl,
+    /// Prefix of every key the status store writes in Redis, so that
+    /// several deployments (or test fleets) can share one Redis.
+    #[arg(long, env = "ZIPFLEET_STATUS_PREFIX", default_value = "zipfleet", value_parser = parse_key_prefix)]
+    pub status_prefix: String,
     /// How long status documents are kept (e.g. `3d`, `12h`).
     #[arg(long, env = "ZIPFLEET_STATUS_TTL", default_value = "3d", value_parser = parse_duration)]
     pub status_ttl: Duration,
@@ -107,6 +111,7 @@ impl BackendConfig {
             ),
             ("ZIPFLEET_STORE", self.store.clone()),
             ("ZIPFLEET_STATUS", self.status.expose().to_string()),
+            ("ZIPFLEET_STATUS_PREFIX", self.status_prefix.clone()),
             ("ZIPFLEET_STATUS_TTL", format_duration(self.status_ttl)),
             (
                 "ZIPFLEET_DOWNLOAD_URL_EXPIRY",
@@ -148,6 +153,24 @@ pub fn format_duration(duration: Duration) -> String {
         format!("{}s", duration.as_secs())
     } else {
         format!("{}ms", duration.as_millis())
+    }
+}
+
+/// What the API enforces per tenant and per erased job (contract, "Fair
+/// share" and "Erasure and retention").
+#[derive(clap::Args, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiPolicy {
+    /// Jobs one tenant may have queued at once; a tenant over it gets `429`.
+    #[arg(long, env = "ZIPFLEET_MAX_QUEUED_PER_TENANT", default_value_t = 1000)]
+    pub max_queued_per_tenant: u32,
+    /// How long an erased job's id stays marked erased, so no late worker brings its data back.
+    #[arg(long, env = "ZIPFLEET_ERASURE_TOMBSTONE_TTL", default_value = "7d", value_parser = parse_duration)]
+    pub erasure_tombstone_ttl: Duration,
+}
+
+impl Default for ApiPolicy {
+    fn default() -> Self {
+        defaults_of()
     }
 }
 
@@ -261,6 +284,21 @@ pub struct CacheSettings {
 impl Default for CacheSettings {
     fn default() -> Self {
         defaults_of()
+    }
+}
+
+/// A Redis key prefix: 1 to 64 of `A-Z a-z 0-9 _ - .`.
+pub fn parse_key_prefix(text: &str) -> Result<String, String> {
+    let ok = (1..=64).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "{text:?} is not a key prefix (1 to 64 of A-Z a-z 0-9 _ - .)"
+        ))
     }
 }
 

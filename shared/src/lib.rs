@@ -18,6 +18,9 @@
 //! - [`broker`], [`store`], [`status_store`]: the backend traits, with the
 //!   in-process implementations (in-memory queue, local directory, in-memory status);
 //!   [`backends::Backends`]: the three of one process.
+//! - [`erase`]: erasing a job or a project and everything derived from its
+//!   pictures — the one way zipfleet forgets on request.
+//! - [`cache_keys`]: where the fleet-wide cache keeps each kind of entry.
 //! - [`accept`]: accepting a job (status, publish, mark published) — the one
 //!   way a job enters zipfleet, for the API, `zipfleet run` and the tests.
 //!
@@ -26,8 +29,10 @@
 pub mod accept;
 pub mod backends;
 pub mod broker;
+pub mod cache_keys;
 pub mod codes;
 pub mod config;
+pub mod erase;
 pub mod message;
 pub mod names;
 pub mod reachability;

@@ -46,6 +46,11 @@ pub struct JobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_length = 256)]
     pub project_id: Option<String>,
+    /// The school or class the job is for: `[A-Za-z0-9_.-]{1,64}`; absent
+    /// means the tenant `default`. Fair share is between tenants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64)]
+    pub tenant: Option<String>,
     /// The images; each `id` unique within the job. At most `ZIPFLEET_MAX_IMAGES`
     /// (default 10,000; the served document states the deployment's limit).
     #[schema(min_items = 1, max_items = 10000)]
@@ -329,6 +334,14 @@ impl JobSpec {
                 );
             }
         }
+        if let Some(tenant) = &self.tenant {
+            if !is_valid_tenant(tenant) {
+                problem(
+                    "tenant".into(),
+                    "must be 1 to 64 characters of A-Z, a-z, 0-9, _, - and .".into(),
+                );
+            }
+        }
         if self.images.is_empty() {
             problem("images".into(), "must list at least one image".into());
         }
@@ -427,6 +440,23 @@ pub fn is_valid_job_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// `[A-Za-z0-9_.-]{1,64}`.
+pub fn is_valid_tenant(tenant: &str) -> bool {
+    (1..=64).contains(&tenant.len())
+        && tenant
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+impl JobSpec {
+    /// The job's tenant (`default` when the spec names none).
+    pub fn tenant(&self) -> &str {
+        self.tenant
+            .as_deref()
+            .unwrap_or(crate::status::DEFAULT_TENANT)
+    }
 }
 
 /// A fresh job id: 32 hex digits.

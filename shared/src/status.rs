@@ -102,15 +102,42 @@ impl JobError {
     }
 }
 
+/// Where a queued job stands in line (contract, "Fair share"): present only
+/// while the job is `queued`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct QueuePlace {
+    /// Jobs that would start before this one if no other job arrived, under
+    /// the fair policy (the tenant with the least work in flight goes next).
+    pub jobs_ahead: u32,
+    /// Expected seconds until it starts, from the fleet's recent job
+    /// durations and its worker slots.
+    pub estimated_wait_s: u32,
+}
+
+/// The tenant of jobs posted without one.
+pub const DEFAULT_TENANT: &str = "default";
+
+fn default_tenant() -> String {
+    DEFAULT_TENANT.to_string()
+}
+
 /// The status document. Every key is always present (`null` when it does not
-/// apply yet), so consumers in any language see one shape.
+/// apply yet), so consumers in any language see one shape — except `queue`,
+/// which only a queued job has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobStatus {
     #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub job_id: String,
     #[schema(required = true)]
     pub project_id: Option<String>,
+    /// The school or class the job is for (`default` when the spec named none).
+    #[serde(default = "default_tenant")]
+    #[schema(pattern = r"^[A-Za-z0-9_.-]{1,64}$")]
+    pub tenant: String,
     pub state: JobState,
+    /// Only while `queued`: how many jobs are ahead and the expected wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueuePlace>,
     /// Deliveries so far: 0 while queued, 1 on the first run, more on retries.
     pub attempt: u32,
     pub progress: Progress,
@@ -130,11 +157,13 @@ pub struct JobStatus {
 
 impl JobStatus {
     /// A freshly accepted job.
-    pub fn queued(job_id: &str, project_id: Option<String>, total: u32) -> Self {
+    pub fn queued(job_id: &str, project_id: Option<String>, tenant: &str, total: u32) -> Self {
         Self {
             job_id: job_id.to_string(),
             project_id,
+            tenant: tenant.to_string(),
             state: JobState::Queued,
+            queue: None,
             attempt: 0,
             progress: Progress {
                 total,
@@ -153,6 +182,7 @@ impl JobStatus {
     /// (a redelivered job starts its images over).
     pub fn start(&mut self, attempt: u32, total: u32) {
         self.state = JobState::Running;
+        self.queue = None;
         self.attempt = attempt;
         self.progress = Progress {
             total,
@@ -183,6 +213,7 @@ impl JobStatus {
     fn conclude(&mut self, state: JobState) {
         debug_assert!(state.is_final());
         self.state = state;
+        self.queue = None;
         self.finished_at = Some(now());
     }
 }
@@ -193,12 +224,30 @@ pub fn now() -> DateTime<Utc> {
 }
 
 #[cfg(test)]
+impl JobStatus {
+    /// `succeeded` with a small result, for tests of the stores.
+    pub(crate) fn succeed_for_test(&mut self) {
+        self.succeed(JobResult {
+            location: Location {
+                bucket: "b".into(),
+                key: format!("zips/{}.zip", self.job_id),
+            },
+            url: "file:///tmp/x.zip".into(),
+            size_bytes: 1,
+            images: self.progress.done,
+            skipped: Vec::new(),
+            report: Default::default(),
+        });
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn status_document_has_the_contract_shape() {
-        let mut status = JobStatus::queued("j1", Some("p".into()), 40);
+        let mut status = JobStatus::queued("j1", Some("p".into()), "school-1", 40);
         status.state = JobState::Succeeded;
         status.result = Some(JobResult {
             location: Location {
@@ -220,6 +269,7 @@ mod tests {
         for key in [
             "job_id",
             "project_id",
+            "tenant",
             "state",
             "attempt",
             "progress",

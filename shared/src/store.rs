@@ -92,6 +92,15 @@ pub trait ObjectStore: Send + Sync {
         bytes: Bytes,
         content_type: &str,
     ) -> Result<(), StoreError>;
+    /// Delete `key` of the store's own bucket for good: every version where
+    /// the bucket keeps versions (delete markers included), and every
+    /// unfinished multipart upload of it. How many objects (versions) went;
+    /// 0 if there was nothing.
+    async fn erase(&self, key: &str) -> Result<u64, StoreError>;
+    /// The keys under `prefix` in the store's own bucket (current objects).
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    /// [`ObjectStore::erase`] for every key under `prefix` (of the store's own bucket).
+    async fn erase_prefix(&self, prefix: &str) -> Result<u64, StoreError>;
     /// A time-limited URL to download `key` of the store's own bucket.
     async fn download_url(&self, key: &str, expires: Duration) -> Result<String, StoreError>;
     /// Cheap reachability check for `/readyz`.

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use zipfleet_api::startup::{ApiSettings, Application};
 use zipfleet_backends::Backends;
+use zipfleet_shared::accept::AcceptSettings;
 use zipfleet_shared::broker::memory::MemoryBroker;
 use zipfleet_shared::broker::{Broker, Lane};
 use zipfleet_shared::spec::SpecLimits;
 use zipfleet_shared::status_store::memory::MemoryStatusStore;
+use zipfleet_shared::status_store::FairLimits;
 use zipfleet_shared::store::file::FileStore;
 
 const TOKEN: &str = "t0ken";
@@ -33,7 +35,14 @@ async fn start(max_images: usize) -> Api {
         token: Some(TOKEN.into()),
         max_body_bytes: 64 * 1024,
         spec_limits: SpecLimits { max_images },
-        claim_check_bytes: 200 * 1024,
+        accept: AcceptSettings {
+            claim_check_bytes: 200 * 1024,
+            limits: FairLimits {
+                lanes: 1,
+                max_queued_per_tenant: 1000,
+            },
+        },
+        tombstone_ttl: Duration::from_secs(60),
         download_url_expiry: Duration::from_secs(60),
     };
     let app = Application::build("127.0.0.1:0", backends, settings)

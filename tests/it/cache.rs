@@ -17,9 +17,10 @@ use zipfleet_shared::broker::memory::MemoryBroker;
 use zipfleet_shared::broker::{Broker, Lane};
 use zipfleet_shared::config::CacheSettings;
 use zipfleet_shared::message::JobMessage;
+use zipfleet_shared::status::DEFAULT_TENANT;
 use zipfleet_shared::status::{JobState, JobStatus};
 use zipfleet_shared::status_store::memory::MemoryStatusStore;
-use zipfleet_shared::status_store::StatusStore;
+use zipfleet_shared::status_store::{FairLimits, JobRecords, NewJob};
 use zipfleet_shared::store::file::FileStore;
 use zipfleet_shared::store::{ObjectMeta, ObjectReader, ObjectStore, StoreError};
 use zipfleet_tests::http::{Route, TestServer};
@@ -69,11 +70,17 @@ impl Run {
 
     async fn submit(&self, job_id: &str, job: &Value) {
         let spec = spec(job.clone());
+        let queued = JobStatus::queued(job_id, None, DEFAULT_TENANT, spec.images.len() as u32);
         self.status
-            .create(
-                &JobStatus::queued(job_id, None, spec.images.len() as u32),
-                &spec.fingerprint(),
-            )
+            .create(&NewJob {
+                status: &queued,
+                fingerprint: &spec.fingerprint(),
+                pictures: &[],
+                limits: FairLimits {
+                    lanes: 1,
+                    max_queued_per_tenant: 1000,
+                },
+            })
             .await
             .unwrap();
         self.broker
@@ -350,6 +357,15 @@ impl ObjectStore for RefusingCacheWrites {
     }
     fn local_path(&self, bucket: Option<&str>, key: &str) -> Result<Option<PathBuf>, StoreError> {
         self.0.local_path(bucket, key)
+    }
+    async fn erase(&self, key: &str) -> Result<u64, StoreError> {
+        self.0.erase(key).await
+    }
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.0.list_keys(prefix).await
+    }
+    async fn erase_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
+        self.0.erase_prefix(prefix).await
     }
     async fn put_file(
         &self,

@@ -5,7 +5,7 @@ use serde_json::json;
 use std::time::Duration;
 use zipfleet_shared::broker::{Broker, Lane};
 use zipfleet_shared::status::JobState;
-use zipfleet_shared::status_store::StatusStore;
+use zipfleet_shared::status_store::JobRecords;
 use zipfleet_tests::http::{closed_port_url, TestServer};
 use zipfleet_tests::{images, spec, test_settings, zipcheck, Embedded};
 

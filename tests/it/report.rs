@@ -1,5 +1,5 @@
-//! The dataset report end to end: real photos from the shared corpus (fetched
-//! by `../shared/corpus/fetch.sh` into `target/corpus`), copies of them made
+//! The dataset report end to end: real photos from the corpus (fetched by
+//! `tools/corpus/fetch.sh` into `target/corpus`), copies of them made
 //! here, through the embedded pipeline and through the fleet on the real
 //! services; the report in `manifest.json` must be the status `result.report`.
 
@@ -43,15 +43,16 @@ const DISTINCT: [&str; 20] = [
     "string.jpg",
 ];
 
-/// The corpus, fetched once per test binary (the script is idempotent and
-/// checks every file's md5). A machine that cannot fetch it fails the test.
+/// The corpus, fetched once per test binary by the repository's own
+/// `tools/corpus/fetch.sh` (idempotent; it checks every file's sha256 against
+/// `tools/corpus/images.tsv`). A machine that cannot fetch it fails the test.
 fn corpus() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .expect("workspace root");
-        let script = workspace.join("../shared/corpus/fetch.sh");
+        let script = workspace.join("tools/corpus/fetch.sh");
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map_or_else(|| workspace.join("target"), PathBuf::from);
         let dest = target.join("corpus");
@@ -62,7 +63,7 @@ fn corpus() -> &'static Path {
             .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
         assert!(
             status.success(),
-            "{} {} failed: the report tests need the shared corpus",
+            "{} {} failed: the report tests need the corpus (Debian packages via apt-get)",
             script.display(),
             dest.display()
         );

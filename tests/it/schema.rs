@@ -93,7 +93,8 @@ fn states_and_codes_match_the_contract() {
     }
     // Every key of the document is always present (null when it does not apply).
     let required = strings(&status["required"]);
-    let document = serde_json::to_value(zipfleet_shared::JobStatus::queued("j", None, 1)).unwrap();
+    let document =
+        serde_json::to_value(zipfleet_shared::JobStatus::queued("j", None, "default", 1)).unwrap();
     let keys: Vec<String> = document.as_object().unwrap().keys().cloned().collect();
     let mut sorted_required = required.clone();
     sorted_required.sort();

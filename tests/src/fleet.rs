@@ -12,7 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use zipfleet_api::startup::{ApiSettings, Application};
-use zipfleet_shared::config::BackendConfig;
+use zipfleet_shared::accept::AcceptSettings;
+use zipfleet_shared::config::{ApiPolicy, BackendConfig};
 use zipfleet_shared::spec::SpecLimits;
 use zipfleet_shared::status::JobStatus;
 
@@ -47,6 +48,17 @@ pub fn aws_test_environment() {
     }
 }
 
+/// An S3 client on the test store (SeaweedFS), for what the object-store
+/// trait does not do (versioned buckets, listing versions and uploads).
+pub async fn s3_client() -> aws_sdk_s3::Client {
+    aws_test_environment();
+    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let config = aws_sdk_s3::config::Builder::from(&shared)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
 /// The SQS visibility timeout of test fleets: short, so that a killed
 /// worker's job comes back quickly and long jobs need heartbeats.
 pub const SQS_VISIBILITY: Duration = Duration::from_secs(4);
@@ -64,6 +76,9 @@ pub fn fleet_config(broker: &str) -> BackendConfig {
     config.dead_letter_queue = Some(format!("zipfleet{sep}jobs{sep}dlq{sep}{unique}"));
     config.store = format!("s3://{bucket}/test-{unique}");
     config.status = env_or("ZIPFLEET_TEST_REDIS", "redis://127.0.0.1:6379/0").into();
+    // Fleets share one Redis: each keeps its statuses, fair-share ledger and
+    // worker registry under its own prefix, as separate deployments would.
+    config.status_prefix = format!("zipfleet-test-{unique}");
     config.max_deliveries = 3;
     config.sqs_visibility_timeout = SQS_VISIBILITY;
     config
@@ -108,7 +123,8 @@ pub async fn spawn_fleet_with(config: BackendConfig, workers: usize) -> Fleet {
         token: Some(TOKEN.into()),
         max_body_bytes: 1024 * 1024,
         spec_limits: SpecLimits { max_images: 500 },
-        claim_check_bytes: config.claim_check_bytes,
+        accept: AcceptSettings::from_config(&config, &ApiPolicy::default()),
+        tombstone_ttl: ApiPolicy::default().erasure_tombstone_ttl,
         download_url_expiry: Duration::from_secs(600),
     };
     let app = Application::build("127.0.0.1:0", backends.clone(), settings)
@@ -288,6 +304,31 @@ impl Fleet {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// A request to the API with the token.
+    pub async fn call(&self, method: reqwest::Method, path: &str) -> reqwest::Response {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Every object under the fleet's prefix, with its bytes (for searching
+    /// the store for data that must be gone).
+    pub async fn stored_objects(&self) -> Vec<(String, Vec<u8>)> {
+        let store = self.backends.store.as_ref();
+        let mut objects = Vec::new();
+        for key in store.list_keys(&store.own_key("")).await.expect("listing") {
+            if let Ok(bytes) =
+                zipfleet_shared::store::read_small(store, &key, 256 * 1024 * 1024).await
+            {
+                objects.push((key, bytes));
+            }
+        }
+        objects
     }
 
     /// Put an image where `object` sources find it (the bucket root, not our prefix).

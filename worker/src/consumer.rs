@@ -40,8 +40,9 @@ use zipfleet_shared::message::JobMessage;
 use zipfleet_shared::reachability::{check_backends, Checks};
 use zipfleet_shared::retry::{retry_transient, Backoff, GaveUp, OutageLog};
 use zipfleet_shared::spec::{JobSpec, SpecLimits};
+use zipfleet_shared::status::DEFAULT_TENANT;
 use zipfleet_shared::status::{JobError, JobStatus};
-use zipfleet_shared::status_store::BeginOutcome;
+use zipfleet_shared::status_store::{BeginJob, BeginOutcome, FinishOutcome};
 use zipfleet_shared::JobErrorCode;
 
 /// Largest claim-checked spec a worker reads.
@@ -325,6 +326,11 @@ impl Worker {
                 }
             }
             Settlement::HandBack(reason) => self.hand_back(delivery, &reason).await,
+            Settlement::Drop => {
+                if let Err(err) = delivery.ack().await {
+                    warn!(%err, "could not acknowledge an erased job's message");
+                }
+            }
         }
     }
 
@@ -341,7 +347,7 @@ impl Worker {
             Ok(spec) => spec,
             Err(SpecProblem::Transient(reason)) => return Settlement::HandBack(reason),
             Err(SpecProblem::Invalid(reason)) => {
-                let mut status = JobStatus::queued(&job_id, None, 0);
+                let mut status = JobStatus::queued(&job_id, None, DEFAULT_TENANT, 0);
                 status.attempt = attempt;
                 let error = JobError::new(JobErrorCode::InvalidSpec, reason);
                 return self
@@ -350,6 +356,13 @@ impl Worker {
             }
         };
         let total = spec.images.len() as u32;
+        let begin = BeginJob {
+            job_id: &job_id,
+            project_id: spec.project_id.as_deref(),
+            tenant: spec.tenant(),
+            attempt,
+            total,
+        };
         // A status store that lost its data (restarted without persistence)
         // answers "unknown job": `begin` then re-creates the status from
         // what the message carries, so the job still reaches a final state.
@@ -357,11 +370,7 @@ impl Worker {
             &self.env.outages.status,
             "starting the job's status",
             interrupt,
-            || {
-                self.env
-                    .status
-                    .begin(&job_id, spec.project_id.as_deref(), attempt, total)
-            },
+            || self.env.status.begin(&begin),
         )
         .await;
         let started = match begun {
@@ -372,6 +381,10 @@ impl Worker {
                     "job already ended; re-publishing its completion"
                 );
                 return self.publish(status, interrupt).await;
+            }
+            Ok(BeginOutcome::Erased) => {
+                info!("job was erased; dropping its message");
+                return Settlement::Drop;
             }
             Err(Gave::Up(reason)) => return Settlement::HandBack(reason),
             Err(Gave::Interrupted) => return Settlement::HandBack("worker shutting down".into()),
@@ -385,6 +398,10 @@ impl Worker {
                 self.conclude(status, interrupt).await
             }
             Err(Interrupted::Shutdown) => Settlement::HandBack("worker shutting down".into()),
+            Err(Interrupted::Erased) => {
+                info!("the job was erased while it ran; nothing of it is kept");
+                Settlement::Drop
+            }
             Err(Interrupted::Transient(reason)) if attempt >= self.max_deliveries => {
                 let error = JobError::new(
                     JobErrorCode::TooManyAttempts,
@@ -439,9 +456,17 @@ impl Worker {
         )
         .await;
         match stored {
-            Ok(stored) => {
+            Ok(FinishOutcome::Stored(stored)) => {
                 info!(state = stored.state.as_str(), "job finished");
                 self.publish(stored, interrupt).await
+            }
+            Ok(FinishOutcome::Erased) => {
+                // Erased while it ran: whatever it uploaded goes too.
+                if let Some(result) = &status.result {
+                    crate::job::delete_zip(&self.env, &result.location.key).await;
+                }
+                info!("job was erased while it ran; nothing of it is kept");
+                Settlement::Drop
             }
             Err(Gave::Up(reason)) => {
                 Settlement::HandBack(format!("could not store the final status: {reason}"))
@@ -485,6 +510,8 @@ enum Settlement {
     Ack { status: JobStatus },
     /// Give it back for another attempt (shutdown, or a backend that stayed away).
     HandBack(String),
+    /// The job was erased: acknowledge, publish nothing.
+    Drop,
 }
 
 /// Why [`retry_in_place`] stopped without a result.

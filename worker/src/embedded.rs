@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use zipfleet_backends::{connect, ConnectError};
-use zipfleet_shared::accept::{accept_job, AcceptError, Accepted};
-use zipfleet_shared::config::BackendConfig;
+use zipfleet_shared::accept::{accept_job, AcceptError, AcceptSettings, Accepted};
+use zipfleet_shared::config::{ApiPolicy, BackendConfig};
 use zipfleet_shared::spec::JobSpec;
 use zipfleet_shared::status::JobStatus;
 use zipfleet_shared::status_store::StatusError;
@@ -34,7 +34,7 @@ pub enum EmbeddedError {
 #[derive(Debug)]
 pub struct EmbeddedFleet {
     pub backends: Backends,
-    claim_check_bytes: u64,
+    accept: AcceptSettings,
     stop: CancellationToken,
     serving: JoinHandle<()>,
 }
@@ -60,7 +60,7 @@ impl EmbeddedFleet {
         let serving = tokio::spawn(worker.run(stop.clone().cancelled_owned()));
         Ok(Self {
             backends,
-            claim_check_bytes: settings.backend.claim_check_bytes,
+            accept: AcceptSettings::from_config(&settings.backend, &ApiPolicy::default()),
             stop,
             serving,
         })
@@ -68,7 +68,7 @@ impl EmbeddedFleet {
 
     /// Accept a job as the API does (`queued`, published, marked published).
     pub async fn submit(&self, spec: JobSpec) -> Result<Accepted, EmbeddedError> {
-        Ok(accept_job(&self.backends, spec, self.claim_check_bytes).await?)
+        Ok(accept_job(&self.backends, spec, &self.accept).await?)
     }
 
     /// The job's status now.

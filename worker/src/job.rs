@@ -26,7 +26,7 @@ use zipfleet_shared::report::DatasetReport;
 use zipfleet_shared::retry::{retry_transient, GaveUp, OutageLog, Outages};
 use zipfleet_shared::spec::{ImageSource, ImageSpec, JobSpec, OnImageError, OutputSpec};
 use zipfleet_shared::status::{JobError, JobResult, Location, Progress, SkippedImage};
-use zipfleet_shared::status_store::StatusStore;
+use zipfleet_shared::status_store::{JobSignal, StatusStore};
 use zipfleet_shared::store::{ObjectStore, StoreError};
 use zipfleet_shared::{ImageErrorCode, JobErrorCode};
 
@@ -68,6 +68,9 @@ pub enum Interrupted {
     /// The worker is shutting down.
     #[error("the worker is shutting down")]
     Shutdown,
+    /// The job was erased: nothing of it may be written any more.
+    #[error("the job was erased")]
+    Erased,
 }
 
 /// The object key of a job's zip, under the store's prefix.
@@ -173,9 +176,16 @@ async fn add_images(
         let next = tokio::select! {
             next = results.next() => next,
             _ = cancel_poll.tick() => {
-                if env.status.cancel_requested(job_id).await.unwrap_or(false) {
-                    info!("cancel requested; stopping");
-                    return Ok(Some(JobOutcome::Cancelled));
+                match env.status.signal(job_id).await {
+                    Ok(JobSignal::Cancel) => {
+                        info!("cancel requested; stopping");
+                        return Ok(Some(JobOutcome::Cancelled));
+                    }
+                    Ok(JobSignal::Erased) => {
+                        info!("the job was erased; stopping");
+                        return Err(Interrupted::Erased);
+                    }
+                    Ok(JobSignal::CarryOn) | Err(_) => {}
                 }
                 continue;
             }
@@ -235,9 +245,19 @@ async fn upload_zip(
     stop: &CancellationToken,
 ) -> Result<Result<Location, JobOutcome>, Interrupted> {
     let key = zip_key(env.store.as_ref(), job_id);
+    // An erased job's zip must not come back: the tombstone is checked
+    // before the upload, and after it (an erasure that ran meanwhile could
+    // not delete what was not there yet).
+    if erased(env, job_id).await {
+        return Err(Interrupted::Erased);
+    }
     let upload_started = std::time::Instant::now();
     let uploaded = upload(env.store.as_ref(), &env.outages.store, &key, zip_path, stop).await;
     env.metrics.stage(Stage::Upload, upload_started.elapsed());
+    if uploaded.is_ok() && erased(env, job_id).await {
+        delete_zip(env, &key).await;
+        return Err(Interrupted::Erased);
+    }
     match uploaded {
         Ok(()) => Ok(Ok(Location {
             bucket: env.store.bucket().to_string(),
@@ -245,6 +265,19 @@ async fn upload_zip(
         })),
         Err(UploadError::Interrupted(interrupted)) => Err(interrupted),
         Err(UploadError::Refused(reason)) => Ok(Err(failed(JobErrorCode::StoreFailed, reason))),
+    }
+}
+
+/// Whether the job was erased (a store that cannot answer counts as not:
+/// the check after the write and the eraser's own deletion cover that).
+async fn erased(env: &JobEnv, job_id: &str) -> bool {
+    matches!(env.status.is_erased(job_id).await, Ok(true))
+}
+
+/// Delete an erased job's zip (every version).
+pub(crate) async fn delete_zip(env: &JobEnv, key: &str) {
+    if let Err(err) = env.store.erase(key).await {
+        warn!(%err, "could not delete an erased job's zip");
     }
 }
 
@@ -348,7 +381,11 @@ fn failed(code: JobErrorCode, message: String) -> JobOutcome {
 }
 
 async fn report_progress(env: &JobEnv, job_id: &str, done: u32, failed: u32, took: Duration) {
-    match env.status.add_progress(job_id, done, failed, took).await {
+    match env
+        .status
+        .add_progress(job_id, done, failed, took, None)
+        .await
+    {
         Ok(()) => env.outages.status.recovered(),
         // Progress is advisory; the final status is what counts.
         Err(err) => env.outages.status.failed("recording progress", &err),

@@ -1,10 +1,16 @@
 # Worker autoscaling on backlog per task, in plain words:
 #
-# - Target tracking keeps (visible jobs in the queue) / (running worker tasks) near
+# - Target tracking keeps (visible jobs in every lane) / (running worker tasks) near
 #   worker_backlog_per_task_target (2): with 8 jobs waiting and 2 tasks the metric is 4, so
 #   Application Auto Scaling doubles the tasks. Only visible (waiting) messages are counted:
 #   the jobs already running are safe because each worker turns on its task's scale-in
 #   protection while it runs a job (ECS_AGENT_URI), so scale-in stops only idle tasks.
+# - Every lane counts (fair share spreads the jobs over fair_lanes queues, sqs.tf): one
+#   CloudWatch metric per lane, `waiting` = SUM([lane0, lane1, ...]). SUM over the array adds
+#   what each lane reports in a minute, so a lane without datapoints (SQS publishes no
+#   metrics for a queue idle for 6 hours) adds nothing instead of blanking the total, as
+#   `lane0 + lane1` would. infra/check/lanes_check.py proves the sum names every lane queue
+#   once, in this policy and in the "start the first task" alarm.
 # - Target tracking cannot start from zero tasks (backlog / 0 has no value, and it scales
 #   in proportion to the current count), so a step-scaling alarm adds the first task when a
 #   job is waiting and no task runs. From there target tracking takes over.
@@ -14,6 +20,8 @@
 
 locals {
   worker_resource_id = "service/${aws_ecs_cluster.main.name}/${aws_ecs_service.worker.name}"
+  # The jobs waiting in every lane, from the metrics lane0 .. laneN-1 below.
+  waiting_expression = "SUM([${join(", ", [for n in range(var.fair_lanes) : "lane${n}"])}])"
 }
 
 resource "aws_appautoscaling_target" "worker" {
@@ -37,21 +45,31 @@ resource "aws_appautoscaling_policy" "worker_backlog" {
     scale_in_cooldown  = 300
 
     customized_metric_specification {
-      metrics {
-        id          = "visible"
-        label       = "Jobs waiting"
-        return_data = false
-        metric_stat {
-          stat = "Sum"
-          metric {
-            namespace   = "AWS/SQS"
-            metric_name = "ApproximateNumberOfMessagesVisible"
-            dimensions {
-              name  = "QueueName"
-              value = aws_sqs_queue.jobs.name
+      dynamic "metrics" {
+        for_each = local.lane_queues
+        content {
+          id          = "lane${metrics.key}"
+          label       = "Jobs waiting in lane ${metrics.key} (${metrics.value.name})"
+          return_data = false
+          metric_stat {
+            stat = "Sum"
+            metric {
+              namespace   = "AWS/SQS"
+              metric_name = "ApproximateNumberOfMessagesVisible"
+              dimensions {
+                name  = "QueueName"
+                value = metrics.value.name
+              }
             }
           }
         }
+      }
+
+      metrics {
+        id          = "waiting"
+        label       = "Jobs waiting in every lane"
+        expression  = local.waiting_expression
+        return_data = false
       }
 
       metrics {
@@ -78,7 +96,7 @@ resource "aws_appautoscaling_policy" "worker_backlog" {
       metrics {
         id          = "backlog_per_task"
         label       = "Jobs waiting per running worker task"
-        expression  = "visible / tasks"
+        expression  = "waiting / tasks"
         return_data = true
       }
     }
@@ -104,8 +122,8 @@ resource "aws_appautoscaling_policy" "worker_from_zero" {
   }
 }
 
-# In alarm when at least one job waits and no worker task runs (a missing task count, as
-# when the service has had no task for a while, counts as zero).
+# In alarm when at least one job waits in any lane and no worker task runs (a missing task
+# count, as when the service has had no task for a while, counts as zero).
 resource "aws_cloudwatch_metric_alarm" "worker_from_zero" {
   alarm_name          = "${var.name}-jobs-waiting-no-worker"
   alarm_description   = "Jobs are waiting and no zipfleet worker runs: start one"
@@ -119,19 +137,29 @@ resource "aws_cloudwatch_metric_alarm" "worker_from_zero" {
   metric_query {
     id          = "waiting_without_worker"
     label       = "Jobs waiting with no worker"
-    expression  = "IF(visible > 0 AND FILL(tasks, 0) < 1, 1, 0)"
+    expression  = "IF(waiting > 0 AND FILL(tasks, 0) < 1, 1, 0)"
     return_data = true
   }
 
   metric_query {
-    id = "visible"
-    metric {
-      namespace   = "AWS/SQS"
-      metric_name = "ApproximateNumberOfMessagesVisible"
-      period      = 60
-      stat        = "Maximum"
-      dimensions = {
-        QueueName = aws_sqs_queue.jobs.name
+    id          = "waiting"
+    label       = "Jobs waiting in every lane"
+    expression  = local.waiting_expression
+    return_data = false
+  }
+
+  dynamic "metric_query" {
+    for_each = local.lane_queues
+    content {
+      id = "lane${metric_query.key}"
+      metric {
+        namespace   = "AWS/SQS"
+        metric_name = "ApproximateNumberOfMessagesVisible"
+        period      = 60
+        stat        = "Maximum"
+        dimensions = {
+          QueueName = metric_query.value.name
+        }
       }
     }
   }

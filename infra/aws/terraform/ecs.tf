@@ -1,5 +1,5 @@
-# ECS on Fargate: the API behind an ALB, the workers scaled on the jobs backlog
-# (autoscaling.tf). Both run the same image with a read-only root filesystem, as the image's
+# ECS on Fargate: the API behind an ALB, the workers scaled on the jobs backlog of every
+# lane (autoscaling.tf). Both run the same image with a read-only root filesystem, as the image's
 # unprivileged user.
 
 resource "aws_ecs_cluster" "main" {
@@ -21,6 +21,10 @@ locals {
     { name = "ZIPFLEET_COMPLETED_QUEUE", value = aws_sqs_queue.completed.url },
     { name = "ZIPFLEET_DEAD_LETTER_QUEUE", value = aws_sqs_queue.dead_letter.url },
     { name = "ZIPFLEET_CREATE_QUEUES", value = "false" },
+    # Lane n >= 1 of the jobs queue is its URL + "-laneN": the queues of sqs.tf.
+    { name = "ZIPFLEET_FAIR_LANES", value = tostring(var.fair_lanes) },
+    { name = "ZIPFLEET_MAX_QUEUED_PER_TENANT", value = tostring(var.max_queued_per_tenant) },
+    { name = "ZIPFLEET_ERASURE_TOMBSTONE_TTL", value = var.erasure_tombstone_ttl },
     { name = "ZIPFLEET_MAX_DELIVERIES", value = tostring(var.max_deliveries) },
     { name = "ZIPFLEET_SQS_VISIBILITY_TIMEOUT", value = "${var.visibility_timeout_seconds}s" },
     { name = "ZIPFLEET_STORE", value = local.store },

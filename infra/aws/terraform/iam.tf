@@ -50,20 +50,21 @@ resource "aws_iam_role_policy" "execution_secrets" {
 # --- API task role ---------------------------------------------------------------------
 
 data "aws_iam_policy_document" "api" {
+  # Queue depths of every lane (the queue metrics, `queue.jobs_ahead`) and the DLQ.
   statement {
     sid = "ResolveQueues"
     actions = [
       "sqs:GetQueueUrl",
       "sqs:GetQueueAttributes",
     ]
-    resources = [aws_sqs_queue.jobs.arn, aws_sqs_queue.completed.arn, aws_sqs_queue.dead_letter.arn]
+    resources = concat(local.lane_arns, [aws_sqs_queue.completed.arn, aws_sqs_queue.dead_letter.arn])
   }
 
-  # Enqueue jobs; dead-letter redrive sends them back to the jobs queue.
+  # Enqueue jobs on the lane of their tenant; dead-letter redrive sends them back to lane 0.
   statement {
     sid       = "EnqueueJobs"
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.jobs.arn]
+    resources = local.lane_arns
   }
 
   # GET /v1/dead-letters peeks (receive, then hand back) and redrive deletes after re-sending.
@@ -97,6 +98,34 @@ data "aws_iam_policy_document" "api" {
     actions   = ["s3:GetObject"]
     resources = ["${aws_s3_bucket.store.arn}/${local.prefix}/zips/*"]
   }
+
+  # DELETE /v1/jobs/{id} and /v1/projects/{id} erase under zipfleet's prefix: the zip (every
+  # version, where the bucket keeps versions, and its unfinished multipart uploads), the
+  # claim-checked spec and the cache entries derived from the job's pictures.
+  statement {
+    sid = "EraseJobData"
+    actions = [
+      "s3:GetObject",
+      "s3:DeleteObject",
+      "s3:DeleteObjectVersion",
+      "s3:AbortMultipartUpload",
+    ]
+    resources = ["${aws_s3_bucket.store.arn}/${local.prefix}/*"]
+  }
+
+  statement {
+    sid = "FindJobData"
+    actions = [
+      "s3:ListBucketVersions",
+      "s3:ListBucketMultipartUploads",
+    ]
+    resources = [aws_s3_bucket.store.arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.prefix}/*"]
+    }
+  }
 }
 
 resource "aws_iam_role" "api" {
@@ -117,14 +146,18 @@ locals {
 }
 
 data "aws_iam_policy_document" "worker" {
+  # Take one job at a time from whichever lane fair share names (and sweep them all), renew
+  # its visibility while it runs, delete it when done.
   statement {
     sid = "ConsumeJobs"
     actions = [
       "sqs:ReceiveMessage",
       "sqs:DeleteMessage",
       "sqs:ChangeMessageVisibility",
+      "sqs:GetQueueUrl",
+      "sqs:GetQueueAttributes",
     ]
-    resources = [aws_sqs_queue.jobs.arn]
+    resources = local.lane_arns
   }
 
   # Completions to the completed queue, malformed messages straight to the DLQ.
@@ -135,7 +168,7 @@ data "aws_iam_policy_document" "worker" {
       "sqs:GetQueueUrl",
       "sqs:GetQueueAttributes",
     ]
-    resources = [aws_sqs_queue.jobs.arn, aws_sqs_queue.completed.arn, aws_sqs_queue.dead_letter.arn]
+    resources = [aws_sqs_queue.completed.arn, aws_sqs_queue.dead_letter.arn]
   }
 
   statement {
@@ -145,12 +178,14 @@ data "aws_iam_policy_document" "worker" {
   }
 
   # Its own prefix: read specs and cache, write zips and cache (multipart included: the
-  # multipart calls are authorised as PutObject, plus abort and list-parts).
+  # multipart calls are authorised as PutObject, plus abort and list-parts). Delete: a write
+  # that raced an erasure (the job's tombstone appeared after it) is undone.
   statement {
     sid = "Store"
     actions = [
       "s3:GetObject",
       "s3:PutObject",
+      "s3:DeleteObject",
       "s3:AbortMultipartUpload",
       "s3:ListMultipartUploadParts",
     ]

@@ -4,8 +4,13 @@ output "api_url" {
 }
 
 output "jobs_queue_url" {
-  description = "URL of the jobs queue (ZIPFLEET_JOBS_QUEUE)."
+  description = "URL of the jobs queue (ZIPFLEET_JOBS_QUEUE), lane 0 of fair share."
   value       = aws_sqs_queue.jobs.url
+}
+
+output "lane_queue_urls" {
+  description = "URLs of every lane of the jobs queue, lane 0 (the jobs queue) first: what the workers take from and autoscaling sums."
+  value       = [for q in local.lane_queues : q.url]
 }
 
 output "completed_queue_url" {

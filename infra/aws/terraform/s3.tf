@@ -46,7 +46,11 @@ resource "aws_s3_bucket_versioning" "store" {
   }
 }
 
-# Each rule also aborts multipart uploads a killed worker never completed (after a day).
+# Retention: the same rules as infra/lifecycle.json, the deploy kit's one statement of them
+# (compose applies that file to SeaweedFS; on Kubernetes the operator applies it with
+# `aws s3api put-bucket-lifecycle-configuration`), here with the periods as variables.
+# infra/check.sh evaluates this module and fails unless, with the variables' defaults, these
+# rules are exactly that file's. README "Retention" lists what each one deletes.
 resource "aws_s3_bucket_lifecycle_configuration" "store" {
   bucket = aws_s3_bucket.store.id
 
@@ -59,12 +63,6 @@ resource "aws_s3_bucket_lifecycle_configuration" "store" {
     expiration {
       days = var.zip_expiry_days
     }
-    noncurrent_version_expiration {
-      noncurrent_days = 1
-    }
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 1
-    }
   }
 
   rule {
@@ -75,12 +73,6 @@ resource "aws_s3_bucket_lifecycle_configuration" "store" {
     }
     expiration {
       days = var.cache_expiry_days
-    }
-    noncurrent_version_expiration {
-      noncurrent_days = 1
-    }
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 1
     }
   }
 
@@ -93,21 +85,22 @@ resource "aws_s3_bucket_lifecycle_configuration" "store" {
     expiration {
       days = var.spec_expiry_days
     }
+  }
+
+  # The whole bucket: an erased or expired zip leaves no old version behind for more than a
+  # day (where versioning is on), and a multipart upload a killed worker never completed is
+  # aborted after a day (its parts are stored, and billed, until then).
+  rule {
+    id     = "noncurrent-versions-and-unfinished-uploads"
+    status = "Enabled"
+    filter {
+      prefix = ""
+    }
     noncurrent_version_expiration {
       noncurrent_days = 1
     }
     abort_incomplete_multipart_upload {
       days_after_initiation = 1
-    }
-  }
-
-  # Bucket-wide, for any other uploads (a web backend's own under uploads/, say): a week.
-  rule {
-    id     = "abort-incomplete-uploads"
-    status = "Enabled"
-    filter {}
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 7
     }
   }
 

@@ -113,6 +113,29 @@ variable "visibility_timeout_seconds" {
   }
 }
 
+variable "fair_lanes" {
+  description = "ZIPFLEET_FAIR_LANES: the jobs queue (lane 0) plus fair_lanes - 1 lane queues named after it (NAME-jobs-lane1 ...). Tenants waiting get a lane of their own while one is free, so a class's 5 jobs do not wait behind another tenant's 300. At most 9: the workers' backlog metric math sums one CloudWatch metric per lane plus the task count, and CloudWatch allows 10 metrics in an alarm's math; SQS's redrive allow policy names at most 10 source queues."
+  type        = number
+  default     = 8
+
+  validation {
+    condition     = var.fair_lanes >= 1 && var.fair_lanes <= 9 && floor(var.fair_lanes) == var.fair_lanes
+    error_message = "fair_lanes must be a whole number 1..9."
+  }
+}
+
+variable "max_queued_per_tenant" {
+  description = "ZIPFLEET_MAX_QUEUED_PER_TENANT: jobs one tenant may have queued at once; over it the API answers 429 tenant_quota with Retry-After (other tenants are not affected)."
+  type        = number
+  default     = 1000
+}
+
+variable "erasure_tombstone_ttl" {
+  description = "ZIPFLEET_ERASURE_TOMBSTONE_TTL: how long an erased job's id stays marked erased (in Redis), so that no late worker writes its zip, status or cache entries back. Longer than a job can wait in the queues plus its longest run."
+  type        = string
+  default     = "7d"
+}
+
 variable "jobs_retention_seconds" {
   description = "How long an unprocessed job stays in the jobs and completed queues."
   type        = number
@@ -238,13 +261,13 @@ variable "worker_max_count" {
 }
 
 variable "worker_backlog_per_task_target" {
-  description = "Target of the backlog-per-task scaling policy: visible (waiting) jobs per running worker. With worker_concurrency jobs running on each task, 2 means a job waits about one job length at most."
+  description = "Target of the backlog-per-task scaling policy: visible (waiting) jobs, summed over every lane, per running worker. With worker_concurrency jobs running on each task, 2 means a job waits about one job length at most."
   type        = number
   default     = 2
 }
 
 variable "log_retention_days" {
-  description = "CloudWatch Logs retention for the API and worker logs (they name jobs and image URLs, not the images)."
+  description = "CloudWatch Logs retention for the API and worker logs (at info they name jobs and images by id only; URLs and labels appear only at debug)."
   type        = number
   default     = 30
 }

@@ -1,14 +1,26 @@
-//! The in-memory status store (`memory://`): the embedded default.
+//! The in-memory status store (`memory://`): the embedded default, and the
+//! reference the Redis store is held to. One mutex over everything, so every
+//! transition updates the status, the fair-share ledger and the tombstones
+//! in one step, as the Redis store's scripts do.
 
+use super::fair::{self, FairLimits, Pace, TenantLoad, RECENT_RUNS};
+use super::search::{Cursor, IndexKey, JobPage, JobQuery, JobSummary};
 use super::{
-    job_seconds, BeginOutcome, CancelOutcome, CreateOutcome, Histogram, Stats, StatusError,
-    StatusStore, IMAGE_SECONDS_BOUNDS, JOB_SECONDS_BOUNDS,
+    job_seconds, run_seconds, BeginJob, BeginOutcome, CancelOutcome, CreateOutcome, DispatchOrder,
+    ErasedJob, Erasure, FairLedger, FinishOutcome, FleetRegistry, Histogram, JobIndex, JobRecords,
+    JobSignal, NewJob, RecentCounts, Stats, StatusError, WorkerBeat, WorkerSeen,
+    IMAGE_SECONDS_BOUNDS, JOB_SECONDS_BOUNDS, WORKER_SEEN_FOR,
 };
-use crate::status::{JobState, JobStatus};
+use crate::status::{now, JobState, JobStatus, QueuePlace};
 use async_trait::async_trait;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Duration;
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How long a running job counts as its tenant's work in flight without a
+/// renewal: its worker renews every third of this while it runs.
+pub const RUNNING_LEASE: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 struct Record {
@@ -16,12 +28,41 @@ struct Record {
     fingerprint: String,
     published: bool,
     cancel_requested: bool,
+    /// The lane its message is on (while it waits).
+    lane: u16,
+    pictures: Vec<String>,
+    contents: BTreeSet<String>,
+    /// When it entered its current state (the state index's order).
+    entered: DateTime<Utc>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    records: HashMap<String, Record>,
+    tombstones: HashMap<String, Instant>,
+    /// Per tenant: its queued jobs in acceptance order (ms, id).
+    waiting: HashMap<String, BTreeSet<(i64, String)>>,
+    /// Per tenant: its running jobs and when each lease lapses.
+    running: HashMap<String, HashMap<String, Instant>>,
+    /// The lane each tenant with queued jobs was given.
+    lane_of: HashMap<String, u16>,
+    runs: VecDeque<f64>,
+    workers: HashMap<String, WorkerEntry>,
+    entered: HashMap<JobState, u64>,
+    job_seconds: Histogram,
+    image_seconds: Histogram,
+}
+
+#[derive(Debug)]
+struct WorkerEntry {
+    beat: WorkerBeat,
+    seen: DateTime<Utc>,
+    images_per_second: f64,
 }
 
 #[derive(Debug, Default)]
 pub struct MemoryStatusStore {
-    records: Mutex<HashMap<String, Record>>,
-    stats: Mutex<(HashMap<JobState, u64>, Histogram, Histogram)>,
+    inner: Mutex<Inner>,
 }
 
 impl MemoryStatusStore {
@@ -29,77 +70,189 @@ impl MemoryStatusStore {
         Self::default()
     }
 
-    fn entered(&self, state: JobState) {
-        *self.stats.lock().unwrap().0.entry(state).or_default() += 1;
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().expect("status store lock")
+    }
+}
+
+impl Inner {
+    fn erased(&self, job_id: &str) -> bool {
+        self.tombstones
+            .get(job_id)
+            .is_some_and(|until| *until > Instant::now())
+    }
+
+    fn enter(&mut self, job_id: &str, state: JobState) {
+        *self.entered.entry(state).or_default() += 1;
+        if let Some(record) = self.records.get_mut(job_id) {
+            record.entered = now();
+        }
+    }
+
+    /// Take a job off the ledger (queued or running), releasing its
+    /// tenant's lane once nothing of it waits.
+    fn unledger(&mut self, job_id: &str, tenant: &str) {
+        if let Some(queue) = self.waiting.get_mut(tenant) {
+            queue.retain(|(_, id)| id != job_id);
+            if queue.is_empty() {
+                self.waiting.remove(tenant);
+                self.lane_of.remove(tenant);
+            }
+        }
+        if let Some(running) = self.running.get_mut(tenant) {
+            running.remove(job_id);
+            if running.is_empty() {
+                self.running.remove(tenant);
+            }
+        }
+    }
+
+    fn wait_in_line(&mut self, job_id: &str, tenant: &str, since: DateTime<Utc>) {
+        self.waiting
+            .entry(tenant.to_string())
+            .or_default()
+            .insert((since.timestamp_millis(), job_id.to_string()));
+    }
+
+    fn loads(&mut self) -> Vec<TenantLoad> {
+        let now_instant = Instant::now();
+        for running in self.running.values_mut() {
+            running.retain(|_, lease| *lease > now_instant);
+        }
+        self.running.retain(|_, running| !running.is_empty());
+        let mut tenants: BTreeSet<&String> = self.waiting.keys().collect();
+        tenants.extend(self.running.keys());
+        let now_ms = now().timestamp_millis();
+        tenants
+            .into_iter()
+            .map(|tenant| {
+                let queue = self.waiting.get(tenant);
+                let oldest = queue.and_then(|queue| queue.first());
+                TenantLoad {
+                    tenant: tenant.clone(),
+                    queued: queue.map_or(0, |queue| queue.len() as u32),
+                    running: self.running.get(tenant).map_or(0, |r| r.len() as u32),
+                    oldest_wait: oldest.map_or(Duration::ZERO, |(since, _)| {
+                        Duration::from_millis(now_ms.saturating_sub(*since).max(0) as u64)
+                    }),
+                    oldest_lane: oldest
+                        .and_then(|(_, id)| self.records.get(id))
+                        .map(|record| record.lane),
+                }
+            })
+            .collect()
+    }
+
+    fn pace(&self) -> Pace {
+        let cutoff = now() - chrono::Duration::from_std(WORKER_SEEN_FOR).unwrap_or_default();
+        let slots = self
+            .workers
+            .values()
+            .filter(|worker| worker.seen >= cutoff)
+            .map(|worker| worker.beat.slots)
+            .sum();
+        Pace::from_runs(self.runs.iter().copied().collect(), slots)
     }
 }
 
 #[async_trait]
-impl StatusStore for MemoryStatusStore {
+impl JobRecords for MemoryStatusStore {
     fn kind(&self) -> &'static str {
         "memory"
     }
 
-    async fn create(
-        &self,
-        status: &JobStatus,
-        fingerprint: &str,
-    ) -> Result<CreateOutcome, StatusError> {
-        let mut records = self.records.lock().unwrap();
-        if let Some(record) = records.get(&status.job_id) {
+    async fn create(&self, job: &NewJob<'_>) -> Result<CreateOutcome, StatusError> {
+        let mut inner = self.lock();
+        let status = job.status;
+        if inner.erased(&status.job_id) {
+            return Ok(CreateOutcome::Erased);
+        }
+        if let Some(record) = inner.records.get(&status.job_id) {
             return Ok(CreateOutcome::Existing {
                 status: record.status.clone(),
                 fingerprint: record.fingerprint.clone(),
                 published: record.published,
+                lane: record.lane,
             });
         }
-        let record = Record {
-            status: status.clone(),
-            fingerprint: fingerprint.to_string(),
-            published: false,
-            cancel_requested: false,
-        };
-        records.insert(status.job_id.clone(), record);
-        self.entered(JobState::Queued);
-        Ok(CreateOutcome::Created)
+        let tenant = status.tenant.as_str();
+        let queued = inner.waiting.get(tenant).map_or(0, BTreeSet::len) as u32;
+        if queued >= job.limits.max_queued_per_tenant {
+            return Ok(CreateOutcome::QuotaExceeded { queued });
+        }
+        let lane = choose_lane(&mut inner, tenant, job.limits);
+        inner.records.insert(
+            status.job_id.clone(),
+            Record {
+                status: status.clone(),
+                fingerprint: job.fingerprint.to_string(),
+                published: false,
+                cancel_requested: false,
+                lane,
+                pictures: job.pictures.to_vec(),
+                contents: BTreeSet::new(),
+                entered: status.created_at,
+            },
+        );
+        inner.wait_in_line(&status.job_id, tenant, status.created_at);
+        *inner.entered.entry(JobState::Queued).or_default() += 1;
+        Ok(CreateOutcome::Created { lane })
     }
 
     async fn mark_published(&self, job_id: &str) -> Result<(), StatusError> {
-        if let Some(record) = self.records.lock().unwrap().get_mut(job_id) {
+        if let Some(record) = self.lock().records.get_mut(job_id) {
             record.published = true;
         }
         Ok(())
     }
 
     async fn get(&self, job_id: &str) -> Result<Option<JobStatus>, StatusError> {
-        Ok(self
-            .records
-            .lock()
-            .unwrap()
-            .get(job_id)
-            .map(|r| r.status.clone()))
+        let inner = self.lock();
+        if inner.erased(job_id) {
+            return Ok(None);
+        }
+        Ok(inner.records.get(job_id).map(|r| r.status.clone()))
     }
 
-    async fn begin(
-        &self,
-        job_id: &str,
-        project_id: Option<&str>,
-        attempt: u32,
-        total: u32,
-    ) -> Result<BeginOutcome, StatusError> {
-        let mut records = self.records.lock().unwrap();
-        let record = records.entry(job_id.to_string()).or_insert_with(|| Record {
-            status: JobStatus::queued(job_id, project_id.map(str::to_string), total),
-            fingerprint: String::new(),
-            published: true,
-            cancel_requested: false,
-        });
+    async fn begin(&self, job: &BeginJob<'_>) -> Result<BeginOutcome, StatusError> {
+        let mut inner = self.lock();
+        if inner.erased(job.job_id) {
+            return Ok(BeginOutcome::Erased);
+        }
+        let record = inner
+            .records
+            .entry(job.job_id.to_string())
+            .or_insert_with(|| {
+                let status = JobStatus::queued(
+                    job.job_id,
+                    job.project_id.map(str::to_string),
+                    job.tenant,
+                    job.total,
+                );
+                Record {
+                    entered: status.created_at,
+                    status,
+                    fingerprint: String::new(),
+                    published: true,
+                    cancel_requested: false,
+                    lane: 0,
+                    pictures: Vec::new(),
+                    contents: BTreeSet::new(),
+                }
+            });
         if record.status.state.is_final() {
             return Ok(BeginOutcome::AlreadyFinal(record.status.clone()));
         }
-        record.status.start(attempt, total);
-        self.entered(JobState::Running);
-        Ok(BeginOutcome::Started(record.status.clone()))
+        record.status.start(job.attempt, job.total);
+        let started = record.status.clone();
+        inner.unledger(job.job_id, job.tenant);
+        inner
+            .running
+            .entry(job.tenant.to_string())
+            .or_default()
+            .insert(job.job_id.to_string(), Instant::now() + RUNNING_LEASE);
+        inner.enter(job.job_id, JobState::Running);
+        Ok(BeginOutcome::Started(started))
     }
 
     async fn add_progress(
@@ -108,78 +261,115 @@ impl StatusStore for MemoryStatusStore {
         done: u32,
         failed: u32,
         took: Duration,
+        content: Option<&str>,
     ) -> Result<(), StatusError> {
-        self.stats
-            .lock()
-            .unwrap()
-            .2
+        let mut inner = self.lock();
+        inner
+            .image_seconds
             .observe(&IMAGE_SECONDS_BOUNDS, took.as_secs_f64());
-        if let Some(record) = self.records.lock().unwrap().get_mut(job_id) {
+        if inner.erased(job_id) {
+            return Ok(());
+        }
+        if let Some(record) = inner.records.get_mut(job_id) {
             if record.status.state == JobState::Running {
                 record.status.progress.done += done;
                 record.status.progress.failed += failed;
+            }
+            if let Some(content) = content {
+                record.contents.insert(content.to_string());
             }
         }
         Ok(())
     }
 
-    async fn finish(&self, status: &JobStatus) -> Result<JobStatus, StatusError> {
+    async fn finish(&self, status: &JobStatus) -> Result<FinishOutcome, StatusError> {
         debug_assert!(status.state.is_final());
-        let mut records = self.records.lock().unwrap();
-        let record = records
-            .entry(status.job_id.clone())
-            .or_insert_with(|| Record {
-                status: status.clone(),
-                fingerprint: String::new(),
-                published: true,
-                cancel_requested: false,
-            });
-        if !record.status.state.is_final() {
-            record.status = status.clone();
-            let mut stats = self.stats.lock().unwrap();
-            *stats.0.entry(status.state).or_default() += 1;
-            stats.1.observe(&JOB_SECONDS_BOUNDS, job_seconds(status));
+        let mut inner = self.lock();
+        if inner.erased(&status.job_id) {
+            return Ok(FinishOutcome::Erased);
         }
-        Ok(record.status.clone())
+        match inner.records.get_mut(&status.job_id) {
+            Some(record) if record.status.state.is_final() => {
+                return Ok(FinishOutcome::Stored(record.status.clone()));
+            }
+            Some(record) => record.status = status.clone(),
+            None => {
+                inner.records.insert(
+                    status.job_id.clone(),
+                    Record {
+                        status: status.clone(),
+                        fingerprint: String::new(),
+                        published: true,
+                        cancel_requested: false,
+                        lane: 0,
+                        pictures: Vec::new(),
+                        contents: BTreeSet::new(),
+                        entered: status.created_at,
+                    },
+                );
+            }
+        }
+        inner.unledger(&status.job_id, &status.tenant);
+        if let Some(run) = run_seconds(status) {
+            inner.runs.push_front(run);
+            inner.runs.truncate(RECENT_RUNS);
+        }
+        inner
+            .job_seconds
+            .observe(&JOB_SECONDS_BOUNDS, job_seconds(status));
+        inner.enter(&status.job_id, status.state);
+        Ok(FinishOutcome::Stored(status.clone()))
     }
 
     async fn cancel(&self, job_id: &str) -> Result<CancelOutcome, StatusError> {
-        let mut records = self.records.lock().unwrap();
-        let Some(record) = records.get_mut(job_id) else {
+        let mut inner = self.lock();
+        if inner.erased(job_id) {
+            return Ok(CancelOutcome::NotFound);
+        }
+        let Some(record) = inner.records.get_mut(job_id) else {
             return Ok(CancelOutcome::NotFound);
         };
-        Ok(match record.status.state {
+        match record.status.state {
             JobState::Queued => {
                 record.status.cancel();
-                self.entered(JobState::Cancelled);
-                CancelOutcome::Cancelled(record.status.clone())
+                let (cancelled, tenant) = (record.status.clone(), record.status.tenant.clone());
+                inner.unledger(job_id, &tenant);
+                inner.enter(job_id, JobState::Cancelled);
+                Ok(CancelOutcome::Cancelled(cancelled))
             }
             JobState::Running => {
                 record.cancel_requested = true;
-                CancelOutcome::Requested(record.status.clone())
+                Ok(CancelOutcome::Requested(record.status.clone()))
             }
-            _ => CancelOutcome::AlreadyFinal(record.status.clone()),
+            _ => Ok(CancelOutcome::AlreadyFinal(record.status.clone())),
+        }
+    }
+
+    async fn signal(&self, job_id: &str) -> Result<JobSignal, StatusError> {
+        let inner = self.lock();
+        if inner.erased(job_id) {
+            return Ok(JobSignal::Erased);
+        }
+        let cancelled = inner
+            .records
+            .get(job_id)
+            .is_some_and(|r| r.cancel_requested || r.status.state == JobState::Cancelled);
+        Ok(if cancelled {
+            JobSignal::Cancel
+        } else {
+            JobSignal::CarryOn
         })
     }
 
-    async fn cancel_requested(&self, job_id: &str) -> Result<bool, StatusError> {
-        Ok(self
-            .records
-            .lock()
-            .unwrap()
-            .get(job_id)
-            .is_some_and(|r| r.cancel_requested || r.status.state == JobState::Cancelled))
-    }
-
     async fn stats(&self) -> Result<Stats, StatusError> {
-        let stats = self.stats.lock().unwrap();
+        let inner = self.lock();
         Ok(Stats {
             entered: JobState::ALL
                 .iter()
-                .map(|state| (*state, stats.0.get(state).copied().unwrap_or(0)))
+                .map(|state| (*state, inner.entered.get(state).copied().unwrap_or(0)))
                 .collect(),
-            job_seconds: stats.1.clone(),
-            image_seconds: stats.2.clone(),
+            job_seconds: inner.job_seconds.clone(),
+            image_seconds: inner.image_seconds.clone(),
         })
     }
 
@@ -188,32 +378,331 @@ impl StatusStore for MemoryStatusStore {
     }
 }
 
+/// The tenant's lane, choosing one when it has none.
+fn choose_lane(inner: &mut Inner, tenant: &str, limits: FairLimits) -> u16 {
+    if let Some(lane) = inner.lane_of.get(tenant) {
+        return *lane;
+    }
+    let held: Vec<(u16, u32)> = inner
+        .lane_of
+        .iter()
+        .map(|(holder, lane)| {
+            let waiting = inner.waiting.get(holder).map_or(0, BTreeSet::len);
+            (*lane, waiting as u32)
+        })
+        .collect();
+    let lane = fair::choose_lane(&held, limits.lanes);
+    inner.lane_of.insert(tenant.to_string(), lane);
+    lane
+}
+
+#[async_trait]
+impl FairLedger for MemoryStatusStore {
+    async fn dispatch_order(&self, lanes: u16) -> Result<DispatchOrder, StatusError> {
+        Ok(fair::dispatch_order(&self.lock().loads(), lanes))
+    }
+
+    async fn work_waiting(&self) -> Result<bool, StatusError> {
+        Ok(!self.lock().waiting.is_empty())
+    }
+
+    async fn renew(&self, job_id: &str, tenant: &str) -> Result<(), StatusError> {
+        let mut inner = self.lock();
+        if let Some(lease) = inner
+            .running
+            .get_mut(tenant)
+            .and_then(|running| running.get_mut(job_id))
+        {
+            *lease = Instant::now() + RUNNING_LEASE;
+        }
+        Ok(())
+    }
+
+    async fn hand_back(&self, job_id: &str, tenant: &str, lane: u16) -> Result<(), StatusError> {
+        let mut inner = self.lock();
+        if inner.erased(job_id) {
+            return Ok(());
+        }
+        inner.unledger(job_id, tenant);
+        let Some(record) = inner.records.get_mut(job_id) else {
+            return Ok(());
+        };
+        if record.status.state.is_final() {
+            return Ok(());
+        }
+        record.lane = lane;
+        let since = record.status.created_at;
+        inner.wait_in_line(job_id, tenant, since);
+        inner.lane_of.entry(tenant.to_string()).or_insert(lane);
+        Ok(())
+    }
+
+    async fn place_in_line(&self, job_id: &str) -> Result<Option<QueuePlace>, StatusError> {
+        let mut inner = self.lock();
+        let Some(record) = inner.records.get(job_id) else {
+            return Ok(None);
+        };
+        let tenant = record.status.tenant.clone();
+        let Some(position) = inner
+            .waiting
+            .get(&tenant)
+            .and_then(|queue| queue.iter().position(|(_, id)| id == job_id))
+        else {
+            return Ok(None);
+        };
+        let loads = inner.loads();
+        let jobs_ahead = fair::jobs_ahead(&loads, &tenant, position as u32);
+        Ok(Some(QueuePlace {
+            jobs_ahead,
+            estimated_wait_s: inner.pace().wait_seconds(jobs_ahead),
+        }))
+    }
+
+    async fn tenants(&self) -> Result<Vec<TenantLoad>, StatusError> {
+        Ok(self.lock().loads())
+    }
+
+    async fn pace(&self) -> Result<Pace, StatusError> {
+        Ok(self.lock().pace())
+    }
+}
+
+#[async_trait]
+impl Erasure for MemoryStatusStore {
+    async fn erase(
+        &self,
+        job_id: &str,
+        tombstone_ttl: Duration,
+    ) -> Result<Option<ErasedJob>, StatusError> {
+        let mut inner = self.lock();
+        let Some(record) = inner.records.get_mut(job_id) else {
+            return Ok(None);
+        };
+        record.cancel_requested = true;
+        let erased = ErasedJob {
+            status: record.status.clone(),
+            pictures: record.pictures.clone(),
+            contents: record.contents.iter().cloned().collect(),
+        };
+        inner
+            .tombstones
+            .insert(job_id.to_string(), Instant::now() + tombstone_ttl);
+        inner.unledger(job_id, &erased.status.tenant);
+        Ok(Some(erased))
+    }
+
+    async fn forget(&self, job_id: &str) -> Result<(), StatusError> {
+        self.lock().records.remove(job_id);
+        Ok(())
+    }
+
+    async fn is_erased(&self, job_id: &str) -> Result<bool, StatusError> {
+        Ok(self.lock().erased(job_id))
+    }
+}
+
+#[async_trait]
+impl JobIndex for MemoryStatusStore {
+    async fn search(&self, query: &JobQuery) -> Result<JobPage, StatusError> {
+        let inner = self.lock();
+        let visible = |record: &&Record| !inner.erased(&record.status.job_id);
+        if let Some(job_id) = &query.job_id {
+            let jobs = inner
+                .records
+                .get(job_id)
+                .filter(visible)
+                .filter(|r| {
+                    let s = &r.status;
+                    query.matches(s.project_id.as_deref(), &s.tenant, s.state)
+                })
+                .map(|r| JobSummary::from(&r.status))
+                .into_iter()
+                .collect();
+            return Ok(JobPage {
+                jobs,
+                next_cursor: None,
+            });
+        }
+        let by_state = matches!(query.index(), IndexKey::State(_));
+        let score = |record: &Record| {
+            if by_state {
+                record.entered.timestamp_millis()
+            } else {
+                record.status.created_at.timestamp_millis()
+            }
+        };
+        let mut hits: Vec<(i64, &Record)> = inner
+            .records
+            .values()
+            .filter(visible)
+            .filter(|r| {
+                let s = &r.status;
+                query.matches(s.project_id.as_deref(), &s.tenant, s.state)
+            })
+            .map(|r| (score(r), r))
+            .collect();
+        hits.sort_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then(b.1.status.job_id.cmp(&a.1.status.job_id))
+        });
+        if let Some(cursor) = &query.cursor {
+            hits.retain(|(score, r)| after(cursor, *score, &r.status.job_id));
+        }
+        let size = query.page_size();
+        let next_cursor = (hits.len() > size).then(|| {
+            let (score, record) = hits[size - 1];
+            Cursor {
+                score,
+                job_id: record.status.job_id.clone(),
+            }
+            .encode()
+        });
+        Ok(JobPage {
+            jobs: hits
+                .iter()
+                .take(size)
+                .map(|(_, r)| JobSummary::from(&r.status))
+                .collect(),
+            next_cursor,
+        })
+    }
+
+    async fn project_jobs(&self, project_id: &str) -> Result<Vec<String>, StatusError> {
+        let inner = self.lock();
+        Ok(inner
+            .records
+            .values()
+            .filter(|r| r.status.project_id.as_deref() == Some(project_id))
+            .filter(|r| !inner.erased(&r.status.job_id))
+            .map(|r| r.status.job_id.clone())
+            .collect())
+    }
+
+    async fn recent(&self, since: DateTime<Utc>) -> Result<RecentCounts, StatusError> {
+        let inner = self.lock();
+        let mut counts = RecentCounts::default();
+        for record in inner.records.values() {
+            let state = record.status.state;
+            let recent = record.entered >= since;
+            match state {
+                JobState::Queued => counts.queued += 1,
+                JobState::Running => counts.running += 1,
+                JobState::Succeeded if recent => counts.succeeded += 1,
+                JobState::Failed if recent => counts.failed += 1,
+                JobState::Cancelled if recent => counts.cancelled += 1,
+                _ => {}
+            }
+        }
+        Ok(counts)
+    }
+}
+
+/// Whether an entry at (`score`, `job_id`) comes after the cursor, newest first.
+pub(crate) fn after(cursor: &Cursor, score: i64, job_id: &str) -> bool {
+    score < cursor.score || (score == cursor.score && job_id < cursor.job_id.as_str())
+}
+
+#[async_trait]
+impl FleetRegistry for MemoryStatusStore {
+    async fn worker_seen(&self, beat: &WorkerBeat) -> Result<(), StatusError> {
+        let mut inner = self.lock();
+        let at = now();
+        let images_per_second = match inner.workers.get(&beat.worker_id) {
+            Some(last) => {
+                let seconds = (at - last.seen).num_milliseconds() as f64 / 1000.0;
+                let images = beat.images.saturating_sub(last.beat.images) as f64;
+                if seconds > 0.0 {
+                    images / seconds
+                } else {
+                    last.images_per_second
+                }
+            }
+            None => 0.0,
+        };
+        inner.workers.insert(
+            beat.worker_id.clone(),
+            WorkerEntry {
+                beat: beat.clone(),
+                seen: at,
+                images_per_second,
+            },
+        );
+        Ok(())
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerSeen>, StatusError> {
+        let mut inner = self.lock();
+        let cutoff = now() - chrono::Duration::from_std(WORKER_SEEN_FOR).unwrap_or_default();
+        inner.workers.retain(|_, worker| worker.seen >= cutoff);
+        let mut seen: Vec<WorkerSeen> = inner
+            .workers
+            .values()
+            .map(|worker| WorkerSeen {
+                worker_id: worker.beat.worker_id.clone(),
+                slots: worker.beat.slots,
+                busy: worker.beat.busy,
+                last_seen: worker.seen,
+                images_per_second: worker.images_per_second,
+            })
+            .collect();
+        seen.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
+        Ok(seen)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::status::Progress;
 
+    const LIMITS: FairLimits = FairLimits {
+        lanes: 8,
+        max_queued_per_tenant: 3,
+    };
+
+    async fn accept(store: &MemoryStatusStore, id: &str, tenant: &str) -> CreateOutcome {
+        let status = JobStatus::queued(id, Some("p".into()), tenant, 2);
+        store
+            .create(&NewJob {
+                status: &status,
+                fingerprint: "f",
+                pictures: &["urls/abc".to_string()],
+                limits: LIMITS,
+            })
+            .await
+            .unwrap()
+    }
+
+    fn begin<'a>(id: &'a str, tenant: &'a str, attempt: u32) -> BeginJob<'a> {
+        BeginJob {
+            job_id: id,
+            project_id: Some("p"),
+            tenant,
+            attempt,
+            total: 2,
+        }
+    }
+
     #[tokio::test]
     async fn transitions_never_go_backwards() {
         let store = MemoryStatusStore::new();
-        let queued = JobStatus::queued("j", None, 2);
         assert_eq!(
-            store.create(&queued, "f").await.unwrap(),
-            CreateOutcome::Created
+            accept(&store, "j", "t").await,
+            CreateOutcome::Created { lane: 1 }
         );
         assert!(
-            matches!(store.create(&queued, "g").await.unwrap(), CreateOutcome::Existing { fingerprint, .. } if fingerprint == "f")
+            matches!(accept(&store, "j", "t").await, CreateOutcome::Existing { fingerprint, lane: 1, .. } if fingerprint == "f")
         );
-        let BeginOutcome::Started(running) = store.begin("j", None, 1, 2).await.unwrap() else {
+        let BeginOutcome::Started(running) = store.begin(&begin("j", "t", 1)).await.unwrap() else {
             panic!()
         };
         assert_eq!(running.state, JobState::Running);
         store
-            .add_progress("j", 1, 0, Duration::from_millis(30))
+            .add_progress("j", 1, 0, Duration::from_millis(30), Some("c1"))
             .await
             .unwrap();
         store
-            .add_progress("j", 0, 1, Duration::from_millis(70))
+            .add_progress("j", 0, 1, Duration::from_millis(70), None)
             .await
             .unwrap();
         assert_eq!(
@@ -224,25 +713,24 @@ mod tests {
                 failed: 1
             }
         );
-
         let mut done = running.clone();
-        done.state = JobState::Succeeded;
-        assert_eq!(
-            store.finish(&done).await.unwrap().state,
-            JobState::Succeeded
+        done.succeed_for_test();
+        assert!(
+            matches!(store.finish(&done).await.unwrap(), FinishOutcome::Stored(s) if s.state == JobState::Succeeded)
         );
         let mut late = running;
-        late.state = JobState::Failed;
-        assert_eq!(
-            store.finish(&late).await.unwrap().state,
-            JobState::Succeeded,
+        late.fail(crate::status::JobError::new(
+            crate::JobErrorCode::Internal,
+            "late",
+        ));
+        assert!(
+            matches!(store.finish(&late).await.unwrap(), FinishOutcome::Stored(s) if s.state == JobState::Succeeded),
             "first final state wins"
         );
         assert!(matches!(
-            store.begin("j", None, 2, 2).await.unwrap(),
+            store.begin(&begin("j", "t", 2)).await.unwrap(),
             BeginOutcome::AlreadyFinal(_)
         ));
-
         let stats = store.stats().await.unwrap();
         let entered: HashMap<JobState, u64> = stats.entered.into_iter().collect();
         assert_eq!(
@@ -255,39 +743,183 @@ mod tests {
             (1, 1, 1, 0)
         );
         assert_eq!(stats.image_seconds.count, 2);
-        assert_eq!(
-            stats.image_seconds.counts[Histogram::bucket(&IMAGE_SECONDS_BOUNDS, 0.03)],
-            1
-        );
         assert_eq!(stats.job_seconds.count, 1);
     }
 
     #[tokio::test]
     async fn cancel_queued_and_running() {
         let store = MemoryStatusStore::new();
-        store
-            .create(&JobStatus::queued("q", None, 1), "f")
-            .await
-            .unwrap();
+        accept(&store, "q", "t").await;
         assert!(
             matches!(store.cancel("q").await.unwrap(), CancelOutcome::Cancelled(s) if s.state == JobState::Cancelled)
         );
+        assert!(!store.work_waiting().await.unwrap(), "off the ledger");
         assert!(matches!(
-            store.begin("q", None, 1, 1).await.unwrap(),
+            store.begin(&begin("q", "t", 1)).await.unwrap(),
             BeginOutcome::AlreadyFinal(_)
         ));
-
-        store
-            .create(&JobStatus::queued("r", None, 1), "f")
-            .await
-            .unwrap();
-        store.begin("r", None, 1, 1).await.unwrap();
-        assert!(!store.cancel_requested("r").await.unwrap());
+        accept(&store, "r", "t").await;
+        store.begin(&begin("r", "t", 1)).await.unwrap();
+        assert_eq!(store.signal("r").await.unwrap(), JobSignal::CarryOn);
         assert!(matches!(
             store.cancel("r").await.unwrap(),
             CancelOutcome::Requested(_)
         ));
-        assert!(store.cancel_requested("r").await.unwrap());
+        assert_eq!(store.signal("r").await.unwrap(), JobSignal::Cancel);
         assert_eq!(store.cancel("nope").await.unwrap(), CancelOutcome::NotFound);
+    }
+
+    #[tokio::test]
+    async fn a_late_tenant_goes_first_and_its_place_in_line_shrinks() {
+        let store = MemoryStatusStore::new();
+        let limits = FairLimits {
+            lanes: 8,
+            max_queued_per_tenant: 100,
+        };
+        for i in 0..10 {
+            let status = JobStatus::queued(&format!("a{i}"), None, "a", 1);
+            let pictures: [String; 0] = [];
+            store
+                .create(&NewJob {
+                    status: &status,
+                    fingerprint: "f",
+                    pictures: &pictures,
+                    limits,
+                })
+                .await
+                .unwrap();
+        }
+        store.begin(&begin("a0", "a", 1)).await.unwrap();
+        store.begin(&begin("a1", "a", 1)).await.unwrap();
+        assert_eq!(
+            accept(&store, "b0", "b").await,
+            CreateOutcome::Created { lane: 2 }
+        );
+        accept(&store, "b1", "b").await;
+        let order = store.dispatch_order(8).await.unwrap();
+        assert_eq!(order.lanes[..2], [2, 1], "b runs nothing: its lane first");
+        let b1 = store.place_in_line("b1").await.unwrap().unwrap();
+        assert_eq!(b1.jobs_ahead, 1, "only its own first job");
+        let a9 = store.place_in_line("a9").await.unwrap().unwrap();
+        assert_eq!(a9.jobs_ahead, 7 + 2);
+        store.begin(&begin("b0", "b", 1)).await.unwrap();
+        assert_eq!(
+            store.place_in_line("b1").await.unwrap().unwrap().jobs_ahead,
+            0
+        );
+        assert_eq!(store.place_in_line("b0").await.unwrap(), None, "running");
+        // Handed back: b0 waits again, on the lane it went back to.
+        store.hand_back("b0", "b", 2).await.unwrap();
+        assert_eq!(
+            store.place_in_line("b0").await.unwrap().unwrap().jobs_ahead,
+            0
+        );
+        let loads = store.tenants().await.unwrap();
+        let b = loads.iter().find(|l| l.tenant == "b").unwrap();
+        assert_eq!((b.queued, b.running), (2, 0));
+    }
+
+    #[tokio::test]
+    async fn a_tenant_over_its_quota_is_refused_and_others_are_not() {
+        let store = MemoryStatusStore::new();
+        for i in 0..3 {
+            accept(&store, &format!("a{i}"), "a").await;
+        }
+        assert_eq!(
+            accept(&store, "a3", "a").await,
+            CreateOutcome::QuotaExceeded { queued: 3 }
+        );
+        assert!(matches!(
+            accept(&store, "b0", "b").await,
+            CreateOutcome::Created { .. }
+        ));
+        store.begin(&begin("a0", "a", 1)).await.unwrap();
+        assert!(
+            matches!(
+                accept(&store, "a3", "a").await,
+                CreateOutcome::Created { .. }
+            ),
+            "room again once a job started"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_erased_job_stays_gone_until_its_tombstone_expires() {
+        let store = MemoryStatusStore::new();
+        accept(&store, "e", "t").await;
+        store.begin(&begin("e", "t", 1)).await.unwrap();
+        store
+            .add_progress("e", 1, 0, Duration::ZERO, Some("c1"))
+            .await
+            .unwrap();
+        let erased = store
+            .erase("e", Duration::from_millis(300))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(erased.pictures, ["urls/abc"]);
+        assert_eq!(erased.contents, ["c1"]);
+        assert_eq!(store.signal("e").await.unwrap(), JobSignal::Erased);
+        assert_eq!(store.get("e").await.unwrap(), None);
+        let mut finished = erased.status.clone();
+        finished.succeed_for_test();
+        assert_eq!(
+            store.finish(&finished).await.unwrap(),
+            FinishOutcome::Erased
+        );
+        assert_eq!(
+            store.begin(&begin("e", "t", 2)).await.unwrap(),
+            BeginOutcome::Erased
+        );
+        assert_eq!(accept(&store, "e", "t").await, CreateOutcome::Erased);
+        store.forget("e").await.unwrap();
+        assert_eq!(
+            store.erase("e", Duration::from_secs(1)).await.unwrap(),
+            None
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(!store.is_erased("e").await.unwrap());
+        assert!(matches!(
+            accept(&store, "e", "t").await,
+            CreateOutcome::Created { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn search_pages_newest_first_with_filters() {
+        let store = MemoryStatusStore::new();
+        for i in 0..5 {
+            accept(
+                &store,
+                &format!("j{i}"),
+                if i % 2 == 0 { "even" } else { "odd" },
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        let query = |tenant: Option<&str>, cursor: Option<Cursor>| JobQuery {
+            tenant: tenant.map(str::to_string),
+            limit: 2,
+            cursor,
+            ..Default::default()
+        };
+        let first = store.search(&query(None, None)).await.unwrap();
+        let ids: Vec<_> = first.jobs.iter().map(|j| j.job_id.as_str()).collect();
+        assert_eq!(ids, ["j4", "j3"]);
+        let next = Cursor::decode(first.next_cursor.as_deref().unwrap()).unwrap();
+        let second = store.search(&query(None, Some(next))).await.unwrap();
+        let ids: Vec<_> = second.jobs.iter().map(|j| j.job_id.as_str()).collect();
+        assert_eq!(ids, ["j2", "j1"]);
+        let even = store.search(&query(Some("even"), None)).await.unwrap();
+        assert!(even.jobs.iter().all(|j| j.tenant == "even"));
+        assert_eq!(store.project_jobs("p").await.unwrap().len(), 5);
+        let exact = store
+            .search(&JobQuery {
+                job_id: Some("j3".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(exact.jobs.len(), 1);
     }
 }

@@ -128,6 +128,77 @@ impl ObjectStore for FileStore {
         Ok(size)
     }
 
+    async fn erase(&self, key: &str) -> Result<u64, StoreError> {
+        let path = self.resolve(None, key)?;
+        let mut removed = 0;
+        for leftover in [path.clone(), path.with_extension("partial")] {
+            match tokio::fs::remove_file(&leftover).await {
+                Ok(()) => removed += 1,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        // A directory store keeps one version, and a partial copy counts as
+        // an unfinished upload: only the object itself is counted.
+        Ok(removed.min(1))
+    }
+
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let (dir, name_prefix) = match prefix.rsplit_once('/') {
+            Some((dir, rest)) => (dir.to_string(), rest.to_string()),
+            None => (String::new(), prefix.to_string()),
+        };
+        let path = if dir.is_empty() {
+            self.root.clone()
+        } else {
+            self.resolve(None, &dir)?
+        };
+        let mut keys = Vec::new();
+        let mut entries = match tokio::fs::read_dir(&path).await {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(keys),
+            Err(err) => return Err(err.into()),
+        };
+        while let Some(entry) = entries.next_entry().await? {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&name_prefix) && entry.file_type().await?.is_file() {
+                keys.push(if dir.is_empty() {
+                    name
+                } else {
+                    format!("{dir}/{name}")
+                });
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    async fn erase_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
+        let (dir, name_prefix) = match prefix.rsplit_once('/') {
+            Some((dir, rest)) => (self.resolve(None, dir)?, rest.to_string()),
+            None => (self.root.clone(), prefix.to_string()),
+        };
+        let mut removed = 0;
+        let mut entries = match tokio::fs::read_dir(&dir).await {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(err) => return Err(err.into()),
+        };
+        while let Some(entry) = entries.next_entry().await? {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with(&name_prefix) {
+                continue;
+            }
+            if entry.file_type().await?.is_dir() {
+                tokio::fs::remove_dir_all(entry.path()).await?;
+            } else {
+                tokio::fs::remove_file(entry.path()).await?;
+            }
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
     async fn put_bytes(
         &self,
         key: &str,

@@ -15,7 +15,7 @@
 //! - **Accuracy**: zipfleet's and libvips' results as PNG (lossless), decoded
 //!   and compared: mean absolute difference per channel.
 //!
-//! It fetches nothing: take the corpus from `../shared/corpus/fetch.sh DIR`.
+//! It fetches nothing: take the corpus from `tools/corpus/fetch.sh DIR`.
 
 use crate::file_server::{start_file_server, RequestLog};
 use crate::process::{children_cpu, measure, sibling_binary, Measured};
@@ -27,7 +27,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// Directory of images (e.g. from `../shared/corpus/fetch.sh DIR`).
+    /// Directory of images (e.g. from `tools/corpus/fetch.sh DIR`).
     #[arg(long)]
     corpus: PathBuf,
     /// Rounds per measurement; medians are reported.
@@ -162,7 +162,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let images = copy_corpus(&args.corpus, &store)?;
     if images.is_empty() {
         bail!(
-            "no JPEG, PNG or WebP images in {} (fetch them with ../shared/corpus/fetch.sh DIR)",
+            "no JPEG, PNG or WebP images in {} (fetch them with tools/corpus/fetch.sh DIR)",
             args.corpus.display()
         );
     }
