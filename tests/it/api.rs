@@ -93,15 +93,19 @@ async fn the_document_describes_every_route_with_links_and_security() {
         [
             "DELETE /v1/dead-letters/{id}",
             "DELETE /v1/jobs/{id}",
+            "DELETE /v1/projects/{project_id}",
             "GET /healthz",
             "GET /metrics",
             "GET /openapi.json",
             "GET /readyz",
             "GET /v1/dead-letters",
+            "GET /v1/fleet",
+            "GET /v1/jobs",
             "GET /v1/jobs/{id}",
             "POST /v1/dead-letters/redrive",
             "POST /v1/dead-letters/{id}/redrive",
-            "POST /v1/jobs"
+            "POST /v1/jobs",
+            "POST /v1/jobs/{id}/cancel"
         ]
     );
     // Every /v1 route needs the bearer token; the others none.

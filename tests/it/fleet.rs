@@ -214,9 +214,7 @@ async fn the_api_refuses_what_it_must(broker: &str) {
         conflict.json::<serde_json::Value>().await.unwrap()["error"]["code"],
         "conflict"
     );
-    let queued = fleet
-        .drain_queue(fleet.config.jobs_queue.as_deref().unwrap())
-        .await;
+    let queued = fleet.drain_jobs().await;
     assert_eq!(queued.len(), 1, "the re-post did not enqueue the job twice");
 
     // 404 for an unknown job

@@ -253,6 +253,24 @@ pub async fn take_within(broker: &dyn Broker, lane: Lane, within: Duration) -> O
     }
 }
 
+/// A message from whichever lane has one within `within` (every lane asked
+/// in turn, without waiting), or `None`: for jobs accepted through the API,
+/// which the fair-share ledger puts on a lane of its choosing.
+pub async fn take_any_within(broker: &dyn Broker, within: Duration) -> Option<Delivery> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        for lane in Lane::all(broker.lanes()) {
+            if let Some(delivery) = broker.take(lane, Duration::ZERO).await.expect("take works") {
+                return Some(delivery);
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn expect_take(broker: &dyn Broker, lane: Lane, what: &str) -> Delivery {
     take_within(broker, lane, Duration::from_secs(30))
         .await

@@ -340,6 +340,29 @@ impl Fleet {
             .expect("object stored");
     }
 
+    /// Every lane of the fleet's jobs queue (lane 0, the jobs queue itself, first).
+    pub fn lane_queues(&self) -> Vec<String> {
+        let jobs = self
+            .config
+            .jobs_queue
+            .as_deref()
+            .expect("fleets name their queues");
+        if self.config.broker.scheme() == "sqs" {
+            zipfleet_backends::sqs::lane_queues(jobs, self.config.fair_lanes)
+        } else {
+            zipfleet_backends::rabbitmq::lane_queues(jobs, self.config.fair_lanes)
+        }
+    }
+
+    /// Take every message off every lane of the jobs queue.
+    pub async fn drain_jobs(&self) -> Vec<Vec<u8>> {
+        let mut messages = Vec::new();
+        for lane in self.lane_queues() {
+            messages.extend(self.drain_queue(&lane).await);
+        }
+        messages
+    }
+
     /// Take every message off one of the fleet's queues (by name).
     pub async fn drain_queue(&self, queue: &str) -> Vec<Vec<u8>> {
         if self.config.broker.scheme() == "sqs" {
