@@ -31,6 +31,7 @@ use std::sync::Arc;
 use zipfleet_shared::broker::memory::MemoryBroker;
 use zipfleet_shared::broker::Broker;
 use zipfleet_shared::config::BackendConfig;
+use zipfleet_shared::retry::Transient;
 use zipfleet_shared::status_store::memory::MemoryStatusStore;
 use zipfleet_shared::status_store::StatusStore;
 use zipfleet_shared::store::file::FileStore;
@@ -64,9 +65,9 @@ pub enum ConnectError {
     },
 }
 
-impl ConnectError {
+impl Transient for ConnectError {
     /// Whether the backend was unreachable (worth waiting for) rather than misconfigured.
-    pub fn is_transient(&self) -> bool {
+    fn is_transient(&self) -> bool {
         matches!(
             self,
             Self::Failed {
@@ -75,7 +76,9 @@ impl ConnectError {
             }
         )
     }
+}
 
+impl ConnectError {
     fn failed(setting: &'static str, reason: impl std::fmt::Display, transient: bool) -> Self {
         Self::Failed {
             setting,

@@ -130,15 +130,6 @@ impl RabbitBroker {
         broker.inner.session().await?;
         Ok(broker)
     }
-
-    pub fn names(&self) -> &QueueNames {
-        &self.inner.names
-    }
-
-    /// Every lane's queue, lane 0 first.
-    pub fn lane_queues(&self) -> &[String] {
-        &self.inner.lanes
-    }
 }
 
 impl Inner {

@@ -218,16 +218,6 @@ impl SqsBroker {
             }),
         })
     }
-
-    /// The jobs queue's (lane 0's) URL.
-    pub fn jobs_url(&self) -> &str {
-        &self.inner.urls.lanes[0]
-    }
-
-    /// Every lane's URL, lane 0 first.
-    pub fn lane_urls(&self) -> &[String] {
-        &self.inner.urls.lanes
-    }
 }
 
 /// One lane's URL. Given by name: looked up (created when allowed). Given as

@@ -2,9 +2,9 @@
 //! the API (`submit`, `status`, `dlq`). The benchmarks are a separate tool
 //! (tools/bench, `zipfleet-bench`), not part of this binary.
 
-mod embedded;
+mod progress;
 mod remote;
-mod report;
+mod run;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run one job in this process: in-process queue and worker, a directory as the store.
-    Run(Box<embedded::RunArgs>),
+    Run(Box<run::RunArgs>),
     /// Post a job to the zipfleet API.
     Submit {
         /// The job spec (JSON).
@@ -60,7 +60,7 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => embedded::run(*args).await,
+        Command::Run(args) => run::run(*args).await,
         Command::Submit { job, wait, api } => remote::submit(&api, &job, wait).await,
         Command::Status { job_id, watch, api } => remote::status(&api, &job_id, watch).await,
         Command::Dlq { command } => remote::dlq(command).await,

@@ -1,6 +1,6 @@
 //! `zipfleet submit`, `zipfleet status` and `zipfleet dlq`: talking to a running zipfleet API.
 
-use crate::report::{summarize, ProgressView};
+use crate::progress::{summarize, ProgressView};
 use anyhow::{bail, Context};
 use std::path::Path;
 use std::process::ExitCode;

@@ -122,8 +122,8 @@ pub enum BrokerError {
     Refused(String),
 }
 
-impl BrokerError {
-    pub fn is_transient(&self) -> bool {
+impl crate::retry::Transient for BrokerError {
+    fn is_transient(&self) -> bool {
         matches!(self, Self::Unavailable(_))
     }
 }

@@ -9,8 +9,11 @@
 //! - `objects/{sha256(bucket \0 key)}/{sha256(etag)}`: an `object` source's
 //!   content under one ETag.
 //!
-//! Keys are relative to `cache/`; the store adds its prefix.
+//! Keys are relative to `cache/`; the store adds its prefix. Hashes are
+//! lowercase hex. What each record may and may not depend on is in
+//! ARCHITECTURE.md ("Cache records").
 
+use crate::spec::OutputSpec;
 use sha2::{Digest, Sha256};
 
 fn sha256_hex(parts: &[&[u8]]) -> String {
@@ -29,9 +32,20 @@ pub fn renders_of(content: &str) -> String {
     format!("renders/{content}/")
 }
 
-/// A rendering of `content` with output settings whose digest is `settings`.
+/// A rendering of `content` with output settings whose digest is `settings`
+/// ([`render_settings`]).
 pub fn render(content: &str, settings: &str) -> String {
     format!("renders/{content}/{settings}")
+}
+
+/// The digest of everything besides the source's bytes that decides a
+/// render's bytes: the pipeline's render version, the CPU's SIMD class
+/// (instruction sets may round differently) and the output settings.
+pub fn render_settings(render_version: u32, cpu_class: &str, output: &OutputSpec) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(format!("zipfleet render v{render_version}\0{cpu_class}\0"));
+    hasher.update(serde_json::to_vec(output).expect("output settings serialize"));
+    hex::encode(hasher.finalize())
 }
 
 /// The kept bytes of a web download with this content.
@@ -75,5 +89,41 @@ mod tests {
         assert_ne!(object_records(None, "a"), object_records(Some("b"), "a"));
         assert_ne!(url_record("http://x/a"), url_record("http://x/b"));
         assert_eq!(url_record("http://x/a").len(), "urls/".len() + 64);
+    }
+
+    #[test]
+    fn render_settings_change_with_version_cpu_and_output() {
+        let output = OutputSpec::default();
+        let base = render_settings(1, "x", &output);
+        assert_eq!(base, render_settings(1, "x", &output));
+        assert_eq!(base.len(), 64);
+        assert_ne!(
+            base,
+            render_settings(2, "x", &output),
+            "a render-version bump misses"
+        );
+        assert_ne!(base, render_settings(1, "y", &output));
+        let wider = OutputSpec {
+            width: 225,
+            ..output
+        };
+        assert_ne!(base, render_settings(1, "x", &wider));
+        let rougher = OutputSpec {
+            quality: 89,
+            ..output
+        };
+        assert_ne!(base, render_settings(1, "x", &rougher));
+    }
+
+    #[test]
+    fn object_records_tell_bucket_from_key() {
+        assert_ne!(
+            object_records(Some("ab"), "c"),
+            object_records(Some("a"), "bc")
+        );
+        assert_ne!(
+            object_record(None, "k", "e1"),
+            object_record(None, "k", "e2")
+        );
     }
 }

@@ -147,13 +147,9 @@ pub fn defaults_of<T: clap::Args + clap::FromArgMatches>() -> T {
     T::from_arg_matches(&matches).expect("defaults parse")
 }
 
-/// A duration as [`parse_duration`] reads it back (milliseconds when needed).
+/// A duration as [`parse_duration`] reads it back (`1h 30m`, `1s 500ms`).
 pub fn format_duration(duration: Duration) -> String {
-    if duration.subsec_millis() == 0 {
-        format!("{}s", duration.as_secs())
-    } else {
-        format!("{}ms", duration.as_millis())
-    }
+    humantime::format_duration(duration).to_string()
 }
 
 /// What the API enforces per tenant and per erased job (contract, "Fair
@@ -249,7 +245,10 @@ pub struct WorkerTuning {
     /// `/healthz` fails once the job loop has not turned for this long (it turns at least every few seconds).
     #[arg(long, env = "ZIPFLEET_LIVENESS_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub liveness_timeout: Duration,
-    /// Reusing work across jobs, and courtesy to image sources.
+    /// Courtesy to image sources: downloads at once from one web host, per worker.
+    #[arg(long, env = "ZIPFLEET_PER_HOST_CONCURRENCY", default_value_t = 4)]
+    pub per_host_concurrency: usize,
+    /// Reusing work across jobs.
     #[command(flatten)]
     pub cache: CacheSettings,
 }
@@ -260,8 +259,7 @@ impl Default for WorkerTuning {
     }
 }
 
-/// The cache (contract, "Cache"): what is reused across jobs and for how
-/// long, and how many downloads one host gets at once.
+/// The cache (contract, "Cache"): what is reused across jobs and for how long.
 #[derive(clap::Args, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheSettings {
     /// Reuse rendered images, downloads and known failures across jobs (`on` or `off`).
@@ -273,12 +271,9 @@ pub struct CacheSettings {
     /// How long a downloaded web image is reused for the same URL.
     #[arg(long, env = "ZIPFLEET_SOURCE_CACHE_TTL", default_value = "24h", value_parser = parse_duration)]
     pub source_cache_ttl: Duration,
-    /// How long a URL that failed (4xx, blocked, not an image) gives the same failure without a request.
+    /// How long a URL whose site refused it (4xx, not an image) gives the same failure without a request.
     #[arg(long, env = "ZIPFLEET_FAILURE_CACHE_TTL", default_value = "10m", value_parser = parse_duration)]
     pub failure_cache_ttl: Duration,
-    /// Downloads at once from one web host, per worker.
-    #[arg(long, env = "ZIPFLEET_PER_HOST_CONCURRENCY", default_value_t = 4)]
-    pub per_host_concurrency: usize,
 }
 
 impl Default for CacheSettings {
@@ -353,50 +348,32 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
-/// `"500ms"`, `"30s"`, `"5m"`, `"2h"`, `"3d"`, or plain seconds.
+/// `"500ms"`, `"30s"`, `"5m"`, `"2h"`, `"3d"` (or any `humantime` span,
+/// e.g. `"1h 30m"`), or plain seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 30s"))?;
-    let millis = match unit.trim() {
-        "ms" => 1,
-        "" | "s" => 1_000,
-        "m" | "min" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        other => return Err(format!("unknown duration unit {other:?} in {text:?}")),
-    };
-    Ok(Duration::from_millis(number.saturating_mul(millis)))
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    humantime::parse_duration(text)
+        .map_err(|err| format!("{text:?} is not a duration like 30s ({err})"))
 }
 
 /// Thresholds of the dataset report (contract, "Dataset report").
 #[derive(clap::Args, Debug, Clone, Copy, PartialEq)]
 pub struct ReportSettings {
     /// A label with fewer images than this gets a `too_few_images` warning (0: never).
-    #[arg(long, env = "ZIPFLEET_MIN_IMAGES_PER_LABEL", default_value_t = ReportSettings::DEFAULT.min_images_per_label)]
+    #[arg(long, env = "ZIPFLEET_MIN_IMAGES_PER_LABEL", default_value_t = 5)]
     pub min_images_per_label: u32,
     /// `imbalanced_labels` when the largest label has more than this many
     /// times the images of the smallest (0: never; below 1 counts as 1).
-    #[arg(long, env = "ZIPFLEET_MAX_LABEL_RATIO", default_value_t = ReportSettings::DEFAULT.max_label_ratio)]
+    #[arg(long, env = "ZIPFLEET_MAX_LABEL_RATIO", default_value_t = 3.0)]
     pub max_label_ratio: f64,
-}
-
-impl ReportSettings {
-    /// The defaults, for clap and [`Default`] alike.
-    pub const DEFAULT: Self = Self {
-        min_images_per_label: 5,
-        max_label_ratio: 3.0,
-    };
 }
 
 impl Default for ReportSettings {
     fn default() -> Self {
-        Self::DEFAULT
+        defaults_of()
     }
 }
 
@@ -416,7 +393,19 @@ mod tests {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("3d").unwrap(), Duration::from_secs(259_200));
         assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86_400));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
+        assert_eq!(parse_duration(" 10m ").unwrap(), Duration::from_secs(600));
         assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-5s").is_err());
+        for duration in [
+            Duration::from_millis(1500),
+            Duration::from_secs(259_200),
+            Duration::ZERO,
+        ] {
+            assert_eq!(parse_duration(&format_duration(duration)), Ok(duration));
+        }
     }
 
     #[test]

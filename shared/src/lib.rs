@@ -3,8 +3,11 @@
 //!
 //! # Layout
 //!
-//! - [`spec`]: the job spec a web backend posts, its defaults and validation
+//! - [`spec`]: the job spec a web backend posts (`JobSpec`, the wire shape),
+//!   its defaults, and its validation into a `Job` that cannot be invalid
 //!   (every problem reported with the field it concerns).
+//! - [`cache_keys`]: where the fleet's cache keeps each kind of entry, for
+//!   the worker that writes them and the erasure that finds them.
 //! - [`status`]: the status document (also the completion message) and job states.
 //! - [`codes`]: per-image error codes and job-level error codes.
 //! - [`names`]: turning labels and ids into safe zip entry names.
@@ -48,6 +51,7 @@ pub mod store;
 pub use backends::Backends;
 pub use codes::{ImageErrorCode, JobErrorCode, JobFailureCode};
 pub use spec::{
-    Fit, ImageSource, ImageSpec, JobSpec, OnImageError, OutputFormat, OutputSpec, SpecError,
+    Fit, Image, ImageSpec, Job, JobSpec, OnImageError, OutputFormat, OutputSpec, Source, SpecError,
+    Tenant,
 };
 pub use status::{JobState, JobStatus, Progress};

@@ -24,6 +24,22 @@ pub struct JobMessage {
     pub spec_ref: Option<Location>,
 }
 
+/// A job message as a worker received it: the job and where its spec is,
+/// decided once ([`JobMessage::parse`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceivedJob {
+    pub job_id: String,
+    pub spec: SpecPayload,
+}
+
+/// Where a received job's spec is: in the message, or in the object store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SpecPayload {
+    Inline(JobSpec),
+    /// Claim check: read the spec from this location.
+    ClaimCheck(Location),
+}
+
 /// Why a message on the jobs queue cannot be processed. Permanent: such a
 /// message goes to the dead-letter queue.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +48,8 @@ pub enum MessageError {
     NotAJob(String),
     #[error("job message carries neither a spec nor a spec reference")]
     NoSpec,
+    #[error("job message carries both a spec and a spec reference")]
+    BothSpecs,
     #[error("job message has an invalid job_id {0:?}")]
     BadJobId(String),
 }
@@ -85,17 +103,24 @@ impl JobMessage {
         .to_bytes())
     }
 
-    /// Parse a message body, checking its envelope (not yet the spec's rules).
-    pub fn parse(bytes: &[u8]) -> Result<Self, MessageError> {
+    /// Parse a message body, checking its envelope (not yet the spec's
+    /// rules): the job id, and exactly one of spec and spec reference.
+    pub fn parse(bytes: &[u8]) -> Result<ReceivedJob, MessageError> {
         let message: JobMessage =
             serde_json::from_slice(bytes).map_err(|err| MessageError::NotAJob(err.to_string()))?;
         if !is_valid_job_id(&message.job_id) {
             return Err(MessageError::BadJobId(message.job_id));
         }
-        if message.spec.is_none() && message.spec_ref.is_none() {
-            return Err(MessageError::NoSpec);
-        }
-        Ok(message)
+        let spec = match (message.spec, message.spec_ref) {
+            (Some(spec), None) => SpecPayload::Inline(spec),
+            (None, Some(location)) => SpecPayload::ClaimCheck(location),
+            (None, None) => return Err(MessageError::NoSpec),
+            (Some(_), Some(_)) => return Err(MessageError::BothSpecs),
+        };
+        Ok(ReceivedJob {
+            job_id: message.job_id,
+            spec,
+        })
     }
 }
 
@@ -109,8 +134,31 @@ mod tests {
             br#"{"images":[{"id":"1","label":"a","url":"http://x.org/a"}]}"#,
         )
         .unwrap();
-        let message = JobMessage::inline("j1", spec);
-        assert_eq!(JobMessage::parse(&message.to_bytes()).unwrap(), message);
+        let message = JobMessage::inline("j1", spec.clone());
+        assert_eq!(
+            JobMessage::parse(&message.to_bytes()).unwrap(),
+            ReceivedJob {
+                job_id: "j1".into(),
+                spec: SpecPayload::Inline(spec.clone())
+            }
+        );
+        let location = Location {
+            bucket: "b".into(),
+            key: "specs/j1.json".into(),
+        };
+        let checked = JobMessage::claim_check("j1", location.clone()).to_bytes();
+        assert_eq!(
+            JobMessage::parse(&checked).unwrap().spec,
+            SpecPayload::ClaimCheck(location.clone())
+        );
+        let both = JobMessage {
+            spec_ref: Some(location),
+            ..message
+        };
+        assert!(matches!(
+            JobMessage::parse(&both.to_bytes()),
+            Err(MessageError::BothSpecs)
+        ));
         assert!(matches!(
             JobMessage::parse(b"hello"),
             Err(MessageError::NotAJob(_))

@@ -4,6 +4,10 @@
 //! reminds at most every few minutes in between — so a broker that is down
 //! for an hour costs next to no CPU and a handful of log lines, not a full
 //! disk.
+//!
+//! [`Transient`] is the one question every error of a backend (or of a
+//! download) answers — is another try worth it? — and [`retry_transient`]
+//! acts on it, ending in one outcome type, [`GaveUp`].
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Mutex;
@@ -15,6 +19,14 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// How often an ongoing outage is logged again.
 pub const REMINDER_EVERY: Duration = Duration::from_secs(300);
+
+/// An error that can say whether trying again may help: the other side was
+/// unreachable or overloaded (transient), rather than refusing or being
+/// misconfigured (permanent). Broker, status store, object store, backend
+/// connection and download errors all answer it.
+pub trait Transient: std::error::Error {
+    fn is_transient(&self) -> bool;
+}
 
 /// Exponential backoff with jitter. [`Backoff::next_delay`] after each
 /// failure; [`Backoff::reset`] only once an operation really succeeded
@@ -168,19 +180,18 @@ pub enum GaveUp<E> {
     Failed(E),
 }
 
-/// Call `operation` until it succeeds, waiting out transient failures with
-/// [`Backoff`] (each outage logged once through `outage`) for up to
+/// Call `operation` until it succeeds, waiting out [`Transient`] failures
+/// with [`Backoff`] (each outage logged once through `outage`) for up to
 /// `patience`, and giving up at once when `stop` is cancelled.
 pub async fn retry_transient<T, E, Fut>(
     outage: &OutageLog,
     what: &str,
     stop: &tokio_util::sync::CancellationToken,
     patience: Duration,
-    is_transient: impl Fn(&E) -> bool,
     mut operation: impl FnMut() -> Fut,
 ) -> Result<T, GaveUp<E>>
 where
-    E: std::fmt::Display,
+    E: Transient,
     Fut: std::future::Future<Output = Result<T, E>>,
 {
     let deadline = tokio::time::Instant::now() + patience;
@@ -195,7 +206,7 @@ where
                 outage.recovered();
                 return Ok(value);
             }
-            Err(err) if is_transient(&err) && tokio::time::Instant::now() < deadline => {
+            Err(err) if err.is_transient() && tokio::time::Instant::now() < deadline => {
                 outage.failed(what, &err);
                 tokio::select! {
                     () = stop.cancelled() => return Err(GaveUp::Interrupted),
@@ -251,49 +262,50 @@ mod tests {
         );
     }
 
+    #[derive(Debug, PartialEq, thiserror::Error)]
+    enum TestError {
+        #[error("down")]
+        Down,
+        #[error("refused")]
+        Refused,
+    }
+
+    impl Transient for TestError {
+        fn is_transient(&self) -> bool {
+            *self == Self::Down
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn retries_transient_failures_until_success_and_stops_on_permanent_ones() {
         let log = OutageLog::new("test");
         let stop = tokio_util::sync::CancellationToken::new();
         let calls = std::sync::atomic::AtomicU32::new(0);
-        let result: Result<u32, GaveUp<&str>> = retry_transient(
-            &log,
-            "op",
-            &stop,
-            Duration::from_secs(60),
-            |e: &&str| *e == "down",
-            || async {
+        let patience = Duration::from_secs(60);
+        let result: Result<u32, GaveUp<TestError>> =
+            retry_transient(&log, "op", &stop, patience, || async {
                 let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 if n < 3 {
-                    Err("down")
+                    Err(TestError::Down)
                 } else {
                     Ok(n)
                 }
-            },
-        )
-        .await;
+            })
+            .await;
         assert_eq!(result.unwrap(), 3);
         assert!(!log.is_down(), "recovered after the success");
-        let permanent: Result<(), GaveUp<&str>> = retry_transient(
-            &log,
-            "op",
-            &stop,
-            Duration::from_secs(60),
-            |e: &&str| *e == "down",
-            || async { Err("refused") },
-        )
-        .await;
-        assert!(matches!(permanent, Err(GaveUp::Failed("refused"))));
+        let permanent: Result<(), GaveUp<TestError>> =
+            retry_transient(&log, "op", &stop, patience, || async {
+                Err(TestError::Refused)
+            })
+            .await;
+        assert!(matches!(permanent, Err(GaveUp::Failed(TestError::Refused))));
         stop.cancel();
-        let interrupted: Result<(), GaveUp<&str>> = retry_transient(
-            &log,
-            "op",
-            &stop,
-            Duration::from_secs(60),
-            |_: &&str| true,
-            || async { Err("down") },
-        )
-        .await;
+        let interrupted: Result<(), GaveUp<TestError>> =
+            retry_transient(&log, "op", &stop, patience, || async {
+                Err(TestError::Down)
+            })
+            .await;
         assert!(matches!(interrupted, Err(GaveUp::Interrupted)));
     }
 

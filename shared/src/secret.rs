@@ -1,28 +1,31 @@
 //! Values that must never reach a log or a `Debug` print: tokens, and
 //! backend URLs that may carry a password (`amqp://user:PASSWORD@host`,
-//! `redis://:PASSWORD@host`). Reading the value takes an explicit `expose()`.
+//! `redis://:PASSWORD@host`). Both are `secrecy` secrets (wiped from memory
+//! on drop); reading the value takes an explicit `expose()`.
 
+use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
 
-/// A secret string (a bearer token). `Debug` and `Display` print `[redacted]`.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(String);
+/// A secret string (a bearer token). `Debug` prints `[redacted]`; there is
+/// no `Display`.
+#[derive(Clone, Default)]
+pub struct Secret(SecretString);
 
 impl Secret {
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 }
 
 impl From<String> for Secret {
     fn from(value: String) -> Self {
-        Self(value)
+        Self(value.into())
     }
 }
 
 impl From<&str> for Secret {
     fn from(value: &str) -> Self {
-        Self(value.to_string())
+        Self(value.into())
     }
 }
 
@@ -35,23 +38,25 @@ impl fmt::Debug for Secret {
 /// A URL whose password, if any, is secret. `Debug` and `Display` print it
 /// with the password replaced by `***` (and nothing but the scheme if the
 /// URL does not parse, since then nobody knows where the password is).
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretUrl(String);
+#[derive(Clone)]
+pub struct SecretUrl(SecretString);
 
 impl SecretUrl {
     /// The whole URL, password included: only for connecting.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 
     /// The URL's scheme (`amqp`, `sqs`, `redis`, `memory`…), `""` if none.
     pub fn scheme(&self) -> &str {
-        self.0.split_once("://").map_or("", |(scheme, _)| scheme)
+        self.expose()
+            .split_once("://")
+            .map_or("", |(scheme, _)| scheme)
     }
 
     /// The URL as it may be logged.
     pub fn redacted(&self) -> String {
-        match url::Url::parse(&self.0) {
+        match url::Url::parse(self.expose()) {
             Ok(mut parsed) => {
                 if parsed.password().is_some() {
                     // Cannot fail on a URL that already has a password.
@@ -66,13 +71,13 @@ impl SecretUrl {
 
 impl From<String> for SecretUrl {
     fn from(value: String) -> Self {
-        Self(value)
+        Self(value.into())
     }
 }
 
 impl From<&str> for SecretUrl {
     fn from(value: &str) -> Self {
-        Self(value.to_string())
+        Self(value.into())
     }
 }
 

@@ -1,6 +1,13 @@
 //! The job spec: what a web backend asks zipfleet to build, its defaults, and
 //! its validation.
 //!
+//! Two types, as zero-to-production parses a form into a `NewSubscriber`:
+//! [`JobSpec`] is the wire shape (what the JSON Schema and OpenAPI document
+//! describe, what travels in a job message), and [`Job`] is what
+//! [`JobSpec::validate`] returns — a spec that cannot be invalid: each image
+//! has exactly one [`Source`], the tenant is a [`Tenant`]. Everything
+//! downstream (the worker) takes a [`Job`] and decides nothing again.
+//!
 //! Parsing reports a type error (wrong JSON type, unknown field) with the path
 //! of the offending field; validation then reports *every* rule the spec
 //! breaks, each with its field (`images[3].url: unsupported scheme "ftp"`), so
@@ -19,6 +26,8 @@ pub const MAX_JOB_ID_LEN: usize = 64;
 pub const MAX_TEXT_LEN: usize = 256;
 /// Longest source URL or object key, in bytes.
 pub const MAX_SOURCE_LEN: usize = 4096;
+/// Longest `tenant`.
+pub const MAX_TENANT_LEN: usize = 64;
 
 /// A job: a set of labelled images to fetch, resize and zip.
 // The `#[schema]` attributes state the rules of `JobSpec::validate` for the
@@ -29,6 +38,7 @@ pub const MAX_SOURCE_LEN: usize = 4096;
 #[schema(example = json!({
     "job_id": "class-7b-train-1",
     "project_id": "class-7b",
+    "tenant": "school-12",
     "images": [
         {"id": "1", "label": "cats", "url": "https://example.org/cat.jpg"},
         {"id": "2", "label": "dogs", "object": {"key": "uploads/u1/dog.png"}}
@@ -96,7 +106,7 @@ pub struct ImageSpec {
 }
 
 /// An image kept in the object store: the web backend's own key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectSource {
     /// A key in the bucket (with a `file://` store, a path relative to its
@@ -113,22 +123,84 @@ pub struct ObjectSource {
     pub bucket: Option<String>,
 }
 
-/// Where one image comes from, once the spec is validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ImageSource<'a> {
-    Url(&'a str),
-    Object(&'a ObjectSource),
+/// A job that keeps every rule of the spec: what [`JobSpec::validate`]
+/// returns and the worker runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub job_id: Option<String>,
+    pub project_id: Option<String>,
+    pub tenant: Tenant,
+    /// At least one; ids unique.
+    pub images: Vec<Image>,
+    pub output: OutputSpec,
+    pub on_image_error: OnImageError,
 }
 
-impl ImageSpec {
-    /// The image's single source. Only meaningful on a validated spec; an
-    /// unvalidated spec with both sources yields the URL.
-    pub fn source(&self) -> Option<ImageSource<'_>> {
-        match (&self.url, &self.object) {
-            (Some(url), _) => Some(ImageSource::Url(url)),
-            (None, Some(object)) => Some(ImageSource::Object(object)),
-            (None, None) => None,
+/// One image of a [`Job`]: id and label checked, and exactly one source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Image {
+    pub id: String,
+    pub label: String,
+    pub source: Source,
+}
+
+/// Where one image comes from: decided once, when the spec is validated.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// An http or https URL with a host and no credentials.
+    Url(String),
+    /// A key in the object store.
+    Object(ObjectSource),
+}
+
+/// The school or class a job is for: `[A-Za-z0-9_.-]{1,64}`, `"default"`
+/// when the spec names none.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Tenant(String);
+
+impl Tenant {
+    /// The tenant of a spec that names none.
+    pub const DEFAULT: &'static str = crate::status::DEFAULT_TENANT;
+
+    /// A tenant name, if it keeps the pattern.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        if is_valid_tenant(name) {
+            Ok(Self(name.to_string()))
+        } else {
+            Err(format!(
+                "must be 1 to {MAX_TENANT_LEN} characters of A-Z, a-z, 0-9, _, - and ."
+            ))
         }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Tenant {
+    fn default() -> Self {
+        Self(Self::DEFAULT.to_string())
+    }
+}
+
+impl fmt::Display for Tenant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for Tenant {
+    type Error = String;
+    fn try_from(name: String) -> Result<Self, String> {
+        Self::parse(&name)
+    }
+}
+
+impl From<Tenant> for String {
+    fn from(tenant: Tenant) -> Self {
+        tenant.0
     }
 }
 
@@ -238,15 +310,24 @@ impl SpecError {
     }
 }
 
-/// Limits a deployment puts on specs, beyond the fixed rules.
+/// Limits a deployment puts on specs, beyond the fixed rules. The default
+/// is [`Limits`](crate::config::Limits)' (`ZIPFLEET_MAX_IMAGES`'s flag default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpecLimits {
     pub max_images: usize,
 }
 
+impl From<&crate::config::Limits> for SpecLimits {
+    fn from(limits: &crate::config::Limits) -> Self {
+        Self {
+            max_images: limits.max_images,
+        }
+    }
+}
+
 impl Default for SpecLimits {
     fn default() -> Self {
-        Self { max_images: 10_000 }
+        Self::from(&crate::config::Limits::default())
     }
 }
 
@@ -274,10 +355,13 @@ fn whole_numbers_as_integers(value: &mut serde_json::Value) -> bool {
 }
 
 impl JobSpec {
-    /// Parse and validate a spec from JSON bytes.
+    /// Parse a spec from JSON bytes and check every rule; the wire spec,
+    /// known to validate (see [`JobSpec::validate`] for the [`Job`]).
     pub fn parse(bytes: &[u8], limits: &SpecLimits) -> Result<JobSpec, SpecError> {
         let spec = Self::parse_unvalidated(bytes)?;
         spec.validate(limits)?;
+        // The API forwards the wire spec (its fingerprint, the job message);
+        // the worker validates it into a `Job` again on its side.
         Ok(spec)
     }
 
@@ -312,42 +396,66 @@ impl JobSpec {
         Ok(spec)
     }
 
-    /// Check every rule; report every problem.
-    pub fn validate(&self, limits: &SpecLimits) -> Result<(), SpecError> {
-        let mut problems = Vec::new();
-        let mut problem =
-            |field: String, message: String| problems.push(FieldError { field, message });
+    /// Check every rule, report every problem; or the [`Job`] the spec
+    /// describes, which cannot break them.
+    pub fn validate(&self, limits: &SpecLimits) -> Result<Job, SpecError> {
+        let mut problems = Problems::default();
+        let tenant = self.check_envelope(limits, &mut problems);
+        let mut seen_ids = HashSet::new();
+        let images: Vec<Option<Image>> = self
+            .images
+            .iter()
+            .enumerate()
+            .map(|(i, image)| image.validate(i, &mut seen_ids, &mut problems))
+            .collect();
+        self.output.check(&mut problems);
+        if !problems.0.is_empty() {
+            return Err(SpecError {
+                problems: problems.0,
+            });
+        }
+        Ok(Job {
+            job_id: self.job_id.clone(),
+            project_id: self.project_id.clone(),
+            tenant: tenant.unwrap_or_default(),
+            images: images.into_iter().flatten().collect(),
+            output: self.output,
+            on_image_error: self.on_image_error,
+        })
+    }
 
+    /// The rules of the spec's own fields and of its image count; the tenant it names.
+    fn check_envelope(&self, limits: &SpecLimits, problems: &mut Problems) -> Option<Tenant> {
         if let Some(job_id) = &self.job_id {
             if !is_valid_job_id(job_id) {
-                problem(
-                    "job_id".into(),
+                problems.add(
+                    "job_id",
                     format!("must be 1 to {MAX_JOB_ID_LEN} characters of A-Z, a-z, 0-9, _ and -"),
                 );
             }
         }
         if let Some(project_id) = &self.project_id {
             if project_id.chars().count() > MAX_TEXT_LEN {
-                problem(
-                    "project_id".into(),
+                problems.add(
+                    "project_id",
                     format!("longer than {MAX_TEXT_LEN} characters"),
                 );
             }
         }
-        if let Some(tenant) = &self.tenant {
-            if !is_valid_tenant(tenant) {
-                problem(
-                    "tenant".into(),
-                    "must be 1 to 64 characters of A-Z, a-z, 0-9, _, - and .".into(),
-                );
+        let tenant = match self.tenant.as_deref().map(Tenant::parse) {
+            Some(Ok(tenant)) => Some(tenant),
+            Some(Err(message)) => {
+                problems.add("tenant", message);
+                None
             }
-        }
+            None => None,
+        };
         if self.images.is_empty() {
-            problem("images".into(), "must list at least one image".into());
+            problems.add("images", "must list at least one image");
         }
         if self.images.len() > limits.max_images {
-            problem(
-                "images".into(),
+            problems.add(
+                "images",
                 format!(
                     "{} images; at most {} per job",
                     self.images.len(),
@@ -355,73 +463,7 @@ impl JobSpec {
                 ),
             );
         }
-
-        let mut seen_ids = HashSet::new();
-        for (i, image) in self.images.iter().enumerate() {
-            let at = |field: &str| format!("images[{i}].{field}");
-            check_text(&image.id, "id", &mut |m| problem(at("id"), m));
-            check_text(&image.label, "label", &mut |m| problem(at("label"), m));
-            if !seen_ids.insert(image.id.as_str()) {
-                problem(at("id"), format!("duplicate id {:?}", image.id));
-            }
-            match (&image.url, &image.object) {
-                (Some(_), Some(_)) => problem(
-                    format!("images[{i}]"),
-                    "has both url and object; give exactly one source".into(),
-                ),
-                (None, None) => problem(
-                    format!("images[{i}]"),
-                    "has no source; give url or object".into(),
-                ),
-                (Some(url), None) => {
-                    if let Err(message) = check_url(url) {
-                        problem(at("url"), message);
-                    }
-                }
-                (None, Some(object)) => {
-                    if object.key.is_empty() {
-                        problem(at("object.key"), "must not be empty".into());
-                    } else if object.key.len() > MAX_SOURCE_LEN {
-                        problem(
-                            at("object.key"),
-                            format!("longer than {MAX_SOURCE_LEN} bytes"),
-                        );
-                    } else if object.key.chars().any(char::is_control) {
-                        problem(at("object.key"), "contains control characters".into());
-                    }
-                    if let Some(bucket) = &object.bucket {
-                        if !is_plausible_bucket(bucket) {
-                            problem(
-                                at("object.bucket"),
-                                format!("{bucket:?} is not a valid bucket name"),
-                            );
-                        }
-                    }
-                }
-            }
-        }
-
-        let out = &self.output;
-        for (field, value) in [("output.width", out.width), ("output.height", out.height)] {
-            if value == 0 || value > MAX_OUTPUT_SIDE {
-                problem(
-                    field.into(),
-                    format!("must be between 1 and {MAX_OUTPUT_SIDE}, not {value}"),
-                );
-            }
-        }
-        if !(1..=100).contains(&out.quality) {
-            problem(
-                "output.quality".into(),
-                format!("must be between 1 and 100, not {}", out.quality),
-            );
-        }
-
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(SpecError { problems })
-        }
+        tenant
     }
 
     /// A digest of everything that decides the job's result, used to tell an
@@ -431,6 +473,116 @@ impl JobSpec {
         canonical.job_id = None;
         let bytes = serde_json::to_vec(&canonical).expect("a spec always serializes");
         hex::encode(Sha256::digest(&bytes))
+    }
+}
+
+/// The problems found so far, each with its field.
+#[derive(Default)]
+struct Problems(Vec<FieldError>);
+
+impl Problems {
+    fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+}
+
+impl ImageSpec {
+    /// The rules of image `i`; the [`Image`] if it keeps them all.
+    fn validate(
+        &self,
+        i: usize,
+        seen_ids: &mut HashSet<String>,
+        problems: &mut Problems,
+    ) -> Option<Image> {
+        let before = problems.0.len();
+        let at = |field: &str| format!("images[{i}].{field}");
+        check_text(&self.id, "id", &mut |m| problems.add(at("id"), m));
+        check_text(&self.label, "label", &mut |m| problems.add(at("label"), m));
+        if !seen_ids.insert(self.id.clone()) {
+            problems.add(at("id"), format!("duplicate id {:?}", self.id));
+        }
+        let source = match (&self.url, &self.object) {
+            (Some(_), Some(_)) => Err(vec![(
+                format!("images[{i}]"),
+                "has both url and object; give exactly one source".to_string(),
+            )]),
+            (None, None) => Err(vec![(
+                format!("images[{i}]"),
+                "has no source; give url or object".to_string(),
+            )]),
+            (Some(url), None) => check_url(url)
+                .map(|()| Source::Url(url.clone()))
+                .map_err(|message| vec![(at("url"), message)]),
+            (None, Some(object)) => check_object(object)
+                .map(|()| Source::Object(object.clone()))
+                .map_err(|found| {
+                    found
+                        .into_iter()
+                        .map(|(field, message)| (at(field), message))
+                        .collect()
+                }),
+        };
+        match source {
+            Ok(source) if problems.0.len() == before => Some(Image {
+                id: self.id.clone(),
+                label: self.label.clone(),
+                source,
+            }),
+            Ok(_) => None,
+            Err(found) => {
+                for (field, message) in found {
+                    problems.add(field, message);
+                }
+                None
+            }
+        }
+    }
+}
+
+impl OutputSpec {
+    fn check(&self, problems: &mut Problems) {
+        for (field, value) in [("output.width", self.width), ("output.height", self.height)] {
+            if value == 0 || value > MAX_OUTPUT_SIDE {
+                problems.add(
+                    field,
+                    format!("must be between 1 and {MAX_OUTPUT_SIDE}, not {value}"),
+                );
+            }
+        }
+        if !(1..=100).contains(&self.quality) {
+            problems.add(
+                "output.quality",
+                format!("must be between 1 and 100, not {}", self.quality),
+            );
+        }
+    }
+}
+
+/// An object source's rules: every problem with its field (relative to the image).
+fn check_object(object: &ObjectSource) -> Result<(), Vec<(&'static str, String)>> {
+    let mut found = Vec::new();
+    if object.key.is_empty() {
+        found.push(("object.key", "must not be empty".to_string()));
+    } else if object.key.len() > MAX_SOURCE_LEN {
+        found.push(("object.key", format!("longer than {MAX_SOURCE_LEN} bytes")));
+    } else if object.key.chars().any(char::is_control) {
+        found.push(("object.key", "contains control characters".to_string()));
+    }
+    if let Some(bucket) = &object.bucket {
+        if !is_plausible_bucket(bucket) {
+            found.push((
+                "object.bucket",
+                format!("{bucket:?} is not a valid bucket name"),
+            ));
+        }
+    }
+    if found.is_empty() {
+        Ok(())
+    } else {
+        Err(found)
     }
 }
 
@@ -444,7 +596,7 @@ pub fn is_valid_job_id(id: &str) -> bool {
 
 /// `[A-Za-z0-9_.-]{1,64}`.
 pub fn is_valid_tenant(tenant: &str) -> bool {
-    (1..=64).contains(&tenant.len())
+    (1..=MAX_TENANT_LEN).contains(&tenant.len())
         && tenant
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
@@ -565,13 +717,19 @@ mod tests {
             "on_image_error": "fail"
         }))
         .unwrap();
+        let job = spec.validate(&SpecLimits::default()).unwrap();
         assert_eq!(
-            spec.images[1].source(),
-            Some(ImageSource::Object(&ObjectSource {
+            job.images[1].source,
+            Source::Object(ObjectSource {
                 key: "uploads/u1/dog.png".into(),
                 bucket: Some("my-bucket".into())
-            }))
+            })
         );
+        assert_eq!(
+            job.images[0].source,
+            Source::Url("https://example.org/cat.jpg".into())
+        );
+        assert_eq!(job.tenant.as_str(), "default", "absent = \"default\"");
         assert_eq!(spec.output.fit, Fit::Cover);
         assert_eq!(spec.output.format, OutputFormat::Png);
         assert_eq!(spec.on_image_error, OnImageError::Fail);
@@ -676,6 +834,38 @@ mod tests {
         assert!(!is_valid_job_id("a/b"));
         assert!(!is_valid_job_id("ä"));
         assert!(is_valid_job_id(&new_job_id()));
+    }
+
+    #[test]
+    fn a_tenant_keeps_its_pattern_and_is_named_in_the_error() {
+        let image = json!({"id": "1", "label": "a", "url": "http://x.org/a"});
+        let job = parse(json!({"tenant": "school-12.class_7b", "images": [image]}))
+            .unwrap()
+            .validate(&SpecLimits::default())
+            .unwrap();
+        assert_eq!(job.tenant.as_str(), "school-12.class_7b");
+        for bad in ["", "a b", "ä", "x/y", &"t".repeat(65)] {
+            let err = parse(json!({"tenant": bad, "images": [image]})).unwrap_err();
+            assert_eq!(fields(err.clone()), vec!["tenant"], "{bad:?}");
+            assert!(err.problems[0].message.contains("A-Z"), "{err}");
+        }
+        assert!(Tenant::parse(&"t".repeat(64)).is_ok());
+        assert_eq!(Tenant::default().as_str(), Tenant::DEFAULT);
+    }
+
+    #[test]
+    fn a_spec_without_tenant_keeps_its_fingerprint() {
+        // The digest of this spec before `tenant` existed: re-posting a job
+        // accepted then must not become a conflict.
+        let spec =
+            parse(json!({"images": [{"id": "1", "label": "a", "url": "http://x.org/a"}]})).unwrap();
+        assert_eq!(
+            serde_json::to_string(&spec).unwrap(),
+            r#"{"images":[{"id":"1","label":"a","url":"http://x.org/a"}],"output":{"width":224,"height":224,"fit":"fill","format":"jpeg","quality":90},"on_image_error":"skip"}"#
+        );
+        let mut with = spec.clone();
+        with.tenant = Some("default".into());
+        assert_ne!(spec.fingerprint(), with.fingerprint());
     }
 
     #[test]

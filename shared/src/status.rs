@@ -132,7 +132,7 @@ pub struct JobStatus {
     pub project_id: Option<String>,
     /// The school or class the job is for (`default` when the spec named none).
     #[serde(default = "default_tenant")]
-    #[schema(pattern = r"^[A-Za-z0-9_.-]{1,64}$")]
+    #[schema(required = true, pattern = r"^[A-Za-z0-9_.-]{1,64}$")]
     pub tenant: String,
     pub state: JobState,
     /// Only while `queued`: how many jobs are ahead and the expected wait.

@@ -41,9 +41,9 @@ pub enum StatusError {
     Invalid(String),
 }
 
-impl StatusError {
+impl crate::retry::Transient for StatusError {
     /// Whether trying again later may help (the store was unreachable).
-    pub fn is_transient(&self) -> bool {
+    fn is_transient(&self) -> bool {
         matches!(self, Self::Unavailable(_))
     }
 }

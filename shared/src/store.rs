@@ -26,8 +26,8 @@ pub enum StoreError {
     Refused(String),
 }
 
-impl StoreError {
-    pub fn is_transient(&self) -> bool {
+impl crate::retry::Transient for StoreError {
+    fn is_transient(&self) -> bool {
         matches!(self, Self::Unavailable(_))
     }
 }

@@ -126,7 +126,11 @@ async fn the_document_describes_every_route_with_links_and_security() {
         }
     }
     let links = &doc["paths"]["/v1/jobs"]["post"]["responses"]["202"]["links"];
-    for (link, operation) in [("GetJob", "getJob"), ("CancelJob", "cancelJob")] {
+    for (link, operation) in [
+        ("GetJob", "getJob"),
+        ("CancelJob", "cancelJob"),
+        ("EraseJob", "eraseJob"),
+    ] {
         assert_eq!(links[link]["operationId"], operation);
         assert_eq!(links[link]["parameters"]["id"], "$response.body#/job_id");
     }
@@ -136,7 +140,15 @@ async fn the_document_describes_every_route_with_links_and_security() {
     );
     assert_eq!(
         doc["paths"]["/v1/jobs/{id}"]["delete"]["operationId"],
+        "eraseJob"
+    );
+    assert_eq!(
+        doc["paths"]["/v1/jobs/{id}/cancel"]["post"]["operationId"],
         "cancelJob"
+    );
+    assert!(
+        doc["paths"]["/v1/jobs"]["post"]["responses"]["429"]["headers"]["Retry-After"].is_object(),
+        "the quota's 429 documents Retry-After"
     );
     // The deployment's image limit, and the spec's rules from the shared types.
     let schemas = &doc["components"]["schemas"];
@@ -153,6 +165,8 @@ async fn the_document_describes_every_route_with_links_and_security() {
         "unauthorized",
         "not_found",
         "conflict",
+        "erased",
+        "tenant_quota",
         "payload_too_large",
         "unavailable",
     ] {

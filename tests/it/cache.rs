@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use zipfleet_backends::Backends;
 use zipfleet_shared::broker::memory::MemoryBroker;
 use zipfleet_shared::broker::{Broker, Lane};
-use zipfleet_shared::config::CacheSettings;
+use zipfleet_shared::config::{CacheSettings, SourcePolicy};
 use zipfleet_shared::message::JobMessage;
 use zipfleet_shared::status::DEFAULT_TENANT;
 use zipfleet_shared::status::{JobState, JobStatus};
@@ -44,6 +44,10 @@ impl Run {
     fn start(root: &Path, store: Arc<dyn ObjectStore>, cache: CacheSettings) -> Self {
         let mut settings: WorkerSettings = test_settings(root);
         settings.tuning.cache = cache;
+        Self::with(root, store, settings)
+    }
+
+    fn with(root: &Path, store: Arc<dyn ObjectStore>, settings: WorkerSettings) -> Self {
         let broker = MemoryBroker::new(settings.backend.max_deliveries);
         let status = Arc::new(MemoryStatusStore::new());
         let backends = Backends {
@@ -404,8 +408,10 @@ async fn a_truncated_entry_is_replaced_and_a_store_refusing_cache_writes_still_z
     let job = mixed_job(dir.path(), &server);
     let run = Run::on_dir(dir.path(), CacheSettings::default());
     let (_, cold) = run.job("cold", &job).await;
+    // `cache/renders/{picture}/{settings}`: one folder per picture.
     let renders: Vec<(PathBuf, u64)> = std::fs::read_dir(dir.path().join("cache/renders"))
         .unwrap()
+        .flat_map(|picture| std::fs::read_dir(picture.unwrap().path()).unwrap())
         .map(|entry| {
             let path = entry.unwrap().path();
             let size = std::fs::metadata(&path).unwrap().len();
@@ -529,6 +535,44 @@ async fn a_refused_url_is_not_asked_again_within_the_failure_ttl_and_is_after_it
     run.stop().await;
 }
 
+/// Issue 23: a refusal decided by the worker (here: a loopback address
+/// without `ZIPFLEET_ALLOWED_SOURCE_NETS`) is never failure-cached, so once
+/// the operator opens the network, the same store and URL give the picture.
+#[tokio::test]
+async fn a_blocked_address_is_not_remembered_and_opening_the_network_gets_the_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start().await;
+    let url = server.image("/local.png", "image/png", images::png(320, 240, 11));
+    let job = json!({"images": [{"id": "1", "label": "a", "url": url}]});
+    let store = || -> Arc<dyn ObjectStore> { Arc::new(FileStore::new(dir.path()).unwrap()) };
+
+    let mut closed = test_settings(dir.path());
+    closed.policy = SourcePolicy {
+        allow_private_sources: false,
+        allowed_source_nets: vec![],
+    };
+    let run = Run::with(dir.path(), store(), closed.clone());
+    let (refused, _) = run.job("closed", &job).await;
+    let skipped = &refused.result.as_ref().unwrap().skipped;
+    assert_eq!(skipped.len(), 1, "{refused:?}");
+    assert_eq!(skipped[0].code.as_str(), "blocked_address");
+    assert_eq!(server.requests(), 0, "refused before any connection");
+    run.stop().await;
+
+    let mut opened = closed;
+    opened.policy.allowed_source_nets = vec!["127.0.0.1/32".parse().unwrap()];
+    let run = Run::with(dir.path(), store(), opened);
+    let (allowed, entries) = run.job("opened", &job).await;
+    assert_eq!(
+        allowed.result.as_ref().unwrap().images,
+        1,
+        "the settings in force decide, not a remembered refusal: {allowed:?}"
+    );
+    assert!(entries.contains_key("a/1.jpg"), "{:?}", entries.keys());
+    assert_eq!(server.requests_for("/local.png"), 1);
+    run.stop().await;
+}
+
 #[tokio::test]
 async fn downloads_per_host_stay_within_the_setting_and_retry_after_is_honoured_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -566,12 +610,12 @@ async fn downloads_per_host_stay_within_the_setting_and_retry_after_is_honoured_
             seconds: 1,
         },
     );
-    let run = Run::on_dir(
+    let mut settings = test_settings(dir.path());
+    settings.tuning.per_host_concurrency = 3;
+    let run = Run::with(
         dir.path(),
-        CacheSettings {
-            per_host_concurrency: 3,
-            ..CacheSettings::default()
-        },
+        Arc::new(FileStore::new(dir.path()).unwrap()),
+        settings,
     );
     let (status, _) = run.job("slow", &json!({"images": list})).await;
     assert_eq!(status.result.unwrap().images, 12);

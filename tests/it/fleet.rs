@@ -307,12 +307,11 @@ async fn queued_and_running_jobs_can_be_cancelled(broker: &str) {
     let body = job_body(&fleet, &server, &queued_id, 2, 0).await;
     assert_eq!(fleet.post_job(&body).await.status(), 202);
     let response = fleet
-        .client
-        .delete(fleet.url(&format!("/v1/jobs/{queued_id}")))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/jobs/{queued_id}/cancel"),
+        )
+        .await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.json::<JobStatus>().await.unwrap().state,
@@ -338,12 +337,11 @@ async fn queued_and_running_jobs_can_be_cancelled(broker: &str) {
         .wait_for(&running_id, LIMIT, |s| s.state == JobState::Running)
         .await;
     let response = fleet
-        .client
-        .delete(fleet.url(&format!("/v1/jobs/{running_id}")))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/jobs/{running_id}/cancel"),
+        )
+        .await;
     assert_eq!(response.status(), 202);
     let status = fleet.wait_final(&running_id, LIMIT).await;
     assert_eq!(status.state, JobState::Cancelled);
@@ -353,12 +351,11 @@ async fn queued_and_running_jobs_can_be_cancelled(broker: &str) {
     let status = fleet.get_status(&queued_id).await;
     assert_eq!(status.state, JobState::Cancelled);
     let again = fleet
-        .client
-        .delete(fleet.url(&format!("/v1/jobs/{queued_id}")))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/jobs/{queued_id}/cancel"),
+        )
+        .await;
     assert_eq!(again.status(), 409, "an ended job cannot be cancelled");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let completions = parse_completions(

@@ -21,6 +21,7 @@ mod embedded;
 mod erasure;
 mod fleet;
 mod hostile;
+mod logs;
 mod report;
 mod schema;
 mod status_stores;

@@ -17,7 +17,8 @@ use std::time::Duration;
 use zipfleet_shared::broker::memory::MemoryBroker;
 use zipfleet_shared::broker::{Broker, DeadLetter, Delivery, Lane, QueueNames};
 use zipfleet_shared::config::BackendConfig;
-use zipfleet_shared::message::JobMessage;
+use zipfleet_shared::message::{JobMessage, SpecPayload};
+use zipfleet_shared::retry::Transient;
 use zipfleet_shared::store::ObjectStore;
 
 /// Deliveries before a message is dead-lettered, in every check.
@@ -903,8 +904,9 @@ pub async fn large_spec_travels_by_claim_check(subject: &dyn Subject, store: &dy
 
     let delivery = expect_take(broker.as_ref(), Lane(0), "the claim-checked job").await;
     let message = JobMessage::parse(&delivery.body).expect("a job message");
-    assert!(message.spec.is_none());
-    let location = message.spec_ref.expect("a spec reference");
+    let SpecPayload::ClaimCheck(location) = message.spec else {
+        panic!("a spec reference, not the spec: {:?}", message.spec);
+    };
     assert!(
         location.key.ends_with(&format!("specs/{job_id}.json")),
         "{}",
@@ -927,7 +929,7 @@ pub async fn large_spec_travels_by_claim_check(subject: &dyn Subject, store: &dy
             .unwrap(),
     )
     .unwrap();
-    assert_eq!(inline.spec, Some(small));
+    assert_eq!(inline.spec, SpecPayload::Inline(small));
 }
 
 /// Where infrastructure owns the queues (`ZIPFLEET_CREATE_QUEUES=false`),

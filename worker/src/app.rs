@@ -1,27 +1,21 @@
 //! Building a worker from configuration: the backends, the memory budget,
 //! the CPU slots and the fetcher, wired into a [`Worker`].
 
-use crate::budget::{CpuPool, MemoryBudget};
+use crate::budget::{image_budget, CpuPool, MemoryBudget};
 use crate::cache::Cache;
 use crate::consumer::Worker;
 use crate::dispatch::Sweep;
 use crate::ecs::Protection;
+use crate::erasure::StatusTombstones;
 use crate::fetch::Fetcher;
 use crate::health::Liveness;
 use crate::job::JobEnv;
 use crate::metrics::WorkerMetrics;
 use std::sync::Arc;
 use zipfleet_backends::Backends;
-use zipfleet_shared::config::{
-    BackendConfig, Limits, ReportSettings, SourcePolicy, WorkerTuning, MIB,
-};
+use zipfleet_shared::config::{BackendConfig, Limits, ReportSettings, SourcePolicy, WorkerTuning};
 use zipfleet_shared::retry::Outages;
 use zipfleet_shared::spec::SpecLimits;
-
-/// Memory the worker process needs besides image buffers: runtime, HTTP and
-/// broker clients, zip writer, allocator slack. Measured peak RSS with no
-/// image in flight is well under this; the rest of the budget is for images.
-pub const BASELINE_MEMORY: u64 = 48 * MIB;
 
 /// Everything a worker is configured with.
 #[derive(Debug, Clone)]
@@ -45,11 +39,6 @@ pub enum BuildError {
     Http(#[from] reqwest::Error),
 }
 
-/// The part of the memory budget images may reserve.
-pub fn image_budget(total: u64) -> u64 {
-    total.saturating_sub(BASELINE_MEMORY).max(16 * MIB)
-}
-
 /// Wire a worker over already-connected backends.
 pub fn build_worker(
     backends: &Backends,
@@ -62,19 +51,28 @@ pub fn build_worker(
         source,
     })?;
     let cache_settings = tuning.cache;
-    let fetcher = Fetcher::with_host_limit(
+    let fetcher = Fetcher::new(
         &settings.policy,
         &settings.limits,
         backends.store.clone(),
         spool_dir.clone(),
-        cache_settings.per_host_concurrency,
+        tuning.per_host_concurrency,
     )?;
-    let cache = cache_settings
-        .enabled
-        .then(|| Cache::new(backends.store.clone(), cache_settings, spool_dir.clone()));
+    let budget = MemoryBudget::new(image_budget(tuning.memory_budget));
+    let metrics = Arc::new(WorkerMetrics::default());
+    let cache = cache_settings.enabled.then(|| {
+        let store = backends.store.clone();
+        Cache::new(
+            store,
+            cache_settings,
+            spool_dir.clone(),
+            budget.clone(),
+            metrics.clone(),
+        )
+    });
     let env = JobEnv {
         fetcher,
-        budget: MemoryBudget::new(image_budget(tuning.memory_budget)),
+        budget,
         cpu: CpuPool::new(tuning.cpu_threads),
         store: backends.store.clone(),
         status: backends.status.clone(),
@@ -83,9 +81,10 @@ pub fn build_worker(
         fetch_concurrency: tuning.fetch_concurrency,
         download_url_expiry: settings.backend.download_url_expiry,
         report: settings.report,
-        metrics: Arc::new(WorkerMetrics::default()),
+        metrics,
         outages: Arc::new(Outages::default()),
         cache,
+        tombstones: Arc::new(StatusTombstones(backends.status.clone())),
     };
     Ok(Arc::new(Worker {
         env: Arc::new(env),
@@ -95,9 +94,7 @@ pub fn build_worker(
         concurrency: tuning.concurrency.max(1),
         max_deliveries: settings.backend.max_deliveries,
         shutdown_grace: tuning.shutdown_grace,
-        spec_limits: SpecLimits {
-            max_images: settings.limits.max_images,
-        },
+        spec_limits: SpecLimits::from(&settings.limits),
         liveness: Arc::new(Liveness::new(tuning.liveness_timeout)),
         readiness: Arc::default(),
         protection: Protection::from_env(),

@@ -24,7 +24,8 @@
 use crate::dispatch::{lanes_to_try, IdlePacing, LaneOrder, TAKE_PATIENCE};
 use crate::ecs::Protection;
 use crate::health::{Liveness, Readiness, READINESS_EVERY};
-use crate::job::{run_job, Interrupted, JobEnv, JobOutcome};
+use crate::job::{run_job, JobEnv, JobOutcome};
+use crate::outcome::Interrupted;
 use futures::FutureExt;
 use std::future::Future;
 use std::pin::Pin;
@@ -34,12 +35,12 @@ use tokio::sync::Semaphore;
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, error_span, info, warn, Instrument};
+use tracing::{debug, error, error_span, info, warn, Instrument};
 use zipfleet_shared::broker::{Broker, BrokerError, Delivery, Lane};
-use zipfleet_shared::message::JobMessage;
+use zipfleet_shared::message::{JobMessage, ReceivedJob, SpecPayload};
 use zipfleet_shared::reachability::{check_backends, Checks};
-use zipfleet_shared::retry::{retry_transient, Backoff, GaveUp, OutageLog};
-use zipfleet_shared::spec::{JobSpec, SpecLimits};
+use zipfleet_shared::retry::{retry_transient, Backoff, GaveUp, OutageLog, Transient};
+use zipfleet_shared::spec::{Job, JobSpec, SpecLimits};
 use zipfleet_shared::status::DEFAULT_TENANT;
 use zipfleet_shared::status::{JobError, JobStatus};
 use zipfleet_shared::status_store::{BeginJob, BeginOutcome, FinishOutcome};
@@ -50,25 +51,26 @@ const MAX_SPEC_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The job loop turns at least this often even with nothing to do, so
 /// `/healthz` can tell a quiet loop from a wedged one.
-pub const LOOP_TICK: Duration = Duration::from_secs(5);
+pub(crate) const LOOP_TICK: Duration = Duration::from_secs(5);
 
 /// A worker: takes jobs from the jobs queue's lanes and runs them,
 /// `concurrency` at a time.
 pub struct Worker {
     pub env: Arc<JobEnv>,
-    pub broker: Arc<dyn Broker>,
-    /// Which lanes to take from first (the fair-share order, or [`crate::dispatch::Sweep`]).
+    pub(crate) broker: Arc<dyn Broker>,
+    /// Which lanes to take from first (the fair-share order, or
+    /// [`crate::dispatch::Sweep`]); public so that the order can be swapped.
     pub lanes: Arc<dyn LaneOrder>,
-    pub concurrency: u16,
-    pub max_deliveries: u32,
-    pub shutdown_grace: Duration,
-    pub spec_limits: SpecLimits,
+    pub(crate) concurrency: u16,
+    pub(crate) max_deliveries: u32,
+    pub(crate) shutdown_grace: Duration,
+    pub(crate) spec_limits: SpecLimits,
     /// Stamped every time the job loop turns; read by `/healthz`.
-    pub liveness: Arc<Liveness>,
+    pub(crate) liveness: Arc<Liveness>,
     /// The last check of the backends; read by `/readyz`.
-    pub readiness: Arc<Readiness>,
+    pub(crate) readiness: Arc<Readiness>,
     /// ECS scale-in protection while jobs run (a no-op off ECS).
-    pub protection: Protection,
+    pub(crate) protection: Protection,
 }
 
 /// What one look at the lanes came back with.
@@ -277,7 +279,7 @@ impl Worker {
     }
 
     /// Whether the broker, object store and status store answer.
-    pub async fn reachability(&self) -> Checks {
+    pub(crate) async fn reachability(&self) -> Checks {
         check_backends(
             self.broker.as_ref(),
             self.env.store.as_ref(),
@@ -287,11 +289,17 @@ impl Worker {
     }
 
     /// Process one delivery to the end, settling it exactly once.
-    pub async fn handle(&self, delivery: Delivery, interrupt: CancellationToken) {
+    pub(crate) async fn handle(&self, delivery: Delivery, interrupt: CancellationToken) {
         let message = match JobMessage::parse(&delivery.body) {
             Ok(message) => message,
             Err(err) => {
-                warn!(%err, bytes = delivery.body.len(), "malformed message; dead-lettering it");
+                // The parser's words may quote the message (a URL, a label):
+                // `debug` only; the dead-letter reason keeps them for operators.
+                warn!(
+                    bytes = delivery.body.len(),
+                    "malformed message; dead-lettering it"
+                );
+                debug!(%err, "why the message is malformed");
                 if let Err(err) = delivery.dead_letter(&err.to_string()).await {
                     error!(%err, "could not dead-letter a malformed message");
                 }
@@ -309,7 +317,7 @@ impl Worker {
     async fn handle_job(
         &self,
         delivery: Delivery,
-        message: JobMessage,
+        message: ReceivedJob,
         interrupt: CancellationToken,
     ) {
         let _running = self.env.metrics.job_started();
@@ -338,14 +346,16 @@ impl Worker {
     async fn decide(
         &self,
         delivery: &Delivery,
-        message: &JobMessage,
+        message: &ReceivedJob,
         interrupt: &CancellationToken,
     ) -> Settlement {
         let job_id = message.job_id.clone();
         let attempt = delivery.attempt;
-        let spec = match self.load_spec(message).await {
+        let spec = match self.load_spec(&message.spec).await {
             Ok(spec) => spec,
-            Err(SpecProblem::Transient(reason)) => return Settlement::HandBack(reason),
+            Err(SpecProblem::Transient(err)) => {
+                return Settlement::HandBack(format!("could not read the job's spec: {err}"))
+            }
             Err(SpecProblem::Invalid(reason)) => {
                 let mut status = JobStatus::queued(&job_id, None, DEFAULT_TENANT, 0);
                 status.attempt = attempt;
@@ -359,7 +369,7 @@ impl Worker {
         let begin = BeginJob {
             job_id: &job_id,
             project_id: spec.project_id.as_deref(),
-            tenant: spec.tenant(),
+            tenant: spec.tenant.as_str(),
             attempt,
             total,
         };
@@ -386,12 +396,22 @@ impl Worker {
                 info!("job was erased; dropping its message");
                 return Settlement::Drop;
             }
-            Err(Gave::Up(reason)) => return Settlement::HandBack(reason),
-            Err(Gave::Interrupted) => return Settlement::HandBack("worker shutting down".into()),
+            Err(GaveUp::Failed(err)) => return Settlement::HandBack(err.to_string()),
+            Err(GaveUp::Interrupted) => return Settlement::HandBack("worker shutting down".into()),
         };
         info!(images = total, "job started");
+        self.run_started(started, &spec, attempt, interrupt).await
+    }
 
-        match run_job(&self.env, &job_id, &spec, interrupt).await {
+    /// Run a started job and settle what came of it.
+    async fn run_started(
+        &self,
+        started: JobStatus,
+        spec: &Job,
+        attempt: u32,
+        interrupt: &CancellationToken,
+    ) -> Settlement {
+        match run_job(&self.env, &started.job_id, spec, interrupt).await {
             Ok((outcome, progress)) => {
                 let mut status = finish(started, outcome);
                 status.progress = progress;
@@ -402,48 +422,46 @@ impl Worker {
                 info!("the job was erased while it ran; nothing of it is kept");
                 Settlement::Drop
             }
-            Err(Interrupted::Transient(reason)) if attempt >= self.max_deliveries => {
+            Err(err @ Interrupted::Transient { .. }) if attempt >= self.max_deliveries => {
                 let error = JobError::new(
                     JobErrorCode::TooManyAttempts,
-                    format!("gave up after {attempt} attempts; last problem: {reason}"),
+                    format!("gave up after {attempt} attempts; last problem: {err}"),
                 );
                 self.conclude(finish(started, JobOutcome::Failed(error)), interrupt)
                     .await
             }
-            Err(Interrupted::Transient(reason)) => {
+            Err(err @ Interrupted::Transient { .. }) => {
                 // A short pause so a broken backend is not hammered by instant redeliveries.
                 tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt.min(10)))).await;
-                Settlement::HandBack(reason)
+                Settlement::HandBack(err.to_string())
             }
         }
     }
 
-    /// The job's spec: inline, or fetched from the store (claim check), validated.
-    async fn load_spec(&self, message: &JobMessage) -> Result<JobSpec, SpecProblem> {
-        let spec = match (&message.spec, &message.spec_ref) {
-            (Some(spec), _) => spec.clone(),
-            (None, Some(location)) => {
-                let bytes = zipfleet_shared::store::read_small(
-                    self.env.store.as_ref(),
-                    &location.key,
-                    MAX_SPEC_BYTES,
-                )
-                .await
-                .map_err(|err| {
-                    if err.is_transient() {
-                        SpecProblem::Transient(err.to_string())
-                    } else {
-                        SpecProblem::Invalid(format!("the job's spec could not be read: {err}"))
-                    }
-                })?;
-                JobSpec::parse_unvalidated(&bytes)
-                    .map_err(|err| SpecProblem::Invalid(err.to_string()))?
+    /// The job: its spec inline, or fetched from the store (claim check),
+    /// parsed into a [`Job`] once.
+    async fn load_spec(&self, payload: &SpecPayload) -> Result<Job, SpecProblem> {
+        let invalid = |err: zipfleet_shared::SpecError| SpecProblem::Invalid(err.to_string());
+        match payload {
+            SpecPayload::Inline(spec) => spec.validate(&self.spec_limits).map_err(invalid),
+            SpecPayload::ClaimCheck(location) => {
+                let store = self.env.store.as_ref();
+                let bytes =
+                    zipfleet_shared::store::read_small(store, &location.key, MAX_SPEC_BYTES)
+                        .await
+                        .map_err(|err| {
+                            if err.is_transient() {
+                                SpecProblem::Transient(err)
+                            } else {
+                                SpecProblem::Invalid(format!(
+                                    "the job's spec could not be read: {err}"
+                                ))
+                            }
+                        })?;
+                let spec = JobSpec::parse_unvalidated(&bytes).map_err(invalid)?;
+                spec.validate(&self.spec_limits).map_err(invalid)
             }
-            (None, None) => return Err(SpecProblem::Invalid("the message carries no spec".into())),
-        };
-        spec.validate(&self.spec_limits)
-            .map_err(|err| SpecProblem::Invalid(err.to_string()))?;
-        Ok(spec)
+        }
     }
 
     /// Write the final status (first final state wins), then publish it.
@@ -468,10 +486,10 @@ impl Worker {
                 info!("job was erased while it ran; nothing of it is kept");
                 Settlement::Drop
             }
-            Err(Gave::Up(reason)) => {
-                Settlement::HandBack(format!("could not store the final status: {reason}"))
+            Err(GaveUp::Failed(err)) => {
+                Settlement::HandBack(format!("could not store the final status: {err}"))
             }
-            Err(Gave::Interrupted) => Settlement::HandBack("worker shutting down".into()),
+            Err(GaveUp::Interrupted) => Settlement::HandBack("worker shutting down".into()),
         }
     }
 
@@ -487,10 +505,10 @@ impl Worker {
         .await;
         match published {
             Ok(()) => Settlement::Ack { status },
-            Err(Gave::Up(reason)) => {
-                Settlement::HandBack(format!("could not publish the completion: {reason}"))
+            Err(GaveUp::Failed(err)) => {
+                Settlement::HandBack(format!("could not publish the completion: {err}"))
             }
-            Err(Gave::Interrupted) => Settlement::HandBack("worker shutting down".into()),
+            Err(GaveUp::Interrupted) => Settlement::HandBack("worker shutting down".into()),
         }
     }
 
@@ -514,34 +532,9 @@ enum Settlement {
     Drop,
 }
 
-/// Why [`retry_in_place`] stopped without a result.
-enum Gave {
-    /// A permanent error, or transient ones for longer than [`RETRY_IN_PLACE_FOR`].
-    Up(String),
-    /// The worker is shutting down.
-    Interrupted,
-}
-
 /// How long a job waits out a backend outage while holding its delivery
 /// before handing it back. Long enough for a broker or Redis restart.
-pub const RETRY_IN_PLACE_FOR: Duration = Duration::from_secs(300);
-
-/// Errors that say whether trying again may help.
-trait Transient: std::fmt::Display {
-    fn is_transient(&self) -> bool;
-}
-
-impl Transient for zipfleet_shared::broker::BrokerError {
-    fn is_transient(&self) -> bool {
-        zipfleet_shared::broker::BrokerError::is_transient(self)
-    }
-}
-
-impl Transient for zipfleet_shared::status_store::StatusError {
-    fn is_transient(&self) -> bool {
-        zipfleet_shared::status_store::StatusError::is_transient(self)
-    }
-}
+pub(crate) const RETRY_IN_PLACE_FOR: Duration = Duration::from_secs(300);
 
 /// [`retry_transient`] for the steps that settle a job, with their patience.
 async fn retry_in_place<T, E: Transient, F: Future<Output = Result<T, E>>>(
@@ -549,24 +542,15 @@ async fn retry_in_place<T, E: Transient, F: Future<Output = Result<T, E>>>(
     what: &str,
     interrupt: &CancellationToken,
     operation: impl FnMut() -> F,
-) -> Result<T, Gave> {
-    retry_transient(
-        outage,
-        what,
-        interrupt,
-        RETRY_IN_PLACE_FOR,
-        E::is_transient,
-        operation,
-    )
-    .await
-    .map_err(|gave_up| match gave_up {
-        GaveUp::Interrupted => Gave::Interrupted,
-        GaveUp::Failed(err) => Gave::Up(err.to_string()),
-    })
+) -> Result<T, GaveUp<E>> {
+    retry_transient(outage, what, interrupt, RETRY_IN_PLACE_FOR, operation).await
 }
 
+/// Why a job's spec could not be had.
 enum SpecProblem {
-    Transient(String),
+    /// The store holding a claim-checked spec is unreachable: hand the job back.
+    Transient(zipfleet_shared::store::StoreError),
+    /// The spec breaks the rules (or cannot be read at all): the job fails.
     Invalid(String),
 }
 

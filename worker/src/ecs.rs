@@ -17,9 +17,9 @@ use tokio::task::JoinHandle;
 /// How long one protection lasts. Longer than any job is expected to take;
 /// renewed every [`RENEW_EVERY`] while the worker stays busy, so a crashed
 /// worker's protection lapses within this.
-pub const PROTECTION_MINUTES: u64 = 60;
+pub(crate) const PROTECTION_MINUTES: u64 = 60;
 /// Renewal period while busy (well inside [`PROTECTION_MINUTES`]).
-pub const RENEW_EVERY: Duration = Duration::from_secs(15 * 60);
+pub(crate) const RENEW_EVERY: Duration = Duration::from_secs(15 * 60);
 /// A refused or failed agent call is tried again after this.
 const RETRY_AFTER_ERROR: Duration = Duration::from_secs(30);
 /// One agent call may take this long.
@@ -34,7 +34,7 @@ pub struct Protection {
 
 impl Protection {
     /// Protection through the agent at `agent_uri`, or none when `None`.
-    pub fn new(agent_uri: Option<String>) -> Self {
+    pub(crate) fn new(agent_uri: Option<String>) -> Self {
         let (busy, changes) = watch::channel(false);
         let task = agent_uri
             .filter(|uri| !uri.is_empty())
@@ -43,7 +43,7 @@ impl Protection {
     }
 
     /// From the environment (`ECS_AGENT_URI`).
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         Self::new(std::env::var("ECS_AGENT_URI").ok())
     }
 
@@ -60,10 +60,6 @@ impl Protection {
     pub fn set_busy(&self, busy: bool) {
         self.busy
             .send_if_modified(|current| std::mem::replace(current, busy) != busy);
-    }
-
-    pub fn is_enabled(&self) -> bool {
-        self.task.is_some()
     }
 }
 

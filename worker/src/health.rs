@@ -8,24 +8,24 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How often the worker re-checks that its backends answer.
-pub const READINESS_EVERY: Duration = Duration::from_secs(2);
+pub(crate) const READINESS_EVERY: Duration = Duration::from_secs(2);
 
 /// Each backend's name and whether it answered (else why not).
-pub type Checks = Vec<(&'static str, Result<(), String>)>;
+pub(crate) type Checks = Vec<(&'static str, Result<(), String>)>;
 
 /// The last reachability check of each backend, as `/readyz` shows it.
 #[derive(Debug, Default)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     checks: Mutex<Option<Checks>>,
 }
 
 impl Readiness {
-    pub fn set(&self, checks: Checks) {
+    pub(crate) fn set(&self, checks: Checks) {
         *self.checks.lock().unwrap_or_else(|p| p.into_inner()) = Some(checks);
     }
 
     /// Every backend answered at the last check (`false` before the first).
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.checks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -34,7 +34,7 @@ impl Readiness {
     }
 
     /// The last check of each backend (`None` before the first).
-    pub fn snapshot(&self) -> Option<Checks> {
+    pub(crate) fn snapshot(&self) -> Option<Checks> {
         self.checks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -44,14 +44,14 @@ impl Readiness {
 
 /// When the job loop last turned.
 #[derive(Debug)]
-pub struct Liveness {
+pub(crate) struct Liveness {
     origin: Instant,
     last_turn_ms: AtomicU64,
     timeout: Duration,
 }
 
 impl Liveness {
-    pub fn new(timeout: Duration) -> Self {
+    pub(crate) fn new(timeout: Duration) -> Self {
         Self {
             origin: Instant::now(),
             last_turn_ms: AtomicU64::new(0),
@@ -60,20 +60,20 @@ impl Liveness {
     }
 
     /// The loop turned just now.
-    pub fn beat(&self) {
+    pub(crate) fn beat(&self) {
         let now = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_turn_ms.store(now, Ordering::Relaxed);
     }
 
     /// How long since the loop last turned (since start if it never did).
-    pub fn since_last_turn(&self) -> Duration {
+    pub(crate) fn since_last_turn(&self) -> Duration {
         let now = self.origin.elapsed();
         now.saturating_sub(Duration::from_millis(
             self.last_turn_ms.load(Ordering::Relaxed),
         ))
     }
 
-    pub fn is_alive(&self) -> bool {
+    pub(crate) fn is_alive(&self) -> bool {
         self.since_last_turn() <= self.timeout
     }
 }

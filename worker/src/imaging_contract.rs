@@ -1,15 +1,16 @@
 //! The seam between the job contract (`zipfleet-shared`) and the image
 //! pipeline (`zipfleet-imaging`, which knows nothing of the contract): the
 //! spec's output as the pipeline's [`Output`], and each [`ImageError`] as the
-//! contract's [`ImageErrorCode`]. Both conversions are made here and nowhere
-//! else.
+//! contract's [`ImageErrorCode`] (and the image's [`Skip`]). Both
+//! conversions are made here and nowhere else.
 
+use crate::outcome::Skip;
 use zipfleet_imaging::{Fit, ImageError, Output, OutputFormat};
 use zipfleet_shared::spec::{self, OutputSpec};
 use zipfleet_shared::ImageErrorCode;
 
 /// The spec's output as the image pipeline takes it.
-pub fn imaging_output(spec: &OutputSpec) -> Output {
+pub(crate) fn imaging_output(spec: &OutputSpec) -> Output {
     Output {
         width: spec.width,
         height: spec.height,
@@ -26,8 +27,20 @@ pub fn imaging_output(spec: &OutputSpec) -> Output {
     }
 }
 
+/// The skip of an image the pipeline could not render. A body that is not
+/// an image at all is the site's answer (a URL's failure may be cached);
+/// too many pixels or too little memory is this worker's limit, and a
+/// decoder's failure is not the site's word either.
+pub(crate) fn skip_for(err: &ImageError) -> Skip {
+    let code = image_error_code(err);
+    match err {
+        ImageError::UnsupportedFormat(_) => Skip::from_site(code, err.to_string()),
+        _ => Skip::here(code, err.to_string()),
+    }
+}
+
 /// The contract's code for an image the pipeline could not render.
-pub fn image_error_code(err: &ImageError) -> ImageErrorCode {
+pub(crate) fn image_error_code(err: &ImageError) -> ImageErrorCode {
     match err {
         ImageError::UnsupportedFormat(_) => ImageErrorCode::UnsupportedFormat,
         ImageError::TooManyPixels { .. } | ImageError::OverBudget(_) => {
@@ -87,6 +100,13 @@ mod tests {
         ];
         for (err, code) in cases {
             assert_eq!(image_error_code(&err), code, "{err}");
+            let skip = skip_for(&err);
+            assert_eq!((skip.code, skip.message), (code, err.to_string()));
+            assert_eq!(
+                skip.site_answer,
+                code == ImageErrorCode::UnsupportedFormat,
+                "only a body that is not an image is the site's answer: {err}"
+            );
         }
     }
 }

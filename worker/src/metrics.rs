@@ -1,16 +1,22 @@
 //! This worker's own counters, rendered as Prometheus text on its `/metrics`
 //! (the fleet-wide job figures live in the status store and are on the API's).
-//! Plain atomics: recording costs a relaxed add, never a lock.
+//! Plain atomics: recording costs a relaxed add, never a lock; a scrape
+//! snapshots them into a `prometheus-client` registry, which writes the
+//! exposition format.
 
-use crate::budget::MemoryBudget;
-use std::fmt::Write;
+use crate::budget::{MemoryBudget, BASELINE_MEMORY};
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 use zipfleet_shared::{ImageErrorCode, JobState};
 
 /// A step of an image's or a job's way, for the time-per-stage counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
+pub(crate) enum Stage {
     Fetch,
     Probe,
     Render,
@@ -18,9 +24,9 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 4] = [Stage::Fetch, Stage::Probe, Stage::Render, Stage::Upload];
+    pub(crate) const ALL: [Stage; 4] = [Stage::Fetch, Stage::Probe, Stage::Render, Stage::Upload];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Fetch => "fetch",
             Self::Probe => "probe",
@@ -32,7 +38,7 @@ impl Stage {
 
 /// What the cache can reuse; the hit/miss counters are kept per kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheKind {
+pub(crate) enum CacheKind {
     /// A rendered training image.
     Render,
     /// A downloaded web image.
@@ -42,9 +48,10 @@ pub enum CacheKind {
 }
 
 impl CacheKind {
-    pub const ALL: [CacheKind; 3] = [CacheKind::Render, CacheKind::Source, CacheKind::Failure];
+    pub(crate) const ALL: [CacheKind; 3] =
+        [CacheKind::Render, CacheKind::Source, CacheKind::Failure];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Render => "render",
             Self::Source => "source",
@@ -71,7 +78,7 @@ pub struct WorkerMetrics {
 
 /// Decrements the running-jobs gauge when the job's handling ends, however it ends.
 #[derive(Debug)]
-pub struct RunningJob<'a>(&'a WorkerMetrics);
+pub(crate) struct RunningJob<'a>(&'a WorkerMetrics);
 
 impl Drop for RunningJob<'_> {
     fn drop(&mut self) {
@@ -80,26 +87,26 @@ impl Drop for RunningJob<'_> {
 }
 
 impl WorkerMetrics {
-    pub fn job_started(&self) -> RunningJob<'_> {
+    pub(crate) fn job_started(&self) -> RunningJob<'_> {
         self.jobs_running.fetch_add(1, Ordering::Relaxed);
         RunningJob(self)
     }
 
-    pub fn jobs_running(&self) -> i64 {
+    pub(crate) fn jobs_running(&self) -> i64 {
         self.jobs_running.load(Ordering::Relaxed)
     }
 
-    pub fn job_finished(&self, state: JobState) {
+    pub(crate) fn job_finished(&self, state: JobState) {
         if let Some(index) = FINISHED.iter().position(|s| *s == state) {
             self.jobs_finished[index].fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    pub fn image_ok(&self) {
+    pub(crate) fn image_ok(&self) {
         self.images_ok.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn image_skipped(&self, code: ImageErrorCode) {
+    pub(crate) fn image_skipped(&self, code: ImageErrorCode) {
         let index = ImageErrorCode::ALL
             .iter()
             .position(|c| *c == code)
@@ -107,11 +114,11 @@ impl WorkerMetrics {
         self.images_skipped[index].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn downloaded(&self, bytes: u64) {
+    pub(crate) fn downloaded(&self, bytes: u64) {
         self.download_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    pub fn stage(&self, stage: Stage, took: Duration) {
+    pub(crate) fn stage(&self, stage: Stage, took: Duration) {
         let index = Stage::ALL
             .iter()
             .position(|s| *s == stage)
@@ -122,7 +129,7 @@ impl WorkerMetrics {
         );
     }
 
-    pub fn cache(&self, kind: CacheKind, hit: bool) {
+    pub(crate) fn cache(&self, kind: CacheKind, hit: bool) {
         let index = CacheKind::ALL
             .iter()
             .position(|k| *k == kind)
@@ -135,168 +142,113 @@ impl WorkerMetrics {
         counters[index].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Images that ended with `outcome` (`ok` or an image error code).
-    pub fn images_with_outcome(&self, outcome: &str) -> u64 {
-        if outcome == "ok" {
-            return self.images_ok.load(Ordering::Relaxed);
-        }
-        ImageErrorCode::ALL
-            .iter()
-            .position(|c| c.as_str() == outcome)
-            .map_or(0, |i| self.images_skipped[i].load(Ordering::Relaxed))
-    }
-
-    /// Prometheus text exposition of every counter, the memory budget and readiness.
+    /// Prometheus text exposition (format 0.0.4) of every counter, the
+    /// memory budget and readiness, encoded by `prometheus-client` from a
+    /// snapshot of the atomics (recording stays a relaxed add).
     pub fn render(&self, budget: &MemoryBudget, ready: bool) -> String {
-        let mut out = String::new();
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        header(
-            &mut out,
+        let mut registry = Registry::default();
+        registry.register(
             "zipfleet_worker_ready",
-            "gauge",
-            "1 when the broker, object store and status store are reachable.",
+            "1 when the broker, object store and status store are reachable",
+            gauge(u64::from(ready)),
         );
-        let _ = writeln!(out, "zipfleet_worker_ready {}", u8::from(ready));
-        header(
-            &mut out,
+        registry.register(
             "zipfleet_worker_jobs_running",
-            "gauge",
-            "Jobs this worker is running now.",
+            "Jobs this worker is running now",
+            ConstGauge::new(self.jobs_running().max(0)),
         );
-        let _ = writeln!(
-            out,
-            "zipfleet_worker_jobs_running {}",
-            self.jobs_running().max(0)
+        let states = FINISHED.iter().map(|state| state.as_str());
+        registry.register(
+            "zipfleet_worker_jobs_finished",
+            "Jobs this worker finished, by final state",
+            counters("state", states.zip(self.jobs_finished.iter().map(load))),
         );
-        header(
-            &mut out,
-            "zipfleet_worker_jobs_finished_total",
-            "counter",
-            "Jobs this worker finished, by final state.",
+        register_budget(&mut registry, budget);
+        let outcomes = std::iter::once(("ok", load(&self.images_ok))).chain(
+            ImageErrorCode::ALL
+                .iter()
+                .map(|code| code.as_str())
+                .zip(self.images_skipped.iter().map(load)),
         );
-        for (state, counter) in FINISHED.iter().zip(&self.jobs_finished) {
-            let _ = writeln!(
-                out,
-                "zipfleet_worker_jobs_finished_total{{state=\"{}\"}} {}",
-                state.as_str(),
-                load(counter)
-            );
-        }
-        // The budget is ZIPFLEET_MEMORY_BUDGET: a fixed baseline for the
-        // process itself plus the pool images reserve from.
-        let (baseline, pool) = (crate::app::BASELINE_MEMORY, budget.total_bytes());
-        let reserved = pool.saturating_sub(budget.available_bytes());
-        header(
-            &mut out,
-            "zipfleet_worker_memory_budget_bytes",
-            "gauge",
-            "The worker's memory budget (baseline + image pool).",
+        registry.register(
+            "zipfleet_worker_images",
+            "Images processed, by outcome (ok or the image error code)",
+            counters("outcome", outcomes),
         );
-        let _ = writeln!(
-            out,
-            "zipfleet_worker_memory_budget_bytes {}",
-            baseline + pool
+        registry.register(
+            "zipfleet_worker_download_bytes",
+            "Bytes downloaded from web sources and the object store",
+            ConstCounter::new(load(&self.download_bytes)),
         );
-        header(
-            &mut out,
-            "zipfleet_worker_memory_budget_used_bytes",
-            "gauge",
-            "Budget in use: the baseline plus image memory reserved now.",
-        );
-        let _ = writeln!(
-            out,
-            "zipfleet_worker_memory_budget_used_bytes {}",
-            baseline + reserved
-        );
-        header(
-            &mut out,
-            "zipfleet_worker_image_memory_reserved_bytes",
-            "gauge",
-            "Image memory reserved right now (decodes in flight).",
-        );
-        let _ = writeln!(
-            out,
-            "zipfleet_worker_image_memory_reserved_bytes {reserved}"
-        );
-        header(
-            &mut out,
-            "zipfleet_worker_images_total",
-            "counter",
-            "Images processed, by outcome (ok or the image error code).",
-        );
-        let _ = writeln!(
-            out,
-            "zipfleet_worker_images_total{{outcome=\"ok\"}} {}",
-            load(&self.images_ok)
-        );
-        for (code, counter) in ImageErrorCode::ALL.iter().zip(&self.images_skipped) {
-            let _ = writeln!(
-                out,
-                "zipfleet_worker_images_total{{outcome=\"{}\"}} {}",
-                code.as_str(),
-                load(counter)
-            );
-        }
-        header(
-            &mut out,
-            "zipfleet_worker_download_bytes_total",
-            "counter",
-            "Bytes downloaded from web sources and the object store.",
-        );
-        let _ = writeln!(
-            out,
-            "zipfleet_worker_download_bytes_total {}",
-            load(&self.download_bytes)
-        );
-        header(
-            &mut out,
-            "zipfleet_worker_stage_seconds_total",
-            "counter",
-            "Time spent in each stage, summed over images (upload: per job).",
-        );
+        let stage_seconds: Family<Label, Counter<f64, AtomicU64>> = Family::default();
         for (stage, counter) in Stage::ALL.iter().zip(&self.stage_micros) {
-            let _ = writeln!(
-                out,
-                "zipfleet_worker_stage_seconds_total{{stage=\"{}\"}} {:.6}",
-                stage.as_str(),
-                load(counter) as f64 / 1e6
-            );
+            let seconds = load(counter) as f64 / 1e6;
+            stage_seconds
+                .get_or_create(&[("stage", stage.as_str())])
+                .inc_by(seconds);
         }
-        header(
-            &mut out,
-            "zipfleet_worker_cache_hits_total",
-            "counter",
-            "Cache hits, by kind.",
+        registry.register(
+            "zipfleet_worker_stage_seconds",
+            "Time spent in each stage, summed over images (upload: per job)",
+            stage_seconds,
         );
-        for (kind, counter) in CacheKind::ALL.iter().zip(&self.cache_hits) {
-            let _ = writeln!(
-                out,
-                "zipfleet_worker_cache_hits_total{{kind=\"{}\"}} {}",
-                kind.as_str(),
-                load(counter)
-            );
-        }
-        header(
-            &mut out,
-            "zipfleet_worker_cache_misses_total",
-            "counter",
-            "Cache misses, by kind.",
+        let kinds = || CacheKind::ALL.iter().map(|kind| kind.as_str());
+        registry.register(
+            "zipfleet_worker_cache_hits",
+            "Cache hits, by kind",
+            counters("kind", kinds().zip(self.cache_hits.iter().map(load))),
         );
-        for (kind, counter) in CacheKind::ALL.iter().zip(&self.cache_misses) {
-            let _ = writeln!(
-                out,
-                "zipfleet_worker_cache_misses_total{{kind=\"{}\"}} {}",
-                kind.as_str(),
-                load(counter)
-            );
-        }
-        out
+        registry.register(
+            "zipfleet_worker_cache_misses",
+            "Cache misses, by kind",
+            counters("kind", kinds().zip(self.cache_misses.iter().map(load))),
+        );
+        let mut text = String::new();
+        prometheus_text::encode(&mut text, &registry).expect("writing to a String never fails");
+        text
     }
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+/// The budget is ZIPFLEET_MEMORY_BUDGET: a fixed baseline for the process
+/// itself plus the pool images reserve from.
+fn register_budget(registry: &mut Registry, budget: &MemoryBudget) {
+    let (baseline, pool) = (BASELINE_MEMORY, budget.total_bytes());
+    let reserved = pool.saturating_sub(budget.available_bytes());
+    registry.register(
+        "zipfleet_worker_memory_budget_bytes",
+        "The worker's memory budget (baseline + image pool)",
+        gauge(baseline + pool),
+    );
+    registry.register(
+        "zipfleet_worker_memory_budget_used_bytes",
+        "Budget in use: the baseline plus image memory reserved now",
+        gauge(baseline + reserved),
+    );
+    registry.register(
+        "zipfleet_worker_image_memory_reserved_bytes",
+        "Image memory reserved right now (decodes in flight)",
+        gauge(reserved),
+    );
+}
+
+fn gauge(value: u64) -> ConstGauge {
+    ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX))
+}
+
+/// One label's name and value.
+type Label = [(&'static str, &'static str); 1];
+
+/// A counter family with one label, from (label value, count) pairs.
+fn counters(
+    label: &'static str,
+    values: impl Iterator<Item = (&'static str, u64)>,
+) -> Family<Label, Counter> {
+    let family = Family::<Label, Counter>::default();
+    for (value, count) in values {
+        family.get_or_create(&[(label, value)]).inc_by(count);
+    }
+    family
 }
 
 #[cfg(test)]
@@ -327,7 +279,7 @@ mod tests {
             "zipfleet_worker_images_total{outcome=\"ok\"} 2",
             "zipfleet_worker_images_total{outcome=\"http_status\"} 1",
             "zipfleet_worker_download_bytes_total 1234",
-            "zipfleet_worker_stage_seconds_total{stage=\"render\"} 1.500000",
+            "zipfleet_worker_stage_seconds_total{stage=\"render\"} 1.5",
             "zipfleet_worker_cache_hits_total{kind=\"source\"} 1",
             "zipfleet_worker_memory_budget_bytes 117440512",
             "zipfleet_worker_memory_budget_used_bytes 50331648",
@@ -338,6 +290,31 @@ mod tests {
                 "missing {line:?} in\n{text}"
             );
         }
-        assert_eq!(metrics.images_with_outcome("http_status"), 1);
+        // The names and types the hand-written renderer gave (dashboards and
+        // alerts depend on them): prometheus-client adds `_total` itself.
+        for (name, kind) in [
+            ("zipfleet_worker_ready", "gauge"),
+            ("zipfleet_worker_jobs_running", "gauge"),
+            ("zipfleet_worker_jobs_finished_total", "counter"),
+            ("zipfleet_worker_memory_budget_bytes", "gauge"),
+            ("zipfleet_worker_memory_budget_used_bytes", "gauge"),
+            ("zipfleet_worker_image_memory_reserved_bytes", "gauge"),
+            ("zipfleet_worker_images_total", "counter"),
+            ("zipfleet_worker_download_bytes_total", "counter"),
+            ("zipfleet_worker_stage_seconds_total", "counter"),
+            ("zipfleet_worker_cache_hits_total", "counter"),
+            ("zipfleet_worker_cache_misses_total", "counter"),
+        ] {
+            let type_line = format!("# TYPE {name} {kind}");
+            assert!(
+                text.lines().any(|l| l == type_line),
+                "{type_line} in\n{text}"
+            );
+        }
+        let families = text.lines().filter(|l| l.starts_with("# TYPE")).count();
+        assert_eq!(families, 11, "{text}");
+        let samples = text.lines().filter(|l| !l.starts_with('#')).count();
+        let expected = 6 + FINISHED.len() + 1 + ImageErrorCode::ALL.len() + Stage::ALL.len();
+        assert_eq!(samples, expected + 2 * CacheKind::ALL.len(), "{text}");
     }
 }

@@ -13,12 +13,12 @@ use tempfile::TempPath;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 use zipfleet_shared::report::DatasetReport;
-use zipfleet_shared::spec::{ImageSpec, OutputSpec};
+use zipfleet_shared::spec::{Image, OutputSpec, Source, Tenant};
 use zipfleet_shared::status::SkippedImage;
 use zipfleet_shared::ImageErrorCode;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ZipError {
+pub(crate) enum ZipError {
     #[error("writing the zip failed: {0}")]
     Io(#[from] std::io::Error),
     #[error("writing the zip failed: {0}")]
@@ -28,7 +28,7 @@ pub enum ZipError {
 }
 
 /// A zip being written to a temporary file.
-pub struct ZipSpool {
+pub(crate) struct ZipSpool {
     writer: ZipWriter<File>,
     path: TempPath,
     written: u64,
@@ -36,7 +36,7 @@ pub struct ZipSpool {
 }
 
 impl ZipSpool {
-    pub fn create(dir: &Path, max_bytes: u64) -> Result<Self, ZipError> {
+    pub(crate) fn create(dir: &Path, max_bytes: u64) -> Result<Self, ZipError> {
         let (file, path) = tempfile::Builder::new()
             .prefix("zipfleet-")
             .suffix(".zip")
@@ -51,7 +51,7 @@ impl ZipSpool {
     }
 
     /// Add one image entry.
-    pub fn add(&mut self, name: &str, bytes: &[u8]) -> Result<(), ZipError> {
+    pub(crate) fn add(&mut self, name: &str, bytes: &[u8]) -> Result<(), ZipError> {
         // Entry overhead: local header, central directory record, name twice.
         self.written += bytes.len() as u64 + 100 + 2 * name.len() as u64;
         if self.written > self.max_bytes {
@@ -68,7 +68,7 @@ impl ZipSpool {
     }
 
     /// Write the manifest, close the archive; the file and its size.
-    pub fn finish(mut self, manifest: &Manifest) -> Result<(TempPath, u64), ZipError> {
+    pub(crate) fn finish(mut self, manifest: &Manifest) -> Result<(TempPath, u64), ZipError> {
         let options = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
         self.writer.start_file("manifest.json", options)?;
         serde_json::to_writer_pretty(&mut self.writer, manifest).map_err(std::io::Error::from)?;
@@ -86,43 +86,45 @@ impl ZipSpool {
 
 /// `manifest.json`: every image of the job with what became of it.
 #[derive(Debug, Serialize)]
-pub struct Manifest {
-    pub job_id: String,
-    pub project_id: Option<String>,
-    pub output: OutputSpec,
-    pub images: Vec<ManifestImage>,
-    pub skipped: Vec<SkippedImage>,
+pub(crate) struct Manifest {
+    pub(crate) job_id: String,
+    pub(crate) project_id: Option<String>,
+    /// The school or class the job is for (`"default"` when the spec named none).
+    pub(crate) tenant: Tenant,
+    pub(crate) output: OutputSpec,
+    pub(crate) images: Vec<ManifestImage>,
+    pub(crate) skipped: Vec<SkippedImage>,
     /// The dataset report, the same object as the status `result.report`.
-    pub report: DatasetReport,
+    pub(crate) report: DatasetReport,
 }
 
 /// One image's line in the manifest. `id` and `label` are the originals;
 /// `entry` is the sanitized name inside the zip.
 #[derive(Debug, Clone, Serialize)]
-pub struct ManifestImage {
-    pub id: String,
-    pub label: String,
-    pub entry: Option<String>,
-    pub source: ManifestSource,
+pub(crate) struct ManifestImage {
+    pub(crate) id: String,
+    pub(crate) label: String,
+    pub(crate) entry: Option<String>,
+    pub(crate) source: ManifestSource,
     /// The source image's size, upright.
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-    pub status: ManifestStatus,
+    pub(crate) width: Option<u32>,
+    pub(crate) height: Option<u32>,
+    pub(crate) status: ManifestStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub code: Option<ImageErrorCode>,
+    pub(crate) code: Option<ImageErrorCode>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
+    pub(crate) message: Option<String>,
     /// What the cache gave instead of new work: `render` (the image as
     /// rendered before) or `source` (the download, rendered again); absent
     /// when nothing was reused.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cache: Option<CacheUse>,
+    pub(crate) cache: Option<CacheUse>,
 }
 
 /// Whether an image made it into the zip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ManifestStatus {
+pub(crate) enum ManifestStatus {
     Ok,
     Skipped,
 }
@@ -130,7 +132,7 @@ pub enum ManifestStatus {
 /// What the cache gave an image instead of new work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum CacheUse {
+pub(crate) enum CacheUse {
     /// The image as rendered before.
     Render,
     /// The download, rendered again.
@@ -139,20 +141,19 @@ pub enum CacheUse {
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ManifestSource {
+pub(crate) enum ManifestSource {
     Url(String),
     Object { key: String, bucket: Option<String> },
 }
 
 impl ManifestImage {
-    pub fn pending(image: &ImageSpec) -> Self {
-        let source = match (&image.url, &image.object) {
-            (Some(url), _) => ManifestSource::Url(url.clone()),
-            (None, Some(object)) => ManifestSource::Object {
+    pub(crate) fn pending(image: &Image) -> Self {
+        let source = match &image.source {
+            Source::Url(url) => ManifestSource::Url(url.clone()),
+            Source::Object(object) => ManifestSource::Object {
                 key: object.key.clone(),
                 bucket: object.bucket.clone(),
             },
-            (None, None) => ManifestSource::Url(String::new()),
         };
         Self {
             id: image.id.clone(),

@@ -55,16 +55,24 @@ pub async fn start_file_server(dir: PathBuf, log: Arc<RequestLog>) -> anyhow::Re
     Ok(port)
 }
 
+/// A query parameter's value (`v=3&hold=1000`).
+fn param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+}
+
 /// Trailing bytes that make `?v=N` a different file with the same picture
 /// (JPEG, PNG and WebP decoders stop at their end marker).
 fn variant_suffix(query: &str) -> Option<Vec<u8>> {
-    let n = query.strip_prefix("v=")?;
+    let n = param(query, "v")?;
     Some(format!("zipfleet-bench-variant-{n}").into_bytes())
 }
 
 /// A minimal static file server for the burst's "web" images: GET /NAME
 /// answers the file NAME from `dir` (names only, no paths); `?v=N` appends
-/// bytes that make it a distinct file of the same picture.
+/// bytes that make it a distinct file of the same picture; `?hold=MS` holds
+/// the answer that long (jobs of a known length, for the fairness bench).
 async fn serve_files(listener: tokio::net::TcpListener, dir: PathBuf, log: Arc<RequestLog>) {
     loop {
         let Ok((mut socket, _)) = listener.accept().await else {
@@ -95,6 +103,9 @@ async fn serve_files(listener: tokio::net::TcpListener, dir: PathBuf, log: Arc<R
                 };
                 if let (Some(bytes), Some(suffix)) = (&mut body, variant_suffix(query)) {
                     bytes.extend_from_slice(&suffix);
+                }
+                if let Some(ms) = param(query, "hold").and_then(|ms| ms.parse().ok()) {
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
                 }
                 let head = match &body {
                     Some(bytes) => format!("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n", bytes.len()),

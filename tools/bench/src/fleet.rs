@@ -47,6 +47,18 @@ impl Fleet {
         workers: usize,
         cache: bool,
     ) -> anyhow::Result<Self> {
+        Self::start_with(runtime, binaries, config, workers, cache, &[])
+    }
+
+    /// [`Fleet::start`] with more settings for the workers (as environment).
+    pub fn start_with(
+        runtime: &Handle,
+        binaries: &FleetBinaries,
+        config: &BackendConfig,
+        workers: usize,
+        cache: bool,
+        worker_env: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
         let api_port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -66,6 +78,7 @@ impl Fleet {
                     .env("ZIPFLEET_ALLOWED_SOURCE_NETS", "127.0.0.1/32")
                     .env("ZIPFLEET_WORKER_LISTEN", "off")
                     .env("ZIPFLEET_CACHE", if cache { "on" } else { "off" })
+                    .envs(worker_env.iter().map(|(k, v)| (*k, v.as_str())))
                     .spawn()
                     .context("starting zipfleet-worker")?,
             );
@@ -97,8 +110,13 @@ impl Drop for Fleet {
 
 /// The bench's own queues and prefix, so it never meets another run's jobs.
 pub fn backend_config() -> BackendConfig {
+    backend_config_named(&std::process::id().to_string())
+}
+
+/// [`backend_config`] with queues, store prefix and status prefix of their
+/// own (`id`), for several fleets in one run.
+pub fn backend_config_named(id: &str) -> BackendConfig {
     let mut config = BackendConfig::embedded(Path::new("/tmp"));
-    let id = std::process::id();
     config.broker = std::env::var("ZIPFLEET_BROKER")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
         .into();
@@ -112,6 +130,7 @@ pub fn backend_config() -> BackendConfig {
     } else {
         "."
     };
+    config.status_prefix = format!("zipfleet-bench-{id}");
     config.jobs_queue = Some(format!("zipfleet{sep}bench{sep}jobs{sep}{id}"));
     config.completed_queue = Some(format!("zipfleet{sep}bench{sep}completed{sep}{id}"));
     config.dead_letter_queue = Some(format!("zipfleet{sep}bench{sep}dlq{sep}{id}"));

@@ -19,20 +19,20 @@ use zipfleet_shared::config::SourcePolicy;
 
 /// Decides whether an address may be fetched from.
 #[derive(Debug, Clone, Default)]
-pub struct AddressPolicy {
+pub(crate) struct AddressPolicy {
     allow_private: bool,
     allowed_nets: Vec<IpNet>,
 }
 
 impl AddressPolicy {
-    pub fn new(config: &SourcePolicy) -> Self {
+    pub(crate) fn new(config: &SourcePolicy) -> Self {
         Self {
             allow_private: config.allow_private_sources,
             allowed_nets: config.allowed_source_nets.clone(),
         }
     }
 
-    pub fn permits(&self, ip: IpAddr) -> bool {
+    pub(crate) fn permits(&self, ip: IpAddr) -> bool {
         if self.allow_private || is_public(ip) {
             return true;
         }
@@ -69,7 +69,7 @@ fn embedded_ipv4(ip: IpAddr) -> Option<Ipv4Addr> {
 }
 
 /// Whether `ip` is an ordinary public internet address.
-pub fn is_public(ip: IpAddr) -> bool {
+pub(crate) fn is_public(ip: IpAddr) -> bool {
     if let Some(v4) = embedded_ipv4(ip) {
         return is_public_v4(v4);
     }
@@ -116,7 +116,7 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 
 /// Why a host could not be used.
 #[derive(Debug, thiserror::Error)]
-pub enum ResolveError {
+pub(crate) enum ResolveError {
     #[error("{host} points to an address zipfleet may not use ({address})")]
     Blocked { host: String, address: IpAddr },
     #[error("could not find the website {host}")]
@@ -125,12 +125,12 @@ pub enum ResolveError {
 
 /// A DNS resolver for reqwest that only hands out permitted addresses.
 #[derive(Debug, Clone)]
-pub struct GuardedResolver {
+pub(crate) struct GuardedResolver {
     policy: Arc<AddressPolicy>,
 }
 
 impl GuardedResolver {
-    pub fn new(policy: Arc<AddressPolicy>) -> Self {
+    pub(crate) fn new(policy: Arc<AddressPolicy>) -> Self {
         Self { policy }
     }
 }

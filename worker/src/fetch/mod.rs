@@ -6,25 +6,26 @@
 //! budget is charged when the bytes are read back for decoding. Objects of a
 //! local-directory store are used in place.
 
-pub mod guard;
-pub mod hosts;
+pub(crate) mod guard;
 
+use crate::keyed::KeyedSlots;
+use crate::outcome::{ImageFailure, Interrupted, Skip};
 use bytes::Bytes;
 use futures::StreamExt;
 use guard::{AddressPolicy, GuardedResolver, ResolveError};
-use hosts::HostLimits;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWriteExt};
 use url::{Host, Url};
 use zipfleet_shared::config::{Limits, SourcePolicy};
-use zipfleet_shared::spec::{ImageSource, ObjectSource};
+use zipfleet_shared::retry::Transient;
+use zipfleet_shared::spec::{ObjectSource, Source};
 use zipfleet_shared::store::{ObjectStore, StoreError};
 use zipfleet_shared::ImageErrorCode;
 
 /// Sent with every request, so site owners can tell who is asking.
-pub const USER_AGENT: &str = concat!(
+pub(crate) const USER_AGENT: &str = concat!(
     "zipfleet/",
     env!("CARGO_PKG_VERSION"),
     " (classroom image dataset builder)"
@@ -32,7 +33,7 @@ pub const USER_AGENT: &str = concat!(
 
 /// Why an image's bytes could not be had. `Display` is a message a teacher can read.
 #[derive(Debug, thiserror::Error)]
-pub enum FetchError {
+pub(crate) enum FetchError {
     #[error("{0}")]
     Blocked(String),
     #[error("{0}")]
@@ -54,7 +55,7 @@ pub enum FetchError {
 }
 
 impl FetchError {
-    pub fn code(&self) -> ImageErrorCode {
+    pub(crate) fn code(&self) -> ImageErrorCode {
         match self {
             Self::Blocked(_) => ImageErrorCode::BlockedAddress,
             Self::Failed(_) | Self::UnknownHost(_) | Self::StoreUnavailable(_) => {
@@ -67,6 +68,14 @@ impl FetchError {
         }
     }
 
+    /// The site itself answered so: an HTTP 4xx (not a timeout, a 5xx, a
+    /// name that does not resolve, nor anything this worker decided).
+    fn is_site_answer(&self) -> bool {
+        matches!(self, Self::HttpStatus { status, .. } if (400..500).contains(status))
+    }
+}
+
+impl Transient for FetchError {
     /// Worth one more try: a reset connection, a 5xx, a timeout.
     fn is_transient(&self) -> bool {
         match self {
@@ -77,6 +86,24 @@ impl FetchError {
             Self::Blocked(_) | Self::UnknownHost(_) | Self::NotFound(_) | Self::TooLarge { .. } => {
                 false
             }
+        }
+    }
+}
+
+/// An image's bytes that could not be had: the image's skip, unless the
+/// object store is unreachable (not the image's fault: the job is retried).
+impl From<FetchError> for ImageFailure {
+    fn from(err: FetchError) -> Self {
+        match err {
+            FetchError::StoreUnavailable(_) => {
+                Interrupted::transient("reading an object image", err).into()
+            }
+            err => Skip {
+                code: err.code(),
+                message: err.to_string(),
+                site_answer: err.is_site_answer(),
+            }
+            .into(),
         }
     }
 }
@@ -93,7 +120,7 @@ fn http_status_message(host: &str, status: u16) -> String {
 
 /// An image's bytes on local disk.
 #[derive(Debug)]
-pub enum Fetched {
+pub(crate) enum Fetched {
     /// A file of a local-directory store, used in place.
     InPlace { path: PathBuf, size: u64 },
     /// A download spooled to a temporary file, deleted on drop.
@@ -101,14 +128,14 @@ pub enum Fetched {
 }
 
 impl Fetched {
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         match self {
             Self::InPlace { path, .. } => path,
             Self::Spooled { file, .. } => file,
         }
     }
 
-    pub fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         match self {
             Self::InPlace { size, .. } | Self::Spooled { size, .. } => *size,
         }
@@ -116,37 +143,22 @@ impl Fetched {
 }
 
 /// Fetches images for every job of a worker.
-pub struct Fetcher {
+pub(crate) struct Fetcher {
     client: reqwest::Client,
     policy: Arc<AddressPolicy>,
     limits: Limits,
     store: Arc<dyn ObjectStore>,
     spool_dir: PathBuf,
     /// Courtesy: at most `ZIPFLEET_PER_HOST_CONCURRENCY` downloads at once per host.
-    hosts: HostLimits,
+    hosts: KeyedSlots,
 }
 
 /// The longest `Retry-After` a `429` or `503` may ask for and still be waited out (once).
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 impl Fetcher {
-    pub fn new(
-        policy: &SourcePolicy,
-        limits: &Limits,
-        store: Arc<dyn ObjectStore>,
-        spool_dir: PathBuf,
-    ) -> Result<Self, reqwest::Error> {
-        Self::with_host_limit(
-            policy,
-            limits,
-            store,
-            spool_dir,
-            zipfleet_shared::config::CacheSettings::default().per_host_concurrency,
-        )
-    }
-
-    /// Like [`Self::new`], with at most `per_host` downloads at once from one host.
-    pub fn with_host_limit(
+    /// A fetcher with at most `per_host` downloads at once from one host.
+    pub(crate) fn new(
         policy: &SourcePolicy,
         limits: &Limits,
         store: Arc<dyn ObjectStore>,
@@ -170,29 +182,29 @@ impl Fetcher {
             limits: limits.clone(),
             store,
             spool_dir,
-            hosts: HostLimits::new(per_host),
+            hosts: KeyedSlots::new(per_host),
         })
     }
 
     /// Fetch one image's bytes, retrying a transient failure once.
-    pub async fn fetch(&self, source: ImageSource<'_>) -> Result<Fetched, FetchError> {
+    pub(crate) async fn fetch(&self, source: &Source) -> Result<Fetched, FetchError> {
         // A site that sent `Retry-After` was already asked twice: no third time.
         let mut waited_out = false;
-        let mut result = self.fetch_once(&source, &mut waited_out).await;
+        let mut result = self.fetch_once(source, &mut waited_out).await;
         if !waited_out && matches!(&result, Err(err) if err.is_transient()) {
             tokio::time::sleep(Duration::from_millis(250)).await;
-            result = self.fetch_once(&source, &mut waited_out).await;
+            result = self.fetch_once(source, &mut waited_out).await;
         }
         result
     }
 
     async fn fetch_once(
         &self,
-        source: &ImageSource<'_>,
+        source: &Source,
         waited_out: &mut bool,
     ) -> Result<Fetched, FetchError> {
         match source {
-            ImageSource::Url(url) => {
+            Source::Url(url) => {
                 let host = host_of(url);
                 let mut first = true;
                 loop {
@@ -212,20 +224,25 @@ impl Fetcher {
                             }
                             first = false;
                             *waited_out = true;
-                            tracing::info!(%host, after_ms = after.as_millis() as u64, "the site asked us to come back later; waiting once");
+                            let after_ms = after.as_millis() as u64;
+                            tracing::debug!(%host, after_ms, "the site asked us to come back later");
+                            tracing::info!(
+                                after_ms,
+                                "a site asked us to come back later; waiting once"
+                            );
                             tokio::time::sleep(after).await;
                         }
                     }
                 }
             }
-            ImageSource::Object(object) => {
+            Source::Object(object) => {
                 tokio::time::timeout(self.limits.download_timeout, self.read_object(object))
                     .await
                     .unwrap_or_else(|_| {
-                        Err(FetchError::StoreUnavailable(format!(
-                            "reading {} timed out",
-                            object.key
-                        )))
+                        // No key: this reason reaches `warn` logs (hand-back).
+                        Err(FetchError::StoreUnavailable(
+                            "reading an object timed out".into(),
+                        ))
                     })
             }
         }

@@ -25,27 +25,27 @@ use zipfleet_shared::report::{DatasetReport, ReportWarning, WarningCode};
 
 /// One image of the job, in job order.
 #[derive(Debug, Clone)]
-pub struct ReportImage<'a> {
-    pub id: &'a str,
-    pub label: &'a str,
+pub(crate) struct ReportImage<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) label: &'a str,
     /// `None` when the image was skipped (not in the zip).
-    pub rendered: Option<RenderedFacts>,
+    pub(crate) rendered: Option<RenderedFacts>,
 }
 
 /// What the report needs of an image in the zip.
 #[derive(Debug, Clone, Copy)]
-pub struct RenderedFacts {
+pub(crate) struct RenderedFacts {
     /// The source's upright size.
-    pub source_width: u32,
-    pub source_height: u32,
-    pub signature: Signature,
+    pub(crate) source_width: u32,
+    pub(crate) source_height: u32,
+    pub(crate) signature: Signature,
 }
 
 /// Ids listed in a message before "and N more" (the warning's `ids` has them all).
 const MESSAGE_IDS: usize = 10;
 
 /// The report of a job whose output is `output_width`×`output_height`.
-pub fn dataset_report(
+pub(crate) fn dataset_report(
     images: &[ReportImage<'_>],
     output_width: u32,
     output_height: u32,

@@ -2,7 +2,7 @@
 //! embedded fleet (`zipfleet_worker::embedded`) — in-process queue, in-memory
 //! status, a directory as the object store. No server needed.
 
-use crate::report::{summarize, ProgressView};
+use crate::progress::{summarize, ProgressView};
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -38,12 +38,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     init_quiet_logging();
     let spec_bytes =
         std::fs::read(&args.job).with_context(|| format!("reading {}", args.job.display()))?;
-    let spec = match JobSpec::parse(
-        &spec_bytes,
-        &SpecLimits {
-            max_images: args.limits.max_images,
-        },
-    ) {
+    let spec = match JobSpec::parse(&spec_bytes, &SpecLimits::from(&args.limits)) {
         Ok(spec) => spec,
         Err(err) => {
             eprintln!("{} is not a valid job:", args.job.display());
