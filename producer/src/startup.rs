@@ -80,6 +80,14 @@ impl Application {
                 "/dead-letters/redrive",
                 axum::routing::post(dead_letters::redrive),
             )
+            .route(
+                "/dead-letters/{id}",
+                axum::routing::delete(dead_letters::delete_one),
+            )
+            .route(
+                "/dead-letters/{id}/redrive",
+                axum::routing::post(dead_letters::redrive_one),
+            )
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 auth::require_token,
