@@ -27,7 +27,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
-pub use fair::{DispatchOrder, FairLimits, Pace, TenantLoad};
+pub use fair::{Claim, DispatchOrder, FairLimits, Pace, TenantLoad};
 pub use search::{JobPage, JobQuery, JobSummary};
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +92,8 @@ pub struct BeginJob<'a> {
     pub attempt: u32,
     /// Images in the job.
     pub total: u32,
+    /// The slot the worker's dispatch decision claimed: settled by this start.
+    pub claim: Option<&'a Claim>,
 }
 
 /// What [`JobRecords::begin`] found.
@@ -179,8 +181,12 @@ pub trait JobRecords: Send + Sync {
 /// Fair share between tenants (contract, "Fair share"; ARCHITECTURE.md).
 #[async_trait]
 pub trait FairLedger: Send + Sync {
-    /// The lanes a worker with a free slot should take from, best first.
+    /// The lanes a worker with a free slot should take from, best first;
+    /// the slot is claimed for the chosen tenant until a job starts with the
+    /// claim ([`BeginJob::claim`]) or it is released.
     async fn dispatch_order(&self, lanes: u16) -> Result<DispatchOrder, StatusError>;
+    /// A claim whose worker started no job (it found none, or another kind).
+    async fn release(&self, claim: &Claim) -> Result<(), StatusError>;
     /// Whether any job the ledger knows of waits (cheap: idle workers ask often).
     async fn work_waiting(&self) -> Result<bool, StatusError>;
     /// Keep a running job counted as this tenant's work in flight (its

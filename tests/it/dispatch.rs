@@ -18,7 +18,7 @@ use zipfleet_shared::store::file::FileStore;
 use zipfleet_tests::http::{Route, TestServer};
 use zipfleet_tests::{images, spec, test_settings};
 use zipfleet_worker::app::build_worker;
-use zipfleet_worker::dispatch::{LaneOrder, Sweep, SWEEP_EVERY};
+use zipfleet_worker::dispatch::{LaneOrder, Order, Sweep, SWEEP_EVERY};
 
 /// The in-process broker, counting the takes made on it.
 struct Counting {
@@ -148,8 +148,8 @@ struct OnlyLaneOne;
 
 #[async_trait]
 impl LaneOrder for OnlyLaneOne {
-    async fn order(&self, _lanes: u16) -> Vec<Lane> {
-        vec![Lane(1)]
+    async fn order(&self, _lanes: u16) -> Order {
+        vec![Lane(1)].into()
     }
     async fn work_waiting(&self) -> bool {
         true

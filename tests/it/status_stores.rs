@@ -60,6 +60,7 @@ fn begin<'a>(id: &'a str, tenant: &'a str, attempt: u32) -> BeginJob<'a> {
         tenant,
         attempt,
         total: 3,
+        claim: None,
     }
 }
 
@@ -214,6 +215,7 @@ async fn a_job_first_seen_by_a_worker_is_created_running() {
             tenant: "school",
             attempt: 1,
             total: 2,
+            claim: None,
         };
         let BeginOutcome::Started(status) = store.begin(&job).await.unwrap() else {
             panic!()
@@ -278,6 +280,8 @@ async fn the_ledger_puts_the_tenant_with_least_in_flight_first() {
         );
 
         let order = store.dispatch_order(8).await.unwrap();
+        // This decision found nothing to start: its claim goes.
+        store.release(order.claim.as_ref().unwrap()).await.unwrap();
         assert_eq!(
             order.lanes[..2],
             [b_lane, a_lane.unwrap()],
@@ -471,5 +475,43 @@ async fn workers_are_seen_with_their_pace() {
             me.images_per_second
         );
         assert!(store.pace().await.unwrap().slots >= 2, "{kind}");
+    }
+}
+
+/// Two dispatch decisions at the same moment: the first claims its slot
+/// for the tenant it chose, so the second chooses the other tenant; a
+/// released claim and a start with the claim both settle it.
+#[tokio::test]
+async fn a_dispatch_decision_claims_its_slot() {
+    for store in status_stores().await {
+        let kind = store.kind();
+        let (a, b) = (unique("ca"), unique("cb"));
+        for i in 0..2 {
+            create(store.as_ref(), &format!("{a}-{i}"), &a, "f", LIMITS).await;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        create(store.as_ref(), &format!("{b}-0"), &b, "f", LIMITS).await;
+        let first = store.dispatch_order(8).await.unwrap();
+        let second = store.dispatch_order(8).await.unwrap();
+        let (first_claim, second_claim) = (first.claim.unwrap(), second.claim.unwrap());
+        assert_eq!(
+            first_claim.tenant, a,
+            "{kind}: the tie goes to the longer wait"
+        );
+        assert_eq!(second_claim.tenant, b, "{kind}: a's slot is claimed");
+        store.release(&first_claim).await.unwrap();
+        let b0 = format!("{b}-0");
+        let mut start = begin(&b0, &b, 1);
+        start.claim = Some(&second_claim);
+        store.begin(&start).await.unwrap();
+        let loads = store.tenants().await.unwrap();
+        let in_flight = |t: &str| loads.iter().find(|l| l.tenant == t).map(|l| l.running);
+        assert_eq!((in_flight(&a), in_flight(&b)), (Some(0), Some(1)), "{kind}");
+        // B just started: A's turn, though B's... A is next either way now.
+        assert_eq!(
+            store.dispatch_order(8).await.unwrap().claim.unwrap().tenant,
+            a,
+            "{kind}"
+        );
     }
 }

@@ -44,7 +44,7 @@ use zipfleet_shared::spec::{Job, JobSpec, SpecLimits};
 use zipfleet_shared::status::DEFAULT_TENANT;
 use zipfleet_shared::status::{JobError, JobStatus};
 use zipfleet_shared::status_store::RUNNING_LEASE;
-use zipfleet_shared::status_store::{BeginJob, BeginOutcome, FinishOutcome};
+use zipfleet_shared::status_store::{BeginJob, BeginOutcome, Claim, FinishOutcome};
 use zipfleet_shared::JobErrorCode;
 
 /// Largest claim-checked spec a worker reads.
@@ -157,10 +157,20 @@ impl Worker {
                 () = &mut shutdown => break 'serving,
                 order = self.lanes.order(lanes) => order,
             };
-            let named = order.len();
-            let (look, swept) = lanes_to_try(order, lanes, sweep);
+            let named = order.lanes.len();
+            let claim = order.claim;
+            let (look, swept) = lanes_to_try(order.lanes, lanes, sweep);
             let by_waiting = std::mem::take(&mut asked_by_waiting);
-            match self.look(&look, &mut shutdown).await {
+            let taken = self.look(&look, &mut shutdown).await;
+            let claim = match (&taken, claim) {
+                (Look::Taken(..), claim) => claim,
+                (_, Some(claim)) => {
+                    self.lanes.release(claim).await;
+                    None
+                }
+                (_, None) => None,
+            };
+            match taken {
                 Look::Taken(delivery, position) => {
                     outage.recovered();
                     backoff.reset();
@@ -171,7 +181,7 @@ impl Worker {
                     jobs.spawn(async move {
                         // Held while the job runs: the slot frees when its task ends.
                         let _slot = slot;
-                        worker.handle(delivery, interrupt).await;
+                        worker.handle(delivery, claim, interrupt).await;
                     });
                     self.protection.set_busy(true);
                     continue;
@@ -334,7 +344,14 @@ impl Worker {
     }
 
     /// Process one delivery to the end, settling it exactly once.
-    pub(crate) async fn handle(&self, delivery: Delivery, interrupt: CancellationToken) {
+    /// `claim`: the fair-share decision's hold on the slot, settled when the
+    /// job starts (or released if it does not).
+    pub(crate) async fn handle(
+        &self,
+        delivery: Delivery,
+        claim: Option<Claim>,
+        interrupt: CancellationToken,
+    ) {
         let message = match JobMessage::parse(&delivery.body) {
             Ok(message) => message,
             Err(err) => {
@@ -348,13 +365,16 @@ impl Worker {
                 if let Err(err) = delivery.dead_letter(&err.to_string()).await {
                     error!(%err, "could not dead-letter a malformed message");
                 }
+                if let Some(claim) = claim {
+                    self.lanes.release(claim).await;
+                }
                 return;
             }
         };
         // At error level so that it is never filtered out: every line of the
         // job, warnings included, names the job whatever RUST_LOG says.
         let span = error_span!("job", job_id = %message.job_id, attempt = delivery.attempt);
-        self.handle_job(delivery, message, interrupt)
+        self.handle_job(delivery, message, claim, interrupt)
             .instrument(span)
             .await;
     }
@@ -363,6 +383,7 @@ impl Worker {
         &self,
         delivery: Delivery,
         message: ReceivedJob,
+        claim: Option<Claim>,
         interrupt: CancellationToken,
     ) {
         let _running = self.env.metrics.job_started();
@@ -370,8 +391,17 @@ impl Worker {
         // lease, so a job that waits out a status-store outage is not given
         // to a second worker meanwhile.
         let settle = async {
-            match self.prepare(&delivery, &message, &interrupt).await {
-                Prepared::Settled(settlement) => settlement,
+            match self
+                .prepare(&delivery, &message, claim.as_ref(), &interrupt)
+                .await
+            {
+                Prepared::Settled(settlement) => {
+                    // Nothing started: the slot's claim is not settled by a start.
+                    if let Some(claim) = claim.clone() {
+                        self.lanes.release(claim).await;
+                    }
+                    settlement
+                }
                 Prepared::Started { status, job } => {
                     let tenant = job.tenant.as_str();
                     let run = self.run_started(status, &job, delivery.attempt, &interrupt);
@@ -439,6 +469,7 @@ impl Worker {
         &self,
         delivery: &Delivery,
         message: &ReceivedJob,
+        claim: Option<&Claim>,
         interrupt: &CancellationToken,
     ) -> Prepared {
         let job_id = message.job_id.clone();
@@ -467,6 +498,7 @@ impl Worker {
             tenant: spec.tenant.as_str(),
             attempt,
             total,
+            claim,
         };
         // A status store that lost its data (restarted without persistence)
         // answers "unknown job": `begin` then re-creates the status from

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tracing::debug;
 use zipfleet_shared::broker::memory::MemoryBroker;
 use zipfleet_shared::broker::{Broker, Lane};
-use zipfleet_shared::status_store::StatusStore;
+use zipfleet_shared::status_store::{Claim, StatusStore};
 
 /// How often an idle worker asks [`LaneOrder::work_waiting`]. That question
 /// is meant to be cheap (one status-store read), and its answer is how known
@@ -39,13 +39,30 @@ pub const SWEEP_EVERY: Duration = Duration::from_secs(2);
 /// [`IdlePacing`]'s business.
 pub const TAKE_PATIENCE: Duration = Duration::ZERO;
 
+/// One decision: the lanes to try, and the slot it claimed (fair share:
+/// the chosen tenant counts it as work in flight until a job starts with
+/// it, or it is released).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Order {
+    pub lanes: Vec<Lane>,
+    pub claim: Option<Claim>,
+}
+
+impl From<Vec<Lane>> for Order {
+    fn from(lanes: Vec<Lane>) -> Self {
+        Self { lanes, claim: None }
+    }
+}
+
 /// The order in which a worker with a free slot tries the lanes.
 #[async_trait]
 pub trait LaneOrder: Send + Sync {
     /// Lanes to try, most preferred first, of a broker with `lanes` lanes.
     /// Lanes it leaves out are still swept every [`SWEEP_EVERY`]; lanes out
     /// of range and repeats are ignored.
-    async fn order(&self, lanes: u16) -> Vec<Lane>;
+    async fn order(&self, lanes: u16) -> Order;
+    /// The decision's claim found no job to start (or the job did not start).
+    async fn release(&self, _claim: Claim) {}
     /// A cheap "is anything waiting?", asked every [`POLL_EVERY`] while idle;
     /// `true` makes the worker look at once. A wrong `true` costs a look
     /// (and is trusted less and less until it turns `false`); a wrong `false`
@@ -99,10 +116,11 @@ impl Sweep {
 
 #[async_trait]
 impl LaneOrder for Sweep {
-    async fn order(&self, lanes: u16) -> Vec<Lane> {
+    async fn order(&self, lanes: u16) -> Order {
         let lanes = lanes.max(1);
         let start = self.next_start.fetch_add(1, Ordering::Relaxed) % lanes;
-        (start..lanes).chain(0..start).map(Lane).collect()
+        let order: Vec<Lane> = (start..lanes).chain(0..start).map(Lane).collect();
+        order.into()
     }
 
     async fn work_waiting(&self) -> bool {
@@ -146,16 +164,25 @@ impl FairOrder {
 
 #[async_trait]
 impl LaneOrder for FairOrder {
-    async fn order(&self, lanes: u16) -> Vec<Lane> {
+    async fn order(&self, lanes: u16) -> Order {
         match self.status.dispatch_order(lanes).await {
-            Ok(order) => order.lanes[..order.expected]
-                .iter()
-                .map(|lane| Lane(*lane))
-                .collect(),
+            Ok(order) => Order {
+                lanes: order.lanes[..order.expected]
+                    .iter()
+                    .map(|lane| Lane(*lane))
+                    .collect(),
+                claim: order.claim,
+            },
             Err(err) => {
                 debug!(%err, "no fair-share order; sweeping the lanes");
                 self.fallback.order(lanes).await
             }
+        }
+    }
+
+    async fn release(&self, claim: Claim) {
+        if let Err(err) = self.status.release(&claim).await {
+            debug!(%err, "could not release a dispatch claim (it lapses by itself)");
         }
     }
 
@@ -261,10 +288,10 @@ mod tests {
     #[tokio::test]
     async fn sweep_rotates_through_every_lane() {
         let sweep = Sweep::default();
-        assert_eq!(sweep.order(3).await, [Lane(0), Lane(1), Lane(2)]);
-        assert_eq!(sweep.order(3).await, [Lane(1), Lane(2), Lane(0)]);
-        assert_eq!(sweep.order(3).await, [Lane(2), Lane(0), Lane(1)]);
-        assert_eq!(sweep.order(1).await, [Lane(0)]);
+        assert_eq!(sweep.order(3).await.lanes, [Lane(0), Lane(1), Lane(2)]);
+        assert_eq!(sweep.order(3).await.lanes, [Lane(1), Lane(2), Lane(0)]);
+        assert_eq!(sweep.order(3).await.lanes, [Lane(2), Lane(0), Lane(1)]);
+        assert_eq!(sweep.order(1).await.lanes, [Lane(0)]);
         assert!(!sweep.work_waiting().await);
     }
 

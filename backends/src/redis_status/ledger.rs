@@ -8,7 +8,21 @@ use std::time::Duration;
 use zipfleet_shared::status::QueuePlace;
 use zipfleet_shared::status_store::fair::{self, Pace, TenantLoad};
 use zipfleet_shared::status_store::RUNNING_LEASE;
-use zipfleet_shared::status_store::{DispatchOrder, FairLedger, FleetRegistry, StatusError};
+use zipfleet_shared::status_store::{Claim, DispatchOrder, FairLedger, FleetRegistry, StatusError};
+
+/// The `loads` rows of a script's reply (see `scripts::PRELUDE`).
+fn parse_loads(rows: &[String]) -> Vec<TenantLoad> {
+    rows.chunks_exact(6)
+        .map(|row| TenantLoad {
+            tenant: row[0].clone(),
+            queued: row[1].parse().unwrap_or(0),
+            running: row[2].parse().unwrap_or(0),
+            oldest_wait: Duration::from_millis(row[3].parse().unwrap_or(0)),
+            turn_wait: Duration::from_millis(row[4].parse().unwrap_or(0)),
+            oldest_lane: row[5].parse().ok(),
+        })
+        .collect()
+}
 
 impl RedisStatusStore {
     async fn loads(&self) -> Result<Vec<TenantLoad>, StatusError> {
@@ -18,23 +32,42 @@ impl RedisStatusStore {
             .invoke_async(&mut self.connection())
             .await
             .map_err(unavailable)?;
-        Ok(rows
-            .chunks_exact(5)
-            .map(|row| TenantLoad {
-                tenant: row[0].clone(),
-                queued: row[1].parse().unwrap_or(0),
-                running: row[2].parse().unwrap_or(0),
-                oldest_wait: Duration::from_millis(row[3].parse().unwrap_or(0)),
-                oldest_lane: row[4].parse().ok(),
-            })
-            .collect())
+        Ok(parse_loads(&rows))
     }
 }
 
 #[async_trait]
 impl FairLedger for RedisStatusStore {
     async fn dispatch_order(&self, lanes: u16) -> Result<DispatchOrder, StatusError> {
-        Ok(fair::dispatch_order(&self.loads().await?, lanes))
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let reply: Vec<String> = self
+            .scripts
+            .dispatch
+            .arg(&id)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(unavailable)?;
+        let Some((claimed, rows)) = reply.split_first() else {
+            return Ok(DispatchOrder::sweep(lanes));
+        };
+        let mut order = fair::dispatch_order(&parse_loads(rows), lanes);
+        order.claim = (!claimed.is_empty()).then(|| Claim {
+            tenant: claimed.clone(),
+            id,
+        });
+        Ok(order)
+    }
+
+    async fn release(&self, claim: &Claim) -> Result<(), StatusError> {
+        let _: i64 = self
+            .scripts
+            .release
+            .arg(&claim.tenant)
+            .arg(&claim.id)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     async fn work_waiting(&self) -> Result<bool, StatusError> {

@@ -52,6 +52,8 @@ struct Scripts {
     renew: Script,
     hand_back: Script,
     loads: Script,
+    dispatch: Script,
+    release: Script,
     work_waiting: Script,
     rank: Script,
     erase: Script,
@@ -62,7 +64,12 @@ struct Scripts {
 
 impl Scripts {
     fn new(prefix: &str) -> Self {
-        let prelude = scripts::PRELUDE.replace("PREFIX", prefix);
+        let prelude = scripts::PRELUDE.replace("PREFIX", prefix).replace(
+            "CLAIM_FOR_MS",
+            &zipfleet_shared::status_store::fair::CLAIM_FOR
+                .as_millis()
+                .to_string(),
+        );
         let script = |body: &str| Script::new(&format!("{prelude}{body}"));
         Self {
             create: script(scripts::CREATE),
@@ -74,6 +81,8 @@ impl Scripts {
             renew: script(scripts::RENEW),
             hand_back: script(scripts::HAND_BACK),
             loads: script(scripts::LOADS),
+            dispatch: script(scripts::DISPATCH),
+            release: script(scripts::RELEASE),
             work_waiting: script(scripts::WORK_WAITING),
             rank: script(scripts::RANK),
             erase: script(scripts::ERASE),

@@ -123,6 +123,8 @@ impl JobRecords for RedisStatusStore {
             .arg(job.project_id.unwrap_or(""))
             .arg(RUNNING_LEASE.as_millis() as u64)
             .arg(self.keep_ms())
+            .arg(job.claim.map_or("", |claim| claim.tenant.as_str()))
+            .arg(job.claim.map_or("", |claim| claim.id.as_str()))
             .invoke_async(&mut self.connection())
             .await
             .map_err(unavailable)?;

@@ -15,6 +15,8 @@
 //! - `fair:waiting:{tenant}` (sorted set, id → accepted ms),
 //!   `fair:running:{tenant}` (id → lease expiry ms), `fair:tenants` (set of
 //!   tenants with jobs waiting or running), `fair:lanes` (tenant → lane),
+//!   `fair:claims:{tenant}` (claim id → expiry ms: slots dispatch decisions
+//!   hold for it), `fair:served` (tenant → when its last job started, ms),
 //!   `fair:runs` (list: recent run times, ms).
 //! - `index:all`, `index:project:{p}`, `index:tenant:{t}` (id → created
 //!   ms), `index:state:{state}` (id → when it entered the state).
@@ -27,6 +29,8 @@
 /// Helpers every script starts with.
 pub(super) const PRELUDE: &str = r"
 local P = 'PREFIX:'
+-- How long a dispatch decision's claim counts (fair::CLAIM_FOR).
+local CLAIM_MS = CLAIM_FOR_MS
 local STATES = {'queued', 'running', 'succeeded', 'failed', 'cancelled'}
 local function now_ms()
   local t = redis.call('TIME')
@@ -46,6 +50,7 @@ local function unledger(id, tenant)
     redis.call('HDEL', P .. 'fair:lanes', tenant)
     if redis.call('ZCARD', running) == 0 then
       redis.call('SREM', P .. 'fair:tenants', tenant)
+      redis.call('HDEL', P .. 'fair:served', tenant)
     end
   end
 end
@@ -91,6 +96,54 @@ local function choose_lane(lanes)
     if best_load == nil or waiting < best_load then best, best_load = lane, waiting end
   end
   return best
+end
+-- Every tenant with jobs waiting or running (expired leases and claims
+-- dropped, jobs whose status is gone dropped), as rows of
+-- {tenant, queued, in flight, oldest wait ms, turn wait ms, lane of the oldest or ''}.
+local function loads(now)
+  local rows = {}
+  for _, tenant in ipairs(redis.call('SMEMBERS', P .. 'fair:tenants')) do
+    local waiting = P .. 'fair:waiting:' .. tenant
+    local running = P .. 'fair:running:' .. tenant
+    local claims = P .. 'fair:claims:' .. tenant
+    redis.call('ZREMRANGEBYSCORE', running, '-inf', now)
+    redis.call('ZREMRANGEBYSCORE', claims, '-inf', now)
+    local queued = redis.call('ZCARD', waiting)
+    local oldest_at, lane = nil, ''
+    while queued > 0 do
+      local first = redis.call('ZRANGE', waiting, 0, 0, 'WITHSCORES')
+      local at = redis.call('HGET', P .. 'job:' .. first[1], 'lane')
+      if at then
+        oldest_at, lane = tonumber(first[2]), at
+        break
+      end
+      redis.call('ZREM', waiting, first[1])
+      queued = queued - 1
+    end
+    local active = redis.call('ZCARD', running)
+    if queued == 0 and active == 0 then
+      redis.call('SREM', P .. 'fair:tenants', tenant)
+      redis.call('HDEL', P .. 'fair:lanes', tenant)
+      redis.call('HDEL', P .. 'fair:served', tenant)
+    else
+      if queued == 0 then redis.call('HDEL', P .. 'fair:lanes', tenant) end
+      local oldest_wait, turn_wait = 0, 0
+      if oldest_at then
+        local served = tonumber(redis.call('HGET', P .. 'fair:served', tenant) or '0')
+        oldest_wait = math.max(0, now - oldest_at)
+        turn_wait = math.max(0, now - math.max(oldest_at, served))
+      end
+      rows[#rows + 1] = {tenant, queued, active + redis.call('ZCARD', claims), oldest_wait, turn_wait, lane}
+    end
+  end
+  return rows
+end
+-- The rows flattened into strings, for a script's reply.
+local function flat(rows, out)
+  for _, row in ipairs(rows) do
+    for _, v in ipairs(row) do out[#out + 1] = tostring(v) end
+  end
+  return out
 end
 -- A job seen first by a worker (posted straight to the broker, or a store
 -- that lost its data): give it the bookkeeping a create would have.
@@ -141,13 +194,16 @@ return 1
 ";
 
 /// KEYS: job, tombstone. ARGV: running doc, ttl s, tenant, id, project,
-/// lease ms, keep ms. Returns `{'erased'}`, `{'final', doc}` or `{'started'}`.
+/// lease ms, keep ms, claim tenant and claim id ('' for none). Returns
+/// `{'erased'}`, `{'final', doc}` or `{'started'}`.
 pub(super) const BEGIN: &str = r"
+if ARGV[8] ~= '' then redis.call('ZREM', P .. 'fair:claims:' .. ARGV[8], ARGV[9]) end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'erased'} end
 local state = redis.call('HGET', KEYS[1], 'state')
 if is_final(state) then return {'final', redis.call('HGET', KEYS[1], 'doc')} end
 local id, tenant = ARGV[4], ARGV[3]
 local now = now_ms()
+redis.call('HSET', P .. 'fair:served', tenant, now)
 redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'state', 'running', 'done', 0, 'failed', 0)
 if not state then adopt(KEYS[1], id, tenant, ARGV[5], now, tonumber(ARGV[7])) end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
@@ -248,40 +304,40 @@ redis.call('HSETNX', P .. 'fair:lanes', tenant, ARGV[3])
 return 1
 ";
 
-/// Every tenant with jobs waiting or running (expired leases dropped, jobs
-/// whose status is gone dropped): a flat list of (tenant, queued, running,
-/// oldest wait ms, lane of the oldest job or '').
+/// Every tenant with jobs waiting or running: a flat list of rows (see
+/// `loads` in [`PRELUDE`]).
 pub(super) const LOADS: &str = r"
+return flat(loads(now_ms()), {})
+";
+
+/// ARGV: claim id. The tenant whose job should start next (the same rule as
+/// `fair::next_tenant`: least in flight, then the longest wait for a turn,
+/// then the name) gets a claim on the slot; returns `{claimed tenant or '',
+/// rows...}` (the rows as before the claim).
+pub(super) const DISPATCH: &str = r"
 local now = now_ms()
-local rows = {}
-for _, tenant in ipairs(redis.call('SMEMBERS', P .. 'fair:tenants')) do
-  local waiting = P .. 'fair:waiting:' .. tenant
-  local running = P .. 'fair:running:' .. tenant
-  redis.call('ZREMRANGEBYSCORE', running, '-inf', now)
-  local queued = redis.call('ZCARD', waiting)
-  local oldest_wait, lane = 0, ''
-  while queued > 0 do
-    local first = redis.call('ZRANGE', waiting, 0, 0, 'WITHSCORES')
-    local at = redis.call('HGET', P .. 'job:' .. first[1], 'lane')
-    if at then
-      oldest_wait, lane = math.max(0, now - tonumber(first[2])), at
-      break
-    end
-    redis.call('ZREM', waiting, first[1])
-    queued = queued - 1
-  end
-  local active = redis.call('ZCARD', running)
-  if queued == 0 and active == 0 then
-    redis.call('SREM', P .. 'fair:tenants', tenant)
-    redis.call('HDEL', P .. 'fair:lanes', tenant)
-  else
-    if queued == 0 then redis.call('HDEL', P .. 'fair:lanes', tenant) end
-    for _, v in ipairs({tenant, tostring(queued), tostring(active), tostring(oldest_wait), lane}) do
-      rows[#rows + 1] = v
+local rows = loads(now)
+local best = nil
+for _, row in ipairs(rows) do
+  if row[2] > 0 and row[6] ~= '' then
+    if best == nil or row[3] < best[3]
+      or (row[3] == best[3] and (row[5] > best[5] or (row[5] == best[5] and row[1] < best[1]))) then
+      best = row
     end
   end
 end
-return rows
+local claimed = ''
+if best then
+  claimed = best[1]
+  redis.call('ZADD', P .. 'fair:claims:' .. claimed, now + CLAIM_MS, ARGV[1])
+end
+return flat(rows, {claimed})
+";
+
+/// ARGV: tenant, claim id. A claim whose worker started no job.
+pub(super) const RELEASE: &str = r"
+redis.call('ZREM', P .. 'fair:claims:' .. ARGV[1], ARGV[2])
+return 1
 ";
 
 /// Whether any tenant has a job waiting (what idle workers ask often).

@@ -4,11 +4,18 @@
 //!
 //! The policy (contract, "Fair share"): whenever a worker slot frees, the
 //! next job comes from the tenant with the least work in flight; between
-//! tenants with as much in flight, from the one whose oldest job has waited
-//! longest. Each waiting job's message sits on one lane of the jobs queue
-//! (ARCHITECTURE.md, "Fair share"), so the policy is applied by the order in
-//! which a worker tries the lanes: the lane of the best tenant's oldest
-//! job first.
+//! tenants with as much in flight, from the one that has waited longest for
+//! its turn — since its last job started, or since its oldest queued job was
+//! accepted if that is later. (Waiting "since its oldest job" alone would let
+//! a tenant with an old backlog win every tie, which is every decision on a
+//! fleet of one slot: first come, first served again.) Each waiting job's
+//! message sits on one lane of the jobs queue (ARCHITECTURE.md, "Fair
+//! share"), so the policy is applied by the order in which a worker tries
+//! the lanes: the lane of the chosen tenant's oldest job first.
+//!
+//! A decision **claims** its slot: the chosen tenant counts one more job in
+//! flight until the worker starts the job it took (or finds none), so two
+//! workers deciding at the same moment do not both pick the same tenant.
 
 use std::time::Duration;
 
@@ -27,13 +34,29 @@ pub struct TenantLoad {
     pub tenant: String,
     /// Jobs accepted and not yet started.
     pub queued: u32,
-    /// Jobs running now (their workers renewing their leases).
+    /// Jobs in flight: running (their workers renewing their leases), and
+    /// slots claimed for it by workers about to start one.
     pub running: u32,
     /// How long its oldest queued job has waited (zero when none waits).
     pub oldest_wait: Duration,
+    /// How long it has waited for its turn: since its last job started, or
+    /// since its oldest queued job was accepted if that is later.
+    pub turn_wait: Duration,
     /// The lane its oldest queued job's message is on.
     pub oldest_lane: Option<u16>,
 }
+
+/// A slot a worker's decision holds for a tenant until the worker starts a
+/// job (or finds none): counted as that tenant's work in flight meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub tenant: String,
+    /// Unique per decision.
+    pub id: String,
+}
+
+/// How long a claim counts if its worker never settles it (it died).
+pub const CLAIM_FOR: Duration = Duration::from_secs(10);
 
 /// The lanes a worker with a free slot tries, best first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +67,9 @@ pub struct DispatchOrder {
     /// rest are only swept (jobs the ledger does not know: redriven dead
     /// letters, messages posted straight to the broker).
     pub expected: usize,
+    /// The slot claimed for the chosen tenant (settle it when the job
+    /// starts, or release it if none is found).
+    pub claim: Option<Claim>,
 }
 
 impl DispatchOrder {
@@ -53,8 +79,26 @@ impl DispatchOrder {
         Self {
             lanes: (0..lanes.max(1)).collect(),
             expected: 0,
+            claim: None,
         }
     }
+}
+
+/// The order of preference between tenants with jobs queued: least in
+/// flight, then the longest wait for a turn, then the name (a stable order).
+fn before(a: &TenantLoad, b: &TenantLoad) -> std::cmp::Ordering {
+    a.running
+        .cmp(&b.running)
+        .then(b.turn_wait.cmp(&a.turn_wait))
+        .then(a.tenant.cmp(&b.tenant))
+}
+
+/// The tenant whose job should start next, if any waits.
+pub fn next_tenant(loads: &[TenantLoad]) -> Option<&TenantLoad> {
+    loads
+        .iter()
+        .filter(|load| load.queued > 0 && load.oldest_lane.is_some())
+        .min_by(|a, b| before(a, b))
 }
 
 /// The lane order for these tenants: the lanes of waiting tenants' oldest
@@ -66,12 +110,7 @@ pub fn dispatch_order(loads: &[TenantLoad], lanes: u16) -> DispatchOrder {
         .iter()
         .filter(|load| load.queued > 0 && load.oldest_lane.is_some())
         .collect();
-    waiting.sort_by(|a, b| {
-        a.running
-            .cmp(&b.running)
-            .then(b.oldest_wait.cmp(&a.oldest_wait))
-            .then(a.tenant.cmp(&b.tenant))
-    });
+    waiting.sort_by(|a, b| before(a, b));
     let mut order: Vec<u16> = Vec::with_capacity(usize::from(lanes));
     for lane in waiting.iter().filter_map(|load| load.oldest_lane) {
         if lane < lanes && !order.contains(&lane) {
@@ -84,6 +123,7 @@ pub fn dispatch_order(loads: &[TenantLoad], lanes: u16) -> DispatchOrder {
     DispatchOrder {
         lanes: order,
         expected,
+        claim: None,
     }
 }
 
@@ -159,7 +199,8 @@ impl Pace {
 /// How many jobs start before the `position`-th (0-based) queued job of
 /// `tenant` if no other job arrives: its own earlier jobs, and for every
 /// other tenant the jobs it starts before `tenant` has `position` more in
-/// flight than now (one more if it has waited longer, which wins ties).
+/// flight than now (one more if it has waited longer for its turn, which
+/// wins ties).
 /// Jobs are assumed to take about as long as each other.
 pub fn jobs_ahead(loads: &[TenantLoad], tenant: &str, position: u32) -> u32 {
     let Some(own) = loads.iter().find(|load| load.tenant == tenant) else {
@@ -170,7 +211,7 @@ pub fn jobs_ahead(loads: &[TenantLoad], tenant: &str, position: u32) -> u32 {
         .iter()
         .filter(|load| load.tenant != tenant)
         .map(|load| {
-            let wins_ties = i64::from(load.oldest_wait > own.oldest_wait);
+            let wins_ties = i64::from(load.turn_wait > own.turn_wait);
             (level - i64::from(load.running) + wins_ties).clamp(0, i64::from(load.queued))
         })
         .sum();
@@ -187,6 +228,7 @@ mod tests {
             queued,
             running,
             oldest_wait: Duration::from_secs(waited),
+            turn_wait: Duration::from_secs(waited),
             oldest_lane: (queued > 0).then_some(lane),
         }
     }
@@ -204,6 +246,17 @@ mod tests {
         assert_eq!(dispatch_order(&tied, 8).lanes[..2], [1, 2]);
         // Nobody waiting: a plain sweep.
         assert_eq!(dispatch_order(&[load("a", 0, 2, 0, 1)], 3).expected, 0);
+        assert_eq!(next_tenant(&tied).unwrap().tenant, "a");
+        assert_eq!(next_tenant(&[load("a", 0, 2, 0, 1)]), None);
+    }
+
+    #[test]
+    fn a_tenant_just_served_waits_its_turn_behind_one_that_was_not() {
+        // One slot: A's backlog is older, but A was served a moment ago.
+        let mut a = load("a", 30, 0, 60, 1);
+        a.turn_wait = Duration::from_millis(10);
+        let b = load("b", 2, 0, 3, 2);
+        assert_eq!(next_tenant(&[a, b]).unwrap().tenant, "b");
     }
 
     #[test]

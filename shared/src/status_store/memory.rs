@@ -43,6 +43,10 @@ struct Inner {
     running: HashMap<String, HashMap<String, Instant>>,
     /// The lane each tenant with queued jobs was given.
     lane_of: HashMap<String, u16>,
+    /// Per tenant: slots claimed by dispatch decisions, until when.
+    claims: HashMap<String, HashMap<String, Instant>>,
+    /// Per tenant: when its last job started (ms), for its turn.
+    served: HashMap<String, i64>,
     runs: VecDeque<f64>,
     workers: HashMap<String, WorkerEntry>,
     entered: HashMap<JobState, u64>,
@@ -102,6 +106,18 @@ impl Inner {
                 self.running.remove(tenant);
             }
         }
+        if !self.waiting.contains_key(tenant) && !self.running.contains_key(tenant) {
+            self.served.remove(tenant);
+        }
+    }
+
+    fn settle(&mut self, claim: &super::Claim) {
+        if let Some(claims) = self.claims.get_mut(&claim.tenant) {
+            claims.remove(&claim.id);
+            if claims.is_empty() {
+                self.claims.remove(&claim.tenant);
+            }
+        }
     }
 
     fn wait_in_line(&mut self, job_id: &str, tenant: &str, since: DateTime<Utc>) {
@@ -117,21 +133,30 @@ impl Inner {
             running.retain(|_, lease| *lease > now_instant);
         }
         self.running.retain(|_, running| !running.is_empty());
+        for claims in self.claims.values_mut() {
+            claims.retain(|_, until| *until > now_instant);
+        }
+        self.claims.retain(|_, claims| !claims.is_empty());
         let mut tenants: BTreeSet<&String> = self.waiting.keys().collect();
         tenants.extend(self.running.keys());
         let now_ms = now().timestamp_millis();
+        let age = |since: i64| Duration::from_millis(now_ms.saturating_sub(since).max(0) as u64);
         tenants
             .into_iter()
             .map(|tenant| {
                 let queue = self.waiting.get(tenant);
                 let oldest = queue.and_then(|queue| queue.first());
+                let in_flight = self.running.get(tenant).map_or(0, HashMap::len)
+                    + self.claims.get(tenant).map_or(0, HashMap::len);
+                let turn_since = oldest
+                    .map(|(since, _)| *since)
+                    .max(self.served.get(tenant).copied());
                 TenantLoad {
                     tenant: tenant.clone(),
                     queued: queue.map_or(0, |queue| queue.len() as u32),
-                    running: self.running.get(tenant).map_or(0, |r| r.len() as u32),
-                    oldest_wait: oldest.map_or(Duration::ZERO, |(since, _)| {
-                        Duration::from_millis(now_ms.saturating_sub(*since).max(0) as u64)
-                    }),
+                    running: in_flight as u32,
+                    oldest_wait: oldest.map_or(Duration::ZERO, |(since, _)| age(*since)),
+                    turn_wait: turn_since.map_or(Duration::ZERO, age),
                     oldest_lane: oldest
                         .and_then(|(_, id)| self.records.get(id))
                         .map(|record| record.lane),
@@ -243,6 +268,12 @@ impl JobRecords for MemoryStatusStore {
         record.status.start(job.attempt, job.total);
         let started = record.status.clone();
         inner.unledger(job.job_id, job.tenant);
+        if let Some(claim) = job.claim {
+            inner.settle(claim);
+        }
+        inner
+            .served
+            .insert(job.tenant.to_string(), now().timestamp_millis());
         inner
             .running
             .entry(job.tenant.to_string())
@@ -396,7 +427,27 @@ fn choose_lane(inner: &mut Inner, tenant: &str, limits: FairLimits) -> u16 {
 #[async_trait]
 impl FairLedger for MemoryStatusStore {
     async fn dispatch_order(&self, lanes: u16) -> Result<DispatchOrder, StatusError> {
-        Ok(fair::dispatch_order(&self.lock().loads(), lanes))
+        let mut inner = self.lock();
+        let loads = inner.loads();
+        let mut order = fair::dispatch_order(&loads, lanes);
+        if let Some(next) = fair::next_tenant(&loads) {
+            let claim = super::Claim {
+                tenant: next.tenant.clone(),
+                id: uuid::Uuid::new_v4().simple().to_string(),
+            };
+            inner
+                .claims
+                .entry(claim.tenant.clone())
+                .or_default()
+                .insert(claim.id.clone(), Instant::now() + fair::CLAIM_FOR);
+            order.claim = Some(claim);
+        }
+        Ok(order)
+    }
+
+    async fn release(&self, claim: &super::Claim) -> Result<(), StatusError> {
+        self.lock().settle(claim);
+        Ok(())
     }
 
     async fn work_waiting(&self) -> Result<bool, StatusError> {
@@ -677,6 +728,7 @@ mod tests {
             tenant,
             attempt,
             total: 2,
+            claim: None,
         }
     }
 
@@ -794,6 +846,8 @@ mod tests {
         );
         accept(&store, "b1", "b").await;
         let order = store.dispatch_order(8).await.unwrap();
+        // This decision found nothing to start: its claim goes.
+        store.release(order.claim.as_ref().unwrap()).await.unwrap();
         assert_eq!(order.lanes[..2], [2, 1], "b runs nothing: its lane first");
         let b1 = store.place_in_line("b1").await.unwrap().unwrap();
         assert_eq!(b1.jobs_ahead, 1, "only its own first job");
@@ -814,6 +868,33 @@ mod tests {
         let loads = store.tenants().await.unwrap();
         let b = loads.iter().find(|l| l.tenant == "b").unwrap();
         assert_eq!((b.queued, b.running), (2, 0));
+    }
+
+    #[tokio::test]
+    async fn a_decision_claims_its_slot_so_the_next_one_goes_elsewhere() {
+        let store = MemoryStatusStore::new();
+        for id in ["a0", "a1"] {
+            accept(&store, id, "a").await;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        accept(&store, "b0", "b").await;
+        let first = store.dispatch_order(8).await.unwrap();
+        let second = store.dispatch_order(8).await.unwrap();
+        let (first_claim, second_claim) = (first.claim.unwrap(), second.claim.unwrap());
+        assert_eq!(first_claim.tenant, "a", "tie: the longer wait");
+        assert_eq!(second_claim.tenant, "b", "a has a claimed slot now");
+        assert_eq!(second.lanes[0], 2);
+        // A finds nothing: its claim goes; B starts with its claim.
+        store.release(&first_claim).await.unwrap();
+        let mut start = begin("b0", "b", 1);
+        start.claim = Some(&second_claim);
+        store.begin(&start).await.unwrap();
+        let loads = store.tenants().await.unwrap();
+        let running: Vec<(String, u32)> = loads
+            .iter()
+            .map(|l| (l.tenant.clone(), l.running))
+            .collect();
+        assert_eq!(running, [("a".to_string(), 0), ("b".to_string(), 1)]);
     }
 
     #[tokio::test]
