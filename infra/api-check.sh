@@ -59,8 +59,12 @@ stop_fleets() {
   for pid in "${pids[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]:-}"; do [ -n "$pid" ] && wait "$pid" 2>/dev/null || true; done
   # Every queue of these fleets (lanes included) carries $unique in its name.
-  timeout 60 rabbitmqctl -q list_queues name 2>/dev/null | grep -F -- "$unique" | while read -r queue; do
-    timeout 30 rabbitmqctl -q delete_queue "$queue" >/dev/null 2>&1 || true
+  # (The list is read first: rabbitmqctl reads standard input, and in a
+  # `| while read` loop would swallow the names after the first.)
+  local queues=()
+  mapfile -t queues < <(timeout 60 rabbitmqctl -q list_queues name 2>/dev/null | grep -F -- "$unique" || true)
+  for queue in "${queues[@]}"; do
+    timeout 30 rabbitmqctl -q delete_queue "$queue" </dev/null >/dev/null 2>&1 || true
   done
   for prefix in "${prefixes[@]:-}"; do
     [ -n "$prefix" ] || continue
