@@ -55,9 +55,13 @@ export RUST_LOG=warn
 
 pids=()
 prefixes=()
-stop_fleets() {
+stop_processes() {
   for pid in "${pids[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]:-}"; do [ -n "$pid" ] && wait "$pid" 2>/dev/null || true; done
+  pids=()
+}
+stop_fleets() {
+  stop_processes
   # Every queue of these fleets (lanes included) carries $unique in its name.
   # (The list is read first: rabbitmqctl reads standard input, and in a
   # `| while read` loop would swallow the names after the first.)
@@ -125,6 +129,9 @@ if ! [[ "$links" =~ ([0-9]+)\ covered\ /\ [0-9]+\ selected\ /\ ([0-9]+)\ total ]
   echo "the stateful phase did not follow every link (${links:-no links}; see $work/schemathesis.log)" >&2
   exit 1
 fi
+
+# The fuzz fleet's worker would go on with the fuzzed jobs: stop it.
+stop_processes
 
 if [ -f clients/typescript/package.json ]; then
   # Downloads wait up to a minute: the client's tests hold images back on
