@@ -67,9 +67,10 @@ if ! curl -s -o /dev/null -u guest:guest http://127.0.0.1:15672/api/overview; th
   wait_for "RabbitMQ management API" curl -sf -o /dev/null -u guest:guest http://127.0.0.1:15672/api/overview
 fi
 # Queues earlier test runs left behind (each test makes fresh ones with a
-# random suffix): hundreds of quorum queues make every restart slower.
+# random suffix, and the jobs queue's lanes `….laneN`): hundreds of quorum
+# queues make every restart slower.
 curl -sf -u guest:guest 'http://127.0.0.1:15672/api/queues/%2f?columns=name' 2>/dev/null \
-  | python3 -c 'import json,re,sys; [print(q["name"]) for q in json.load(sys.stdin) if re.fullmatch(r"(zipfleet|conformance)\.(jobs|completed)(\.dlq)?\.[0-9a-f]{12}", q["name"])]' 2>/dev/null \
+  | python3 -c 'import json,re,sys; [print(q["name"]) for q in json.load(sys.stdin) if re.fullmatch(r"(zipfleet|conformance)\.(jobs|completed)(\.dlq)?\.[0-9a-f]{12}(\.lane[0-9]+)?", q["name"])]' 2>/dev/null \
   | while read -r queue; do curl -s -o /dev/null -X DELETE -u guest:guest "http://127.0.0.1:15672/api/queues/%2f/$queue"; done || true
 
 # Redis

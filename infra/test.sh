@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 source infra/services.sh
 
 log "zipfleet tests: $(date -u +%FT%TZ)"
+# The browser tests (ui-tests/) drive Debian's Chromium: installed up front, so
+# a machine without it fails now, not after the build.
+[ -x "${ZIPFLEET_CHROMIUM:-/usr/bin/chromium}" ] || apt_install chromium
 # Style first (seconds).
 cargo fmt --all -- --check
 
@@ -28,6 +31,9 @@ timed "lint and build (workspace, all targets)" cargo build --workspace --all-ta
 # Two test binaries (tests/it in parallel, tests/disruptive one at a time)
 # and each crate's unit tests; the binaries the tests start were built above.
 timed "tests" cargo test --workspace --locked --no-fail-fast "$@"
+# The operator page in Debian's headless Chromium (playwright-core, node:test)
+# against the real API and a worker built above; about 40 s.
+timed "ui-tests (browser)" ui-tests/run.sh
 # The API fuzzed by schemathesis (its OpenAPI document, links followed) and the TypeScript client against a live API.
 timed "api-check" bash infra/api-check.sh
 # Then every deployment artifact (image, compose, Kubernetes + KEDA, Terraform, monitoring).

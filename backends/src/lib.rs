@@ -197,14 +197,21 @@ pub async fn connect_broker(config: &BackendConfig) -> Result<Arc<dyn Broker>, C
     let url = config.broker.expose();
     left_out("ZIPFLEET_BROKER", scheme(url), &[RABBITMQ, SQS])?;
     match scheme(url) {
-        "memory" => Ok(Arc::new(MemoryBroker::new(config.max_deliveries))),
+        "memory" => Ok(Arc::new(MemoryBroker::with_lanes(
+            config.max_deliveries,
+            config.fair_lanes,
+        ))),
         #[cfg(feature = "rabbitmq")]
         "amqp" | "amqps" => {
+            let options = rabbitmq::RabbitOptions {
+                max_deliveries: config.max_deliveries,
+                create_queues: config.create_queues,
+                lanes: config.fair_lanes,
+            };
             let broker = rabbitmq::RabbitBroker::connect(
                 url,
                 config.queue_names(rabbitmq::default_queue_names()),
-                config.max_deliveries,
-                config.create_queues,
+                options,
             )
             .await
             .map_err(|err| ConnectError::failed("ZIPFLEET_BROKER", &err, err.is_transient()))?;
@@ -216,6 +223,7 @@ pub async fn connect_broker(config: &BackendConfig) -> Result<Arc<dyn Broker>, C
                 max_deliveries: config.max_deliveries,
                 create_queues: config.create_queues,
                 visibility_timeout: config.sqs_visibility_timeout,
+                lanes: config.fair_lanes,
             };
             let broker =
                 sqs::SqsBroker::connect(config.queue_names(sqs::default_queue_names()), options)

@@ -1,36 +1,44 @@
 //! RabbitMQ (`ZIPFLEET_BROKER=amqp://…`), with lapin.
 //!
-//! - Queues are durable quorum queues. The jobs queue has a delivery limit
-//!   (`x-delivery-limit`) and dead-letters to the dead-letter queue through the
-//!   default exchange, so a message that keeps failing ends there instead of
-//!   looping forever.
+//! - Queues are durable quorum queues. Every lane of the jobs queue (lane 0
+//!   `zipfleet.jobs`, lane n `zipfleet.jobs.lane{n}`) has the same delivery
+//!   limit (`x-delivery-limit`) and dead-letters to the one dead-letter queue
+//!   through the default exchange, so a message that keeps failing ends there
+//!   instead of looping forever. With `ZIPFLEET_CREATE_QUEUES=false` every
+//!   lane must already exist; a missing one is named in the error.
 //! - Every publish is persistent, `mandatory` (an unroutable message is an
 //!   error, not a silent loss) and waits for the publisher confirm.
+//! - **Take** is `basic.get` with manual acknowledgement, one message at a
+//!   time. A get that finds nothing leaves its channel for the next get; a get
+//!   that brings a message gives its channel to the delivery, which settles on
+//!   it (ack, nack-requeue to its own lane) and closes it when dropped — an
+//!   unsettled message is then requeued by RabbitMQ. One channel per running
+//!   job also means a channel-level error (a consumer timeout, say) touches
+//!   only that job.
 //! - lapin does not reconnect by itself: a [`Session`] (connection + confirm
-//!   channel) is rebuilt on the next use after it broke; the worker loop makes
-//!   a new consumer (with backoff) when its consumer errors.
+//!   channel) is rebuilt on the next use after it broke; the worker loop backs
+//!   off while the broker is away.
 //! - Long jobs: RabbitMQ closes a channel whose delivery stays unacked past
-//!   `consumer_timeout` (30 min by default). The jobs queue is declared with
-//!   `x-consumer-timeout` (honoured from RabbitMQ 3.12); on older servers set
-//!   `consumer_timeout` in rabbitmq.conf above the longest job. A job caught by
-//!   the timeout is redelivered and rebuilt idempotently, never lost.
+//!   the consumer timeout (30 min by default), `basic.get` deliveries
+//!   included. Every lane is declared with `x-consumer-timeout` (honoured from
+//!   RabbitMQ 3.12, for gets too); on older servers set `consumer_timeout` in
+//!   rabbitmq.conf above the longest job. A job caught by the timeout is
+//!   redelivered and rebuilt idempotently, never lost.
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, ConfirmSelectOptions,
+    QueueDeclareOptions,
 };
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
-use zipfleet_shared::broker::{
-    Broker, BrokerError, Consumer, Delivery, QueueDepth, QueueNames, Settle,
-};
+use zipfleet_shared::broker::{Broker, BrokerError, Delivery, Lane, LaneDepth, QueueNames, Settle};
 
 /// RabbitMQ's queue names unless configured: dotted, as AMQP names usually are.
 pub fn default_queue_names() -> QueueNames {
@@ -41,8 +49,22 @@ pub fn default_queue_names() -> QueueNames {
     }
 }
 
+/// The queue of every lane, lane 0 first: the one place RabbitMQ's lane
+/// names are made (`zipfleet.jobs`, `zipfleet.jobs.lane1`, …).
+pub fn lane_queues(jobs: &str, lanes: u16) -> Vec<String> {
+    Lane::all(lanes.max(1))
+        .map(|lane| lane.queue_name(jobs, '.'))
+        .collect()
+}
+
 /// How long a job may hold its delivery before RabbitMQ (3.12+) takes it back.
 const CONSUMER_TIMEOUT_MS: i64 = 6 * 3600 * 1000;
+/// How often a `take` with patience asks again: `basic.get` does not wait.
+const GET_POLL_EVERY: Duration = Duration::from_millis(100);
+/// The header naming a dead letter the worker moved (RabbitMQ has no message ids).
+const DEAD_LETTER_ID_HEADER: &str = "x-zipfleet-dead-letter-id";
+/// The header saying why the worker moved a dead letter.
+const DEAD_LETTER_REASON_HEADER: &str = "x-zipfleet-dead-letter-reason";
 
 struct Session {
     connection: Connection,
@@ -52,9 +74,13 @@ struct Session {
 struct Inner {
     uri: String,
     names: QueueNames,
+    /// Every lane's queue, lane 0 (`names.jobs`) first.
+    lanes: Vec<String>,
     max_deliveries: u32,
     create_queues: bool,
     session: Mutex<Option<Arc<Session>>>,
+    /// A channel whose last `basic.get` found nothing, kept for the next one.
+    idle_getter: std::sync::Mutex<Option<Channel>>,
 }
 
 /// A RabbitMQ broker. Cheap to clone.
@@ -67,20 +93,38 @@ fn unavailable(err: lapin::Error) -> BrokerError {
     BrokerError::Unavailable(err.to_string())
 }
 
+/// Whether RabbitMQ answered "no such queue" (a soft error: it closed the channel).
+fn is_not_found(err: &lapin::Error) -> bool {
+    matches!(err, lapin::Error::ProtocolError(amqp)
+        if matches!(amqp.kind(), AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND)))
+}
+
+/// Settings of a [`RabbitBroker`] beyond the URI and queue names.
+#[derive(Debug, Clone, Copy)]
+pub struct RabbitOptions {
+    /// Deliveries of one message before it is dead-lettered.
+    pub max_deliveries: u32,
+    /// Declare the queues (with the dead-letter wiring) at start.
+    pub create_queues: bool,
+    /// Lanes of the jobs queue.
+    pub lanes: u16,
+}
+
 impl RabbitBroker {
     pub async fn connect(
         uri: &str,
         names: QueueNames,
-        max_deliveries: u32,
-        create_queues: bool,
+        options: RabbitOptions,
     ) -> Result<Self, BrokerError> {
         let broker = Self {
             inner: Arc::new(Inner {
                 uri: uri.to_string(),
+                lanes: lane_queues(&names.jobs, options.lanes),
                 names,
-                max_deliveries: max_deliveries.max(1),
-                create_queues,
+                max_deliveries: options.max_deliveries.max(1),
+                create_queues: options.create_queues,
                 session: Mutex::new(None),
+                idle_getter: std::sync::Mutex::new(None),
             }),
         };
         broker.inner.session().await?;
@@ -114,6 +158,8 @@ impl Inner {
             .map_err(unavailable)?;
         if self.create_queues {
             self.declare(&publisher).await?;
+        } else {
+            self.verify_lanes(&connection).await?;
         }
         let session = Arc::new(Session {
             connection,
@@ -125,6 +171,16 @@ impl Inner {
 
     async fn forget_session(&self) {
         *self.session.lock().await = None;
+    }
+
+    /// A fresh channel on the live session.
+    async fn channel(&self) -> Result<Channel, BrokerError> {
+        let session = self.session().await?;
+        session
+            .connection
+            .create_channel()
+            .await
+            .map_err(unavailable)
     }
 
     async fn declare(&self, channel: &Channel) -> Result<(), BrokerError> {
@@ -161,11 +217,45 @@ impl Inner {
             "x-consumer-timeout".into(),
             AMQPValue::LongLongInt(CONSUMER_TIMEOUT_MS),
         );
-        channel
-            .queue_declare(&self.names.jobs, durable, jobs)
-            .await
-            .map_err(|err| declare_error(&self.names.jobs, err))?;
+        for lane in &self.lanes {
+            channel
+                .queue_declare(lane, durable, jobs.clone())
+                .await
+                .map_err(|err| declare_error(lane, err))?;
+        }
         Ok(())
+    }
+
+    /// Where infrastructure owns the queues: every lane must be there. A
+    /// passive declare of a missing queue closes its channel, so a throwaway one.
+    async fn verify_lanes(&self, connection: &Connection) -> Result<(), BrokerError> {
+        let channel = connection.create_channel().await.map_err(unavailable)?;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        for (lane, queue) in Lane::all(self.lanes()).zip(&self.lanes) {
+            if let Err(err) = channel
+                .queue_declare(queue, passive, FieldTable::default())
+                .await
+            {
+                return Err(if is_not_found(&err) {
+                    BrokerError::Refused(format!(
+                        "{lane} of the jobs queue, {queue}, does not exist and ZIPFLEET_CREATE_QUEUES is false: \
+                         create it like the jobs queue (quorum, same x-delivery-limit and dead-letter route) \
+                         or lower ZIPFLEET_FAIR_LANES"
+                    ))
+                } else {
+                    unavailable(err)
+                });
+            }
+        }
+        let _ = channel.close(200, "lanes verified").await;
+        Ok(())
+    }
+
+    fn lanes(&self) -> u16 {
+        u16::try_from(self.lanes.len()).unwrap_or(u16::MAX)
     }
 
     /// Publish persistently to `queue` and wait for the confirm; one retry on a fresh connection.
@@ -174,12 +264,12 @@ impl Inner {
         queue: &str,
         job_id: &str,
         body: &[u8],
-        reason: Option<&str>,
+        dead_letter: Option<&DeadLetterMark<'_>>,
     ) -> Result<(), BrokerError> {
         let mut last_error = None;
         for _ in 0..2 {
             let session = self.session().await?;
-            match publish_on(&session.publisher, queue, job_id, body, reason).await {
+            match publish_on(&session.publisher, queue, job_id, body, dead_letter).await {
                 Ok(()) => return Ok(()),
                 Err(err @ BrokerError::Refused(_)) => return Err(err),
                 Err(err) => {
@@ -190,6 +280,34 @@ impl Inner {
         }
         Err(last_error.unwrap_or_else(|| BrokerError::Unavailable("publish failed".into())))
     }
+
+    /// A channel for one `basic.get`: the idle one if it is still open, else a new one.
+    async fn getter(&self) -> Result<Channel, BrokerError> {
+        let idle = self
+            .idle_getter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        match idle {
+            Some(channel) if channel.status().connected() => Ok(channel),
+            _ => self.channel().await,
+        }
+    }
+
+    /// Keep a channel whose get found nothing for the next get.
+    fn park_getter(&self, channel: Channel) {
+        let mut idle = self.idle_getter.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.is_none() {
+            *idle = Some(channel);
+        }
+        // else: another get parked one first; this one closes when dropped.
+    }
+}
+
+/// What marks a message the worker dead-letters itself.
+struct DeadLetterMark<'a> {
+    id: &'a str,
+    reason: &'a str,
 }
 
 fn declare_error(queue: &str, err: lapin::Error) -> BrokerError {
@@ -203,17 +321,21 @@ async fn publish_on(
     queue: &str,
     job_id: &str,
     body: &[u8],
-    reason: Option<&str>,
+    dead_letter: Option<&DeadLetterMark<'_>>,
 ) -> Result<(), BrokerError> {
     let mut headers = FieldTable::default();
     headers.insert(
         "job_id".into(),
         AMQPValue::LongString(LongString::from(job_id)),
     );
-    if let Some(reason) = reason {
+    if let Some(mark) = dead_letter {
         headers.insert(
-            "x-zipfleet-dead-letter-reason".into(),
-            AMQPValue::LongString(LongString::from(reason)),
+            DEAD_LETTER_REASON_HEADER.into(),
+            AMQPValue::LongString(LongString::from(mark.reason)),
+        );
+        headers.insert(
+            DEAD_LETTER_ID_HEADER.into(),
+            AMQPValue::LongString(LongString::from(mark.id)),
         );
     }
     let properties = BasicProperties::default()
@@ -254,9 +376,14 @@ impl Broker for RabbitBroker {
         "rabbitmq"
     }
 
-    async fn publish_job(&self, job_id: &str, body: &[u8]) -> Result<(), BrokerError> {
+    fn lanes(&self) -> u16 {
+        self.inner.lanes()
+    }
+
+    async fn publish_job(&self, lane: Lane, job_id: &str, body: &[u8]) -> Result<(), BrokerError> {
+        lane.check(self.lanes())?;
         self.inner
-            .publish(&self.inner.names.jobs, job_id, body, None)
+            .publish(&self.inner.lanes[usize::from(lane.0)], job_id, body, None)
             .await
     }
 
@@ -266,53 +393,65 @@ impl Broker for RabbitBroker {
             .await
     }
 
-    async fn consumer(&self, prefetch: u16) -> Result<Box<dyn Consumer>, BrokerError> {
-        let session = self.inner.session().await?;
-        let channel = session
-            .connection
-            .create_channel()
-            .await
-            .map_err(unavailable)?;
-        channel
-            .basic_qos(prefetch.max(1), BasicQosOptions::default())
-            .await
-            .map_err(unavailable)?;
-        let consumer = channel
-            .basic_consume(
-                &self.inner.names.jobs,
-                "",
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(unavailable)?;
-        Ok(Box::new(RabbitConsumer {
-            inner: self.inner.clone(),
-            consumer,
-            channel,
-        }))
+    async fn take(&self, lane: Lane, patience: Duration) -> Result<Option<Delivery>, BrokerError> {
+        lane.check(self.lanes())?;
+        let queue = &self.inner.lanes[usize::from(lane.0)];
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let channel = self.inner.getter().await?;
+            match channel
+                .basic_get(queue, BasicGetOptions { no_ack: false })
+                .await
+            {
+                Ok(Some(message)) => {
+                    return Ok(Some(delivery(
+                        self.inner.clone(),
+                        lane,
+                        channel,
+                        message.delivery,
+                    )))
+                }
+                Ok(None) => self.inner.park_getter(channel),
+                Err(err) if is_not_found(&err) => {
+                    return Err(BrokerError::Refused(format!(
+                        "{lane} of the jobs queue, {queue}, does not exist"
+                    )))
+                }
+                Err(err) => return Err(unavailable(err)),
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(GET_POLL_EVERY.min(deadline - now)).await;
+        }
     }
 
-    async fn queue_depth(&self) -> Result<QueueDepth, BrokerError> {
-        let session = self.inner.session().await?;
-        let options = QueueDeclareOptions {
+    /// On a channel of its own: a passive declare of a missing queue closes
+    /// its channel, which must not be the publisher's.
+    async fn lane_depths(&self) -> Result<Vec<LaneDepth>, BrokerError> {
+        let channel = self.inner.channel().await?;
+        let passive = QueueDeclareOptions {
             passive: true,
             ..Default::default()
         };
-        let queue = session
-            .publisher
-            .queue_declare(&self.inner.names.jobs, options, FieldTable::default())
-            .await
-            .map_err(|err| {
-                BrokerError::Unavailable(format!(
-                    "reading the depth of {}: {err}",
-                    self.inner.names.jobs
-                ))
-            })?;
-        Ok(QueueDepth {
-            ready: u64::from(queue.message_count()),
-            in_flight: None,
-        })
+        let mut depths = Vec::with_capacity(self.inner.lanes.len());
+        for (lane, queue) in Lane::all(self.lanes()).zip(&self.inner.lanes) {
+            let declared = channel
+                .queue_declare(queue, passive, FieldTable::default())
+                .await
+                .map_err(|err| {
+                    BrokerError::Unavailable(format!("reading the depth of {queue}: {err}"))
+                })?;
+            depths.push(LaneDepth {
+                lane,
+                queue: queue.clone(),
+                ready: u64::from(declared.message_count()),
+                in_flight: None,
+            });
+        }
+        let _ = channel.close(200, "depths read").await;
+        Ok(depths)
     }
 
     async fn check(&self) -> Result<(), BrokerError> {
@@ -324,52 +463,29 @@ impl Broker for RabbitBroker {
     }
 }
 
-struct RabbitConsumer {
+/// A taken message, settled on the channel that got it.
+fn delivery(
     inner: Arc<Inner>,
-    consumer: lapin::Consumer,
-    /// Deliveries are settled on this channel; it lives as long as the consumer.
+    lane: Lane,
     channel: Channel,
-}
-
-#[async_trait]
-impl Consumer for RabbitConsumer {
-    async fn next(&mut self) -> Result<Delivery, BrokerError> {
-        let delivery = match self.consumer.next().await {
-            Some(Ok(delivery)) => delivery,
-            Some(Err(err)) => return Err(unavailable(err)),
-            None => {
-                return Err(BrokerError::Unavailable(
-                    "the consumer was cancelled".into(),
-                ))
-            }
-        };
-        let attempt = attempt_of(&delivery);
-        let body = Bytes::from(delivery.data);
-        let job_id = delivery
-            .properties
-            .message_id()
-            .as_ref()
-            .map(|id| id.to_string())
-            .unwrap_or_default();
-        let settle = RabbitSettle {
-            inner: self.inner.clone(),
-            acker: delivery.acker,
-            body: body.clone(),
-            job_id,
-        };
-        Ok(Delivery::new(body, attempt, Box::new(settle)))
-    }
-
-    async fn stop(&mut self) {
-        let tag = self.consumer.tag();
-        if let Err(err) = self
-            .channel
-            .basic_cancel(tag.as_str(), lapin::options::BasicCancelOptions::default())
-            .await
-        {
-            tracing::warn!(%err, "could not cancel the consumer");
-        }
-    }
+    delivery: lapin::message::Delivery,
+) -> Delivery {
+    let attempt = attempt_of(&delivery);
+    let job_id = delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .map(|id| id.to_string())
+        .unwrap_or_default();
+    let body = Bytes::from(delivery.data);
+    let settle = RabbitSettle {
+        inner,
+        acker: delivery.acker,
+        _channel: channel,
+        body: body.clone(),
+        job_id,
+    };
+    Delivery::new(body, attempt, lane, Box::new(settle))
 }
 
 /// 1 on first delivery; quorum queues count earlier deliveries in `x-delivery-count`.
@@ -398,6 +514,10 @@ fn attempt_of(delivery: &lapin::message::Delivery) -> u32 {
 struct RabbitSettle {
     inner: Arc<Inner>,
     acker: lapin::acker::Acker,
+    /// The channel the message came on: it must stay open until the message
+    /// is settled, and closing it (when this is dropped) hands back a message
+    /// left unsettled.
+    _channel: Channel,
     body: Bytes,
     job_id: String,
 }
@@ -411,6 +531,7 @@ impl Settle for RabbitSettle {
             .map_err(unavailable)
     }
 
+    /// Requeued on the queue it came from: its own lane.
     async fn hand_back(&self) -> Result<(), BrokerError> {
         self.acker
             .nack(BasicNackOptions {
@@ -423,13 +544,15 @@ impl Settle for RabbitSettle {
 
     async fn dead_letter(&self, reason: &str) -> Result<(), BrokerError> {
         // Publish to the dead-letter queue explicitly (confirmed) so the message
-        // lands there even where no dead-letter exchange was configured.
+        // lands there even where no dead-letter exchange was configured, with
+        // an id of its own for operators to name it by.
+        let id = zipfleet_shared::broker::new_dead_letter_id();
         self.inner
             .publish(
                 &self.inner.names.dead_letter,
                 &self.job_id,
                 &self.body,
-                Some(reason),
+                Some(&DeadLetterMark { id: &id, reason }),
             )
             .await?;
         self.ack().await
@@ -437,35 +560,40 @@ impl Settle for RabbitSettle {
 }
 
 // ---------------------------------------------------------------------------
-// Dead letters: what operators see (`GET /v1/dead-letters`) and move back
-// (`POST /v1/dead-letters/redrive`).
+// Dead letters: what operators see (`GET /v1/dead-letters`), move back to
+// lane 0 and delete (all, one by id, or a job's).
 
-use lapin::options::BasicGetOptions;
-use zipfleet_shared::broker::{DeadLetter, DeadLetters, EXCEEDED_MAX_DELIVERIES};
+use zipfleet_shared::broker::{
+    dead_letter_digest, DeadLetter, DeadLetters, EXCEEDED_MAX_DELIVERIES,
+};
+
+fn header_text(value: &AMQPValue) -> Option<String> {
+    match value {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.to_string()),
+        _ => None,
+    }
+}
 
 /// Why RabbitMQ holds a dead letter: the header the worker sets when it
 /// dead-letters a message itself, else the broker's own `x-death` record
 /// (a quorum queue's delivery limit says `delivery_limit`).
 fn dead_letter_reason(properties: &BasicProperties) -> Option<String> {
     let headers = properties.headers().as_ref()?.inner();
-    let text = |value: &AMQPValue| match value {
-        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
-        AMQPValue::ShortString(s) => Some(s.to_string()),
-        _ => None,
-    };
-    if let Some(reason) = headers.get("x-zipfleet-dead-letter-reason").and_then(text) {
+    if let Some(reason) = headers.get(DEAD_LETTER_REASON_HEADER).and_then(header_text) {
         return Some(reason);
     }
     let first_death = match headers.get("x-death") {
         Some(AMQPValue::FieldArray(deaths)) => {
             deaths.as_slice().first().and_then(|death| match death {
-                AMQPValue::FieldTable(table) => table.inner().get("reason").and_then(text),
+                AMQPValue::FieldTable(table) => table.inner().get("reason").and_then(header_text),
                 _ => None,
             })
         }
         _ => None,
     };
-    let reason = first_death.or_else(|| headers.get("x-first-death-reason").and_then(text))?;
+    let reason =
+        first_death.or_else(|| headers.get("x-first-death-reason").and_then(header_text))?;
     Some(match reason.as_str() {
         "delivery_limit" => EXCEEDED_MAX_DELIVERIES.to_string(),
         "rejected" => "rejected by a consumer".to_string(),
@@ -486,128 +614,228 @@ fn message_job_id(delivery: &lapin::message::Delivery) -> String {
         .unwrap_or_default()
 }
 
+/// A dead letter as operators see it. Its id: the one the worker gave it
+/// (header), else a digest of body and reason — the same at every listing,
+/// which a position in the queue would not be.
+fn describe(delivery: &lapin::message::Delivery) -> DeadLetter {
+    let reason = dead_letter_reason(&delivery.properties);
+    let id = delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|headers| headers.inner().get(DEAD_LETTER_ID_HEADER))
+        .and_then(header_text)
+        .unwrap_or_else(|| dead_letter_digest(&delivery.data, reason.as_deref()));
+    let mut letter = DeadLetter::describe(id, reason, &delivery.data);
+    if letter.job_id.is_none() {
+        letter.job_id =
+            Some(message_job_id(delivery)).filter(|id| zipfleet_shared::spec::is_valid_job_id(id));
+    }
+    letter
+}
+
+/// What a scan of the dead-letter queue does with one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pick {
+    /// Leave it in the queue.
+    Keep,
+    /// Publish it to lane 0 (confirmed), then remove it.
+    Redrive,
+    /// Remove it.
+    Delete,
+}
+
+/// What a scan saw and did.
+struct Scanned {
+    /// Messages in the queue when the scan began.
+    present: u64,
+    seen: Vec<DeadLetter>,
+    picked: u64,
+}
+
 impl Inner {
-    /// A channel of its own for reading the dead-letter queue: closing it
-    /// hands back whatever it got and did not ack (also on any error). Closing,
-    /// rather than nack-requeue, does not count as a delivery attempt on
-    /// quorum queues (RabbitMQ 4 gives quorum queues a default delivery limit).
-    async fn with_dead_letter_channel<T, F, Fut>(&self, work: F) -> Result<T, BrokerError>
-    where
-        F: FnOnce(Channel) -> Fut,
-        Fut: std::future::Future<Output = Result<T, BrokerError>>,
-    {
-        let session = self.session().await?;
-        let channel = session
-            .connection
-            .create_channel()
-            .await
-            .map_err(unavailable)?;
-        let result = work(channel.clone()).await;
+    /// Go through the dead-letter queue on a channel of its own, one
+    /// `basic.get` (manual ack) at a time: at most `limit` messages and never
+    /// more than the queue held at the start, stopping once `max_picked` were
+    /// picked (a scan that only keeps ignores it). `pick` decides for each message; the ones kept stay unacked
+    /// until the channel closes, which hands them back (also on any error).
+    /// Closing, rather than nack-requeue, does not count as a delivery
+    /// attempt on quorum queues (RabbitMQ 4 gives quorum queues a default
+    /// delivery limit), so a look changes nothing about a message.
+    async fn scan(
+        &self,
+        limit: usize,
+        max_picked: u64,
+        pick: impl Fn(&DeadLetter) -> Pick + Send,
+    ) -> Result<Scanned, BrokerError> {
+        let channel = self.channel().await?;
+        let scanned = self.scan_on(&channel, limit, max_picked, pick).await;
         if let Err(err) = channel.close(200, "dead letters read").await {
             tracing::debug!(%err, "closing the dead-letter channel");
         }
-        result
-    }
-}
-
-async fn get_dead_letter(
-    channel: &Channel,
-    queue: &str,
-) -> Result<Option<lapin::message::Delivery>, BrokerError> {
-    let message = channel
-        .basic_get(queue, BasicGetOptions { no_ack: false })
-        .await
-        .map_err(unavailable)?;
-    Ok(message.map(|message| message.delivery))
-}
-
-#[async_trait]
-impl DeadLetters for RabbitBroker {
-    async fn list(&self, limit: usize) -> Result<Vec<DeadLetter>, BrokerError> {
-        let queue = self.inner.names.dead_letter.clone();
-        let listed = self
-            .inner
-            .with_dead_letter_channel(|channel| async move {
-                let mut listed = Vec::new();
-                while listed.len() < limit {
-                    let Some(delivery) = get_dead_letter(&channel, &queue).await? else {
-                        break;
-                    };
-                    // RabbitMQ has no message ids: the position in the queue names it.
-                    let id = (listed.len() + 1).to_string();
-                    let mut letter = DeadLetter::describe(
-                        id,
-                        dead_letter_reason(&delivery.properties),
-                        &delivery.data,
-                    );
-                    if letter.job_id.is_none() {
-                        letter.job_id = Some(message_job_id(&delivery))
-                            .filter(|id| zipfleet_shared::spec::is_valid_job_id(id));
-                    }
-                    listed.push(letter);
-                }
-                Ok(listed)
-            })
-            .await?;
-        // Closing the channel hands the messages back, but the queue takes
-        // them back a moment later: wait for that, so that a redrive (or a
-        // depth) right after a listing sees them where the listing left them.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-        while self.depth().await? < listed.len() as u64 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let scanned = scanned?;
+        // Closing the channel hands the kept messages back, but the queue
+        // takes them back a moment later: wait until it holds what it held
+        // at the start less what was picked, so that whatever comes next (a
+        // listing, a redrive, a depth) sees them where they were.
+        let kept = scanned.seen.len() as u64 - scanned.picked;
+        if kept > 0 {
+            let expected = scanned.present.saturating_sub(scanned.picked);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+            while self.dead_letter_depth().await? < expected
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
-        Ok(listed)
+        Ok(scanned)
+    }
+
+    async fn scan_on(
+        &self,
+        channel: &Channel,
+        limit: usize,
+        max_picked: u64,
+        pick: impl Fn(&DeadLetter) -> Pick + Send,
+    ) -> Result<Scanned, BrokerError> {
+        let queue = &self.names.dead_letter;
+        let present = passive_depth(channel, queue).await?;
+        let bound = limit.min(usize::try_from(present).unwrap_or(usize::MAX));
+        let mut scanned = Scanned {
+            present,
+            seen: Vec::new(),
+            picked: 0,
+        };
+        while scanned.seen.len() < bound {
+            let Some(message) = channel
+                .basic_get(queue, BasicGetOptions { no_ack: false })
+                .await
+                .map_err(unavailable)?
+            else {
+                break;
+            };
+            let delivery = message.delivery;
+            let letter = describe(&delivery);
+            let action = pick(&letter);
+            scanned.seen.push(letter);
+            if action == Pick::Keep {
+                continue;
+            }
+            if action == Pick::Redrive {
+                let job_id = message_job_id(&delivery);
+                self.publish(&self.lanes[0], &job_id, &delivery.data, None)
+                    .await?;
+            }
+            delivery
+                .acker
+                .ack(BasicAckOptions::default())
+                .await
+                .map_err(unavailable)?;
+            scanned.picked += 1;
+            if scanned.picked >= max_picked {
+                break;
+            }
+        }
+        Ok(scanned)
     }
 
     /// On a channel of its own: a passive declare of a missing queue closes
     /// its channel, which must not be the publisher's (every /metrics scrape
     /// would break job publishing where infrastructure has not made the DLQ).
-    async fn depth(&self) -> Result<u64, BrokerError> {
-        let queue = self.inner.names.dead_letter.clone();
-        self.inner
-            .with_dead_letter_channel(|channel| async move {
-                let options = QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                };
-                let declared = channel
-                    .queue_declare(&queue, options, FieldTable::default())
-                    .await
-                    .map_err(|err| {
-                        BrokerError::Unavailable(format!("reading the depth of {queue}: {err}"))
-                    })?;
-                Ok(u64::from(declared.message_count()))
-            })
-            .await
+    async fn dead_letter_depth(&self) -> Result<u64, BrokerError> {
+        let channel = self.channel().await?;
+        let depth = passive_depth(&channel, &self.names.dead_letter).await;
+        let _ = channel.close(200, "depth read").await;
+        depth
+    }
+}
+
+async fn passive_depth(channel: &Channel, queue: &str) -> Result<u64, BrokerError> {
+    let options = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let declared = channel
+        .queue_declare(queue, options, FieldTable::default())
+        .await
+        .map_err(|err| BrokerError::Unavailable(format!("reading the depth of {queue}: {err}")))?;
+    Ok(u64::from(declared.message_count()))
+}
+
+#[async_trait]
+impl DeadLetters for RabbitBroker {
+    async fn list(&self, limit: usize) -> Result<Vec<DeadLetter>, BrokerError> {
+        Ok(self.inner.scan(limit, 0, |_| Pick::Keep).await?.seen)
     }
 
-    /// Take one message (manual ack), republish it to the jobs queue and wait
-    /// for the confirm, then ack it: a failure anywhere leaves it in the
-    /// dead-letter queue.
+    async fn depth(&self) -> Result<u64, BrokerError> {
+        self.inner.dead_letter_depth().await
+    }
+
+    /// Take one message, republish it to lane 0 and wait for the confirm,
+    /// then ack it: a failure anywhere leaves it in the dead-letter queue.
     async fn redrive(&self, max: usize) -> Result<u64, BrokerError> {
-        let inner = self.inner.clone();
-        self.inner
-            .with_dead_letter_channel(|channel| async move {
-                let mut moved = 0u64;
-                while (moved as usize) < max {
-                    let Some(delivery) =
-                        get_dead_letter(&channel, &inner.names.dead_letter).await?
-                    else {
-                        break;
-                    };
-                    let job_id = message_job_id(&delivery);
-                    inner
-                        .publish(&inner.names.jobs, &job_id, &delivery.data, None)
-                        .await?;
-                    delivery
-                        .acker
-                        .ack(BasicAckOptions::default())
-                        .await
-                        .map_err(unavailable)?;
-                    moved += 1;
+        let scanned = self.inner.scan(max, max as u64, |_| Pick::Redrive).await?;
+        Ok(scanned.picked)
+    }
+
+    async fn redrive_one(&self, id: &str) -> Result<bool, BrokerError> {
+        let scanned = self
+            .inner
+            .scan(usize::MAX, 1, |letter| {
+                if letter.id == id {
+                    Pick::Redrive
+                } else {
+                    Pick::Keep
                 }
-                Ok(moved)
             })
-            .await
+            .await?;
+        Ok(scanned.picked == 1)
+    }
+
+    async fn delete_one(&self, id: &str) -> Result<bool, BrokerError> {
+        let scanned = self
+            .inner
+            .scan(usize::MAX, 1, |letter| {
+                if letter.id == id {
+                    Pick::Delete
+                } else {
+                    Pick::Keep
+                }
+            })
+            .await?;
+        Ok(scanned.picked == 1)
+    }
+
+    async fn delete_job(&self, job_id: &str) -> Result<u64, BrokerError> {
+        let scanned = self
+            .inner
+            .scan(usize::MAX, u64::MAX, |letter| {
+                if letter.job_id.as_deref() == Some(job_id) {
+                    Pick::Delete
+                } else {
+                    Pick::Keep
+                }
+            })
+            .await?;
+        Ok(scanned.picked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lanes_are_named_after_the_jobs_queue() {
+        assert_eq!(
+            lane_queues("zipfleet.jobs", 3),
+            [
+                "zipfleet.jobs",
+                "zipfleet.jobs.lane1",
+                "zipfleet.jobs.lane2"
+            ]
+        );
+        assert_eq!(lane_queues("j", 0), ["j"], "at least lane 0");
     }
 }

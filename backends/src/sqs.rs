@@ -4,37 +4,44 @@
 //!
 //! How the broker trait maps onto SQS:
 //!
-//! - **Receive**: long polling (`WaitTimeSeconds` 20, never a busy loop),
-//!   asking for as many messages as the consumer has free capacity (at most
-//!   10, SQS's batch limit). A message is received only when a slot is free to
-//!   work on it, so no message sits invisible in a buffer.
+//! - **Lanes**: lane 0 is the jobs queue, lane n the queue `{jobs}-lane{n}`
+//!   (a queue URL given for the jobs queue: that URL + `-lane{n}`).
+//! - **Take**: `ReceiveMessage` of one message from one lane, waiting
+//!   `patience` (whole seconds, at most SQS's 20; 0 asks once). A message is
+//!   received only when the worker has a free slot to run it, and the worker
+//!   awaits every receive to its end, so no message sits invisible in a buffer
+//!   or in an abandoned request. Receives are not retried by the SDK: the
+//!   worker loop backs off itself.
 //! - **Lease**: a received message is invisible for the visibility timeout.
 //!   [`Settle::extend_lease`] renews it with `ChangeMessageVisibility`; the
 //!   worker calls it every third of the timeout while the job runs, so a long
 //!   job is never delivered to a second worker.
-//! - **Ack** = `DeleteMessage`; **hand back** = visibility 0; **attempt** =
-//!   `ApproximateReceiveCount`.
-//! - **Dead letters**: the jobs queue's redrive policy (`maxReceiveCount` =
-//!   the delivery limit) moves a message that keeps coming back; a message the
-//!   worker knows to be hopeless (malformed) is moved at once (send to the
-//!   dead-letter queue, then delete) instead of burning receives.
+//! - **Ack** = `DeleteMessage`; **hand back** = visibility 0 on its own lane;
+//!   **attempt** = `ApproximateReceiveCount`.
+//! - **Dead letters**: every lane's redrive policy (`maxReceiveCount` = the
+//!   delivery limit) moves a message that keeps coming back to the one
+//!   dead-letter queue; a message the worker knows to be hopeless (malformed)
+//!   is moved at once (send to the dead-letter queue, then delete) instead of
+//!   burning receives. A dead letter's id is its `MessageId`.
 //! - **Queues** are names (resolved with `GetQueueUrl`) or full URLs. With
-//!   `ZIPFLEET_CREATE_QUEUES=true`, missing queues are created with the
-//!   redrive wiring; queues that exist are used as they are.
+//!   `ZIPFLEET_CREATE_QUEUES=true`, missing queues given by name are created
+//!   (lanes with the redrive policy and visibility timeout); queues that exist
+//!   are used as they are. A lane that does not exist and is not created is
+//!   an error naming it.
 
 use async_trait::async_trait;
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
+    QueueAttributeName,
+};
 use aws_sdk_sqs::Client;
 use bytes::Bytes;
-use std::collections::VecDeque;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use zipfleet_shared::broker::{
-    Broker, BrokerError, Consumer, Delivery, QueueDepth, QueueNames, Settle,
-};
+use zipfleet_shared::broker::{Broker, BrokerError, Delivery, Lane, LaneDepth, QueueNames, Settle};
 
 /// SQS's queue names unless configured: SQS allows no dots in a standard
 /// queue's name, so dashes.
@@ -46,15 +53,23 @@ pub fn default_queue_names() -> QueueNames {
     }
 }
 
-/// SQS's largest batch for one `ReceiveMessage`.
+/// The queue (name or URL) of every lane, lane 0 first: the one place SQS's
+/// lane names are made (`zipfleet-jobs`, `zipfleet-jobs-lane1`, …).
+pub fn lane_queues(jobs: &str, lanes: u16) -> Vec<String> {
+    Lane::all(lanes.max(1))
+        .map(|lane| lane.queue_name(jobs, '-'))
+        .collect()
+}
+
+/// SQS's largest batch for one `ReceiveMessage` or batch call.
 const MAX_BATCH: usize = 10;
-/// How long one receive waits for messages. SQS allows up to 20 s; a short
-/// poll keeps shutdown prompt, because a receive in progress is never
-/// abandoned (it may already hold a message) but waited for and its messages
-/// handed back. At 3 s an idle worker makes one request every 3 s.
-pub const LONG_POLL_SECONDS: i32 = 3;
-/// How long [`Consumer::stop`] waits for a receive in progress.
-const STOP_WAIT: Duration = Duration::from_secs(LONG_POLL_SECONDS as u64 + 5);
+/// SQS's longest `WaitTimeSeconds`.
+pub const MAX_WAIT_SECONDS: u64 = 20;
+/// How much longer than its wait a receive may take before it is given up as
+/// hung (a connection that died without an answer). Only then is a receive
+/// ever abandoned; a message it may have taken comes back after the
+/// visibility timeout.
+const RECEIVE_HUNG_AFTER: Duration = Duration::from_secs(15);
 /// SQS's smallest maximum message size; larger specs travel by claim check.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// Dead letters are kept as long as SQS allows (14 days).
@@ -63,7 +78,8 @@ const DEAD_LETTER_RETENTION_SECONDS: &str = "1209600";
 /// Resolved queue URLs of one deployment.
 #[derive(Debug, Clone)]
 struct QueueUrls {
-    jobs: String,
+    /// Every lane's URL, lane 0 (the jobs queue) first.
+    lanes: Vec<String>,
     completed: String,
     dead_letter: String,
 }
@@ -72,6 +88,12 @@ struct Inner {
     client: Client,
     urls: QueueUrls,
     visibility: Duration,
+}
+
+impl Inner {
+    fn lanes(&self) -> u16 {
+        u16::try_from(self.urls.lanes.len()).unwrap_or(u16::MAX)
+    }
 }
 
 /// An SQS broker. Cheap to clone.
@@ -89,6 +111,8 @@ pub struct SqsOptions {
     pub create_queues: bool,
     /// How long a received message stays invisible between heartbeats.
     pub visibility_timeout: Duration,
+    /// Lanes of the jobs queue.
+    pub lanes: u16,
 }
 
 /// Server-side trouble and throttling are worth retrying; anything else the
@@ -155,7 +179,7 @@ impl SqsBroker {
         .await?;
         let completed =
             resolve(&client, &names.completed, options.create_queues, Vec::new()).await?;
-        let jobs_attributes = if options.create_queues && !is_queue_url(&names.jobs) {
+        let lane_attributes = if options.create_queues {
             let arn = queue_arn(&client, &dead_letter).await?;
             let redrive = serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": options.max_deliveries.max(1)});
             vec![
@@ -168,18 +192,77 @@ impl SqsBroker {
         } else {
             Vec::new()
         };
-        let jobs = resolve(&client, &names.jobs, options.create_queues, jobs_attributes).await?;
+        let mut lanes = Vec::new();
+        for (lane, queue) in
+            Lane::all(options.lanes.max(1)).zip(lane_queues(&names.jobs, options.lanes))
+        {
+            let url = resolve_lane(
+                &client,
+                lane,
+                &queue,
+                options.create_queues,
+                lane_attributes.clone(),
+            )
+            .await?;
+            lanes.push(url);
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
                 urls: QueueUrls {
-                    jobs,
+                    lanes,
                     completed,
                     dead_letter,
                 },
                 visibility,
             }),
         })
+    }
+}
+
+/// One lane's URL. Given by name: looked up (created when allowed). Given as
+/// a URL (the jobs queue configured as one): checked to exist, since nothing
+/// else would notice a missing lane before a publish fails.
+async fn resolve_lane(
+    client: &Client,
+    lane: Lane,
+    queue: &str,
+    create: bool,
+    attributes: Vec<(QueueAttributeName, String)>,
+) -> Result<String, BrokerError> {
+    let missing = |detail: String| {
+        BrokerError::Refused(format!(
+            "{lane} of the jobs queue, {queue}, does not exist ({detail}): create it like the jobs \
+             queue (same redrive policy and visibility timeout), let zipfleet create queues given \
+             by name (ZIPFLEET_CREATE_QUEUES=true), or lower ZIPFLEET_FAIR_LANES"
+        ))
+    };
+    if is_queue_url(queue) {
+        return match client
+            .get_queue_attributes()
+            .queue_url(queue)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(queue.to_string()),
+            Err(SdkError::ServiceError(service)) if service.err().is_queue_does_not_exist() => {
+                Err(missing("no queue at that URL".into()))
+            }
+            Err(err) => Err(sdk_error(&format!("checking {lane} at {queue}"), err)),
+        };
+    }
+    if create {
+        return resolve(client, queue, true, attributes).await;
+    }
+    match client.get_queue_url().queue_name(queue).send().await {
+        Ok(found) => found
+            .queue_url
+            .ok_or_else(|| BrokerError::Refused(format!("SQS returned no URL for queue {queue}"))),
+        Err(SdkError::ServiceError(service)) if service.err().is_queue_does_not_exist() => {
+            Err(missing("and ZIPFLEET_CREATE_QUEUES is false".into()))
+        }
+        Err(err) => Err(sdk_error(&format!("looking up queue {queue}"), err)),
     }
 }
 
@@ -298,9 +381,19 @@ impl Broker for SqsBroker {
         "sqs"
     }
 
-    async fn publish_job(&self, job_id: &str, body: &[u8]) -> Result<(), BrokerError> {
+    fn lanes(&self) -> u16 {
+        self.inner.lanes()
+    }
+
+    async fn publish_job(&self, lane: Lane, job_id: &str, body: &[u8]) -> Result<(), BrokerError> {
+        lane.check(self.lanes())?;
         self.inner
-            .send(&self.inner.urls.jobs, job_id, body, None)
+            .send(
+                &self.inner.urls.lanes[usize::from(lane.0)],
+                job_id,
+                body,
+                None,
+            )
             .await
     }
 
@@ -310,41 +403,72 @@ impl Broker for SqsBroker {
             .await
     }
 
-    async fn consumer(&self, prefetch: u16) -> Result<Box<dyn Consumer>, BrokerError> {
-        Ok(Box::new(SqsConsumer {
-            inner: self.inner.clone(),
-            capacity: Arc::new(Semaphore::new(usize::from(prefetch.max(1)))),
-            received: VecDeque::new(),
-            pending: None,
-            stopped: false,
-        }))
-    }
-
-    async fn queue_depth(&self) -> Result<QueueDepth, BrokerError> {
-        let output = self
+    async fn take(&self, lane: Lane, patience: Duration) -> Result<Option<Delivery>, BrokerError> {
+        lane.check(self.lanes())?;
+        let url = &self.inner.urls.lanes[usize::from(lane.0)];
+        let wait = patience.as_secs().min(MAX_WAIT_SECONDS);
+        let no_retries = aws_sdk_sqs::config::Builder::default()
+            .retry_config(aws_sdk_sqs::config::retry::RetryConfig::disabled());
+        let receive = self
             .inner
             .client
-            .get_queue_attributes()
-            .queue_url(&self.inner.urls.jobs)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .send()
-            .await
-            .map_err(|err| sdk_error("reading the jobs queue's depth", err))?;
-        let read = |name: &QueueAttributeName| {
-            output
-                .attributes()
-                .and_then(|map| map.get(name))
-                .and_then(|value| value.parse::<u64>().ok())
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(1)
+            .wait_time_seconds(i32::try_from(wait).unwrap_or(0))
+            .visibility_timeout(seconds(self.inner.visibility))
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_attribute_names("All")
+            .customize()
+            .config_override(no_retries)
+            .send();
+        let output = match tokio::time::timeout(
+            Duration::from_secs(wait) + RECEIVE_HUNG_AFTER,
+            receive,
+        )
+        .await
+        {
+            Ok(output) => {
+                output.map_err(|err| sdk_error(&format!("receiving from {lane}"), err))?
+            }
+            Err(_) => {
+                tracing::warn!(%lane, "a receive hung without an answer; giving it up (a message it took, if any, returns after the visibility timeout)");
+                return Err(BrokerError::Unavailable(format!(
+                    "receiving from {lane}: no answer"
+                )));
+            }
         };
-        Ok(QueueDepth {
-            ready: read(&QueueAttributeName::ApproximateNumberOfMessages).unwrap_or(0),
-            in_flight: read(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-        })
+        let mut messages = output.messages.unwrap_or_default().into_iter();
+        let Some(message) = messages.next() else {
+            return Ok(None);
+        };
+        // More than asked for would be an SQS bug; never hold one unrun.
+        for extra in messages {
+            self.inner.release(url, &extra).await;
+        }
+        Ok(self.inner.delivery(lane, message))
     }
 
+    async fn lane_depths(&self) -> Result<Vec<LaneDepth>, BrokerError> {
+        let mut depths = Vec::with_capacity(self.inner.urls.lanes.len());
+        for (lane, url) in Lane::all(self.lanes()).zip(&self.inner.urls.lanes) {
+            let (ready, in_flight) = self.inner.depth_of(url, &lane.to_string()).await?;
+            depths.push(LaneDepth {
+                lane,
+                queue: url.clone(),
+                ready,
+                in_flight: Some(in_flight),
+            });
+        }
+        Ok(depths)
+    }
+
+    /// One request, whatever the number of lanes: `/readyz` asks every 2 s.
     async fn check(&self) -> Result<(), BrokerError> {
-        self.queue_depth().await.map(|_| ())
+        self.inner
+            .depth_of(&self.inner.urls.lanes[0], "the jobs queue")
+            .await
+            .map(|_| ())
     }
 
     fn dead_letter_queue(&self) -> Option<&dyn zipfleet_shared::broker::DeadLetters> {
@@ -352,142 +476,38 @@ impl Broker for SqsBroker {
     }
 }
 
-struct SqsConsumer {
-    inner: Arc<Inner>,
-    /// One permit per message this consumer may hold unsettled.
-    capacity: Arc<Semaphore>,
-    /// Received, each with its slot, not yet handed out.
-    received: VecDeque<(aws_sdk_sqs::types::Message, OwnedSemaphorePermit)>,
-    /// The receive in progress, in its own task so that dropping a `next()`
-    /// future (the worker races it against other events) never abandons a
-    /// request that may already have taken messages: the next call, or
-    /// `stop`, picks it up.
-    pending: Option<PendingReceive>,
-    stopped: bool,
-}
-
-struct PendingReceive {
-    request: tokio::task::JoinHandle<Result<Vec<aws_sdk_sqs::types::Message>, BrokerError>>,
-    /// The free job slots the receive asked messages for.
-    slots: Vec<OwnedSemaphorePermit>,
-}
-
-#[async_trait]
-impl Consumer for SqsConsumer {
-    async fn next(&mut self) -> Result<Delivery, BrokerError> {
-        loop {
-            if let Some((message, slot)) = self.received.pop_front() {
-                if let Some(delivery) = self.delivery(message, slot) {
-                    return Ok(delivery);
-                }
-                continue;
-            }
-            if self.stopped {
-                std::future::pending::<()>().await;
-            }
-            if self.pending.is_none() {
-                let first = self
-                    .capacity
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| BrokerError::Unavailable("consumer closed".into()))?;
-                let mut slots = vec![first];
-                while slots.len() < MAX_BATCH {
-                    match self.capacity.clone().try_acquire_owned() {
-                        Ok(slot) => slots.push(slot),
-                        Err(_) => break,
-                    }
-                }
-                let request = self.receive(i32::try_from(slots.len()).unwrap_or(1));
-                self.pending = Some(PendingReceive {
-                    request: tokio::spawn(request),
-                    slots,
-                });
-            }
-            // Cancel-safe: if this future is dropped while waiting here, the
-            // receive carries on in its task and stays in `self.pending`.
-            let pending = self.pending.as_mut().expect("a receive is in progress");
-            let finished = (&mut pending.request).await;
-            let PendingReceive { mut slots, .. } =
-                self.pending.take().expect("a receive is in progress");
-            let messages = finished.map_err(|err| {
-                BrokerError::Unavailable(format!("the receive task failed: {err}"))
-            })??;
-            for message in messages {
-                let Some(slot) = slots.pop() else {
-                    // More than asked for: leave the extra for someone else.
-                    self.release(&message).await;
-                    continue;
-                };
-                self.received.push_back((message, slot));
-            }
-        }
+impl Inner {
+    /// A queue's approximate (visible, not visible) message counts.
+    async fn depth_of(&self, url: &str, what: &str) -> Result<(u64, u64), BrokerError> {
+        let output = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(|err| sdk_error(&format!("reading the depth of {what}"), err))?;
+        let read = |name: &QueueAttributeName| {
+            output
+                .attributes()
+                .and_then(|map| map.get(name))
+                .and_then(|value| value.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Ok((
+            read(&QueueAttributeName::ApproximateNumberOfMessages),
+            read(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        ))
     }
 
-    async fn stop(&mut self) {
-        self.stopped = true;
-        // A receive in progress may bring messages: wait for it (it ends
-        // within the long poll) rather than let them sit out a visibility timeout.
-        if let Some(mut pending) = self.pending.take() {
-            match tokio::time::timeout(STOP_WAIT, &mut pending.request).await {
-                Ok(Ok(Ok(messages))) => {
-                    for message in messages {
-                        self.release(&message).await;
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => tracing::warn!("a receive did not end in time at shutdown; its messages (if any) return after the visibility timeout"),
-            }
-        }
-        // Received but not started: make them visible to other workers now.
-        let received: Vec<_> = self.received.drain(..).collect();
-        for (message, _slot) in received {
-            self.release(&message).await;
-        }
-    }
-}
-
-impl SqsConsumer {
-    /// One long-poll receive for up to `batch` messages. Not retried by the
-    /// SDK: the worker loop backs off itself, and a quick answer during an
-    /// outage keeps shutdown prompt.
-    fn receive(
-        &self,
-        batch: i32,
-    ) -> impl std::future::Future<Output = Result<Vec<aws_sdk_sqs::types::Message>, BrokerError>>
-           + Send
-           + 'static {
-        let inner = self.inner.clone();
-        async move {
-            let no_retries = aws_sdk_sqs::config::Builder::default()
-                .retry_config(aws_sdk_sqs::config::retry::RetryConfig::disabled());
-            let output = inner
-                .client
-                .receive_message()
-                .queue_url(&inner.urls.jobs)
-                .max_number_of_messages(batch)
-                .wait_time_seconds(LONG_POLL_SECONDS)
-                .visibility_timeout(seconds(inner.visibility))
-                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-                .message_attribute_names("All")
-                .customize()
-                .config_override(no_retries)
-                .send()
-                .await
-                .map_err(|err| sdk_error("receiving from the jobs queue", err))?;
-            Ok(output.messages.unwrap_or_default())
-        }
-    }
-
-    /// Make a received message visible to other workers at once.
-    async fn release(&self, message: &aws_sdk_sqs::types::Message) {
+    /// Make a received message visible to others at once.
+    async fn release(&self, url: &str, message: &aws_sdk_sqs::types::Message) {
         if let Some(handle) = message.receipt_handle() {
             let _ = self
-                .inner
                 .client
                 .change_message_visibility()
-                .queue_url(&self.inner.urls.jobs)
+                .queue_url(url)
                 .receipt_handle(handle)
                 .visibility_timeout(0)
                 .send()
@@ -496,9 +516,9 @@ impl SqsConsumer {
     }
 
     fn delivery(
-        &self,
+        self: &Arc<Self>,
+        lane: Lane,
         message: aws_sdk_sqs::types::Message,
-        slot: OwnedSemaphorePermit,
     ) -> Option<Delivery> {
         let handle = message.receipt_handle()?.to_string();
         let attempt = message
@@ -507,39 +527,38 @@ impl SqsConsumer {
             .and_then(|count| count.parse::<u32>().ok())
             .unwrap_or(1)
             .max(1);
-        let job_id = message
-            .message_attributes()
-            .and_then(|map| map.get("job_id"))
-            .and_then(|value| value.string_value())
-            .unwrap_or_default()
-            .to_string();
+        let job_id = message_attribute(&message, "job_id").unwrap_or_default();
         let body = Bytes::from(message.body.unwrap_or_default());
         let settle = SqsSettle {
-            inner: self.inner.clone(),
+            inner: self.clone(),
+            lane,
             handle,
             body: body.clone(),
             job_id,
-            _slot: slot,
         };
-        Some(Delivery::new(body, attempt, Box::new(settle)))
+        Some(Delivery::new(body, attempt, lane, Box::new(settle)))
     }
 }
 
 struct SqsSettle {
     inner: Arc<Inner>,
+    /// The lane it came from: its receipt handle is only good there.
+    lane: Lane,
     handle: String,
     body: Bytes,
     job_id: String,
-    /// Frees the consumer's slot when the delivery is settled or dropped.
-    _slot: OwnedSemaphorePermit,
 }
 
 impl SqsSettle {
+    fn url(&self) -> &str {
+        &self.inner.urls.lanes[usize::from(self.lane.0)]
+    }
+
     async fn set_visibility(&self, timeout: Duration, what: &str) -> Result<(), BrokerError> {
         self.inner
             .client
             .change_message_visibility()
-            .queue_url(&self.inner.urls.jobs)
+            .queue_url(self.url())
             .receipt_handle(&self.handle)
             .visibility_timeout(seconds(timeout))
             .send()
@@ -555,7 +574,7 @@ impl Settle for SqsSettle {
         self.inner
             .client
             .delete_message()
-            .queue_url(&self.inner.urls.jobs)
+            .queue_url(self.url())
             .receipt_handle(&self.handle)
             .send()
             .await
@@ -563,6 +582,7 @@ impl Settle for SqsSettle {
         Ok(())
     }
 
+    /// Visible again at once, on its own lane.
     async fn hand_back(&self) -> Result<(), BrokerError> {
         self.set_visibility(Duration::ZERO, "handing a job back")
             .await
@@ -590,19 +610,6 @@ impl Settle for SqsSettle {
     }
 }
 
-// ---------------------------------------------------------------------------
-// Dead letters: what operators see (`GET /v1/dead-letters`) and move back
-// (`POST /v1/dead-letters/redrive`). Moved by hand (receive, send to the jobs
-// queue, delete) rather than with `StartMessageMoveTask`: that runs
-// asynchronously with no count to answer with, and moto does not implement it.
-
-use zipfleet_shared::broker::{DeadLetter, DeadLetters, EXCEEDED_MAX_DELIVERIES};
-
-/// How long a listed dead letter stays invisible if making it visible again fails.
-const LIST_PEEK_SECONDS: i32 = 5;
-/// How long a dead letter being moved stays invisible before another try may take it.
-const REDRIVE_LEASE_SECONDS: i32 = 60;
-
 fn message_attribute(message: &aws_sdk_sqs::types::Message, name: &str) -> Option<String> {
     message
         .message_attributes()
@@ -611,11 +618,57 @@ fn message_attribute(message: &aws_sdk_sqs::types::Message, name: &str) -> Optio
         .map(str::to_string)
 }
 
+// ---------------------------------------------------------------------------
+// Dead letters: what operators see (`GET /v1/dead-letters`), move back to
+// lane 0 and delete (all, one by id, or a job's). Moved by hand (receive,
+// send to lane 0, delete) rather than with `StartMessageMoveTask`: that runs
+// asynchronously with no count to answer with, and moto does not implement it.
+
+use zipfleet_shared::broker::{DeadLetter, DeadLetters, EXCEEDED_MAX_DELIVERIES};
+
+/// How long dead letters a scan has looked at stay invisible while it goes
+/// on (so that it sees each once). Every one it keeps is made visible again
+/// at its end; this is only how long one stays away if that fails.
+const SCAN_LEASE_SECONDS: i32 = 30;
+
+/// What a scan of the dead-letter queue does with one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pick {
+    /// Leave it in the queue.
+    Keep,
+    /// Send it to lane 0, then delete it here.
+    Redrive,
+    /// Delete it.
+    Delete,
+}
+
+/// What a scan saw and did.
+struct Scanned {
+    seen: Vec<DeadLetter>,
+    picked: u64,
+}
+
+fn describe(message: &aws_sdk_sqs::types::Message) -> DeadLetter {
+    let id = message.message_id().unwrap_or_default().to_string();
+    // Ours when the worker dead-lettered it; none when the redrive policy did.
+    let reason = message_attribute(message, "dead_letter_reason")
+        .unwrap_or_else(|| EXCEEDED_MAX_DELIVERIES.to_string());
+    let mut letter = DeadLetter::describe(
+        id,
+        Some(reason),
+        message.body().unwrap_or_default().as_bytes(),
+    );
+    if letter.job_id.is_none() {
+        letter.job_id = message_attribute(message, "job_id")
+            .filter(|id| zipfleet_shared::spec::is_valid_job_id(id));
+    }
+    letter
+}
+
 impl Inner {
     async fn receive_dead_letters(
         &self,
         count: usize,
-        visibility: i32,
     ) -> Result<Vec<aws_sdk_sqs::types::Message>, BrokerError> {
         let output = self
             .client
@@ -624,132 +677,201 @@ impl Inner {
             .max_number_of_messages(i32::try_from(count.clamp(1, MAX_BATCH)).unwrap_or(1))
             // A short long poll: a zero wait may miss messages on other SQS hosts.
             .wait_time_seconds(1)
-            .visibility_timeout(visibility)
+            .visibility_timeout(SCAN_LEASE_SECONDS)
             .message_attribute_names("All")
             .send()
             .await
             .map_err(|err| sdk_error("receiving from the dead-letter queue", err))?;
         Ok(output.messages.unwrap_or_default())
     }
+
+    /// Go through the dead-letter queue: at most `limit` messages and never
+    /// more than it held at the start (plus a batch, its count being
+    /// approximate), stopping once `max_picked` were picked (a scan that only
+    /// keeps ignores it) or a receive brings nothing new. Messages looked at stay invisible until the end,
+    /// then the ones kept are made visible again (also after an error), so
+    /// none is lost and each is seen once.
+    async fn scan(
+        &self,
+        limit: usize,
+        max_picked: u64,
+        pick: impl Fn(&DeadLetter) -> Pick + Send,
+    ) -> Result<Scanned, BrokerError> {
+        let (visible, invisible) = self
+            .depth_of(&self.urls.dead_letter, "the dead-letter queue")
+            .await?;
+        let bound =
+            limit.min(usize::try_from(visible + invisible).unwrap_or(usize::MAX) + MAX_BATCH);
+        let mut scanned = Scanned {
+            seen: Vec::new(),
+            picked: 0,
+        };
+        let mut seen_ids = HashSet::new();
+        let mut kept = Vec::new();
+        let mut done = false;
+        let result = async {
+            while !done && scanned.seen.len() < bound {
+                let batch = self
+                    .receive_dead_letters(bound - scanned.seen.len())
+                    .await?;
+                let mut new = 0;
+                for message in batch {
+                    let Some(handle) = message.receipt_handle().map(str::to_string) else {
+                        continue;
+                    };
+                    let letter = describe(&message);
+                    if done || scanned.seen.len() >= bound || !seen_ids.insert(letter.id.clone()) {
+                        kept.push(handle);
+                        continue;
+                    }
+                    new += 1;
+                    let action = pick(&letter);
+                    scanned.seen.push(letter);
+                    if action == Pick::Keep {
+                        kept.push(handle);
+                        continue;
+                    }
+                    if let Err(err) = self.settle_dead_letter(&message, &handle, action).await {
+                        kept.push(handle);
+                        return Err(err);
+                    }
+                    scanned.picked += 1;
+                    done = scanned.picked >= max_picked;
+                }
+                if new == 0 {
+                    break;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        self.make_visible(&self.urls.dead_letter, kept).await;
+        result.map(|()| scanned)
+    }
+
+    /// Redrive (send to lane 0, then delete) or delete one dead letter: a
+    /// failure before the delete leaves it in the dead-letter queue.
+    async fn settle_dead_letter(
+        &self,
+        message: &aws_sdk_sqs::types::Message,
+        handle: &str,
+        action: Pick,
+    ) -> Result<(), BrokerError> {
+        if action == Pick::Redrive {
+            let body = message.body().unwrap_or_default();
+            let job_id = message_attribute(message, "job_id")
+                .filter(|id| zipfleet_shared::spec::is_valid_job_id(id))
+                .or_else(|| DeadLetter::describe("", None, body.as_bytes()).job_id)
+                .unwrap_or_default();
+            self.send(&self.urls.lanes[0], &job_id, body.as_bytes(), None)
+                .await?;
+        }
+        self.client
+            .delete_message()
+            .queue_url(&self.urls.dead_letter)
+            .receipt_handle(handle)
+            .send()
+            .await
+            .map_err(|err| sdk_error("deleting a dead letter", err))?;
+        Ok(())
+    }
+
+    /// Visible again at once, ten to a request (else they come back after
+    /// [`SCAN_LEASE_SECONDS`] anyway).
+    async fn make_visible(&self, url: &str, handles: Vec<String>) {
+        for chunk in handles.chunks(MAX_BATCH) {
+            let mut request = self.client.change_message_visibility_batch().queue_url(url);
+            for (index, handle) in chunk.iter().enumerate() {
+                let entry = ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .receipt_handle(handle)
+                    .visibility_timeout(0)
+                    .build()
+                    .expect("id and receipt handle are set");
+                request = request.entries(entry);
+            }
+            if let Err(err) = request.send().await {
+                tracing::debug!(err = %aws_sdk_sqs::error::DisplayErrorContext(&err), "making dead letters visible again");
+            }
+        }
+    }
 }
 
 #[async_trait]
 impl DeadLetters for SqsBroker {
     async fn list(&self, limit: usize) -> Result<Vec<DeadLetter>, BrokerError> {
-        let inner = &self.inner;
-        let mut listed: Vec<DeadLetter> = Vec::new();
-        let mut handles = Vec::new();
-        let mut result = Ok(());
-        while listed.len() < limit {
-            let batch = match inner
-                .receive_dead_letters(limit - listed.len(), LIST_PEEK_SECONDS)
-                .await
-            {
-                Ok(batch) => batch,
-                Err(err) => {
-                    result = Err(err);
-                    break;
-                }
-            };
-            let before = listed.len();
-            for message in batch {
-                let id = message.message_id().unwrap_or_default().to_string();
-                if let Some(handle) = message.receipt_handle() {
-                    handles.push(handle.to_string());
-                }
-                if listed.iter().any(|letter| letter.id == id) {
-                    continue;
-                }
-                // Ours when the worker dead-lettered it; none when the redrive policy did.
-                let reason = message_attribute(&message, "dead_letter_reason")
-                    .unwrap_or_else(|| EXCEEDED_MAX_DELIVERIES.to_string());
-                let mut letter = DeadLetter::describe(
-                    id,
-                    Some(reason),
-                    message.body().unwrap_or_default().as_bytes(),
-                );
-                if letter.job_id.is_none() {
-                    letter.job_id = message_attribute(&message, "job_id")
-                        .filter(|id| zipfleet_shared::spec::is_valid_job_id(id));
-                }
-                listed.push(letter);
-            }
-            if listed.len() == before {
-                break;
-            }
-        }
-        // Visible again at once (else they come back after LIST_PEEK_SECONDS anyway).
-        for handle in handles {
-            let _ = inner
-                .client
-                .change_message_visibility()
-                .queue_url(&inner.urls.dead_letter)
-                .receipt_handle(handle)
-                .visibility_timeout(0)
-                .send()
-                .await;
-        }
-        result.map(|()| listed)
+        Ok(self.inner.scan(limit, 0, |_| Pick::Keep).await?.seen)
     }
 
     async fn depth(&self) -> Result<u64, BrokerError> {
-        let output = self
+        let (visible, invisible) = self
             .inner
-            .client
-            .get_queue_attributes()
-            .queue_url(&self.inner.urls.dead_letter)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .send()
-            .await
-            .map_err(|err| sdk_error("reading the dead-letter queue's depth", err))?;
-        let read = |name: &QueueAttributeName| {
-            output
-                .attributes()
-                .and_then(|map| map.get(name))
-                .and_then(|value| value.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        Ok(read(&QueueAttributeName::ApproximateNumberOfMessages)
-            + read(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
+            .depth_of(&self.inner.urls.dead_letter, "the dead-letter queue")
+            .await?;
+        Ok(visible + invisible)
     }
 
-    /// Receive from the dead-letter queue, send to the jobs queue, then delete
-    /// from the dead-letter queue: a failure in between leaves the message
-    /// where it was (visible again after the lease).
     async fn redrive(&self, max: usize) -> Result<u64, BrokerError> {
-        let inner = &self.inner;
-        let mut moved = 0u64;
-        while (moved as usize) < max {
-            let batch = inner
-                .receive_dead_letters(max - moved as usize, REDRIVE_LEASE_SECONDS)
-                .await?;
-            if batch.is_empty() {
-                break;
-            }
-            for message in batch {
-                let Some(handle) = message.receipt_handle() else {
-                    continue;
-                };
-                let body = message.body().unwrap_or_default();
-                let job_id = message_attribute(&message, "job_id")
-                    .filter(|id| zipfleet_shared::spec::is_valid_job_id(id))
-                    .or_else(|| DeadLetter::describe("", None, body.as_bytes()).job_id)
-                    .unwrap_or_default();
-                inner
-                    .send(&inner.urls.jobs, &job_id, body.as_bytes(), None)
-                    .await?;
-                inner
-                    .client
-                    .delete_message()
-                    .queue_url(&inner.urls.dead_letter)
-                    .receipt_handle(handle)
-                    .send()
-                    .await
-                    .map_err(|err| sdk_error("deleting a redriven dead letter", err))?;
-                moved += 1;
-            }
-        }
-        Ok(moved)
+        let scanned = self.inner.scan(max, max as u64, |_| Pick::Redrive).await?;
+        Ok(scanned.picked)
+    }
+
+    async fn redrive_one(&self, id: &str) -> Result<bool, BrokerError> {
+        let scanned = self
+            .inner
+            .scan(usize::MAX, 1, |letter| {
+                if letter.id == id {
+                    Pick::Redrive
+                } else {
+                    Pick::Keep
+                }
+            })
+            .await?;
+        Ok(scanned.picked == 1)
+    }
+
+    async fn delete_one(&self, id: &str) -> Result<bool, BrokerError> {
+        let scanned = self
+            .inner
+            .scan(usize::MAX, 1, |letter| {
+                if letter.id == id {
+                    Pick::Delete
+                } else {
+                    Pick::Keep
+                }
+            })
+            .await?;
+        Ok(scanned.picked == 1)
+    }
+
+    async fn delete_job(&self, job_id: &str) -> Result<u64, BrokerError> {
+        let scanned = self
+            .inner
+            .scan(usize::MAX, u64::MAX, |letter| {
+                if letter.job_id.as_deref() == Some(job_id) {
+                    Pick::Delete
+                } else {
+                    Pick::Keep
+                }
+            })
+            .await?;
+        Ok(scanned.picked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lanes_are_named_after_the_jobs_queue_or_its_url() {
+        assert_eq!(
+            lane_queues("zipfleet-jobs", 2),
+            ["zipfleet-jobs", "zipfleet-jobs-lane1"]
+        );
+        assert_eq!(
+            lane_queues("https://sqs.us-east-1.amazonaws.com/1/jobs", 3)[2],
+            "https://sqs.us-east-1.amazonaws.com/1/jobs-lane2"
+        );
     }
 }

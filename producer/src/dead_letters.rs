@@ -1,10 +1,11 @@
-//! `/v1/dead-letters`: the operators' view of the dead-letter queue, and
-//! moving its messages back to the jobs queue (after fixing what made them fail).
+//! `/v1/dead-letters`: the operators' view of the dead-letter queue, moving
+//! its messages back to the jobs queue (after fixing what made them fail) —
+//! all of them or one by its id — and deleting one.
 
 use crate::errors::{ApiError, ErrorBody};
 use crate::startup::AppState;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::Json;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -62,6 +63,13 @@ fn integral<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<
 pub struct RedriveResult {
     /// Messages now back on the jobs queue.
     pub moved: u64,
+}
+
+/// Answer of `DELETE /v1/dead-letters/{id}`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeleteResult {
+    /// Messages deleted (1).
+    pub deleted: u64,
 }
 
 fn queue(state: &AppState) -> Result<&dyn DeadLetters, ApiError> {
@@ -177,4 +185,55 @@ fn parse_request(body: &[u8]) -> Result<RedriveRequest, (String, String)> {
     })?;
     de.end().map_err(|err| ("$".to_string(), err.to_string()))?;
     Ok(request)
+}
+
+/// Redrive one dead letter
+///
+/// Moves the dead letter with this id (as `GET /v1/dead-letters` lists it)
+/// back to the jobs queue as a first delivery, confirmed there before it
+/// leaves the dead-letter queue. The other dead letters stay as they are.
+#[utoipa::path(post, path = "/v1/dead-letters/{id}/redrive", operation_id = "redriveDeadLetter", tag = "dead letters",
+    params(("id" = String, Path, description = "The dead letter's id, as listed.")),
+    responses(
+        (status = 200, description = "The message moved.", body = RedriveResult),
+        (status = 401, description = "Missing or wrong bearer token.", body = ErrorBody),
+        (status = 404, description = "No dead letter has this id.", body = ErrorBody),
+        (status = 501, description = "The configured broker cannot move dead letters.", body = ErrorBody),
+        (status = 503, description = "The broker is unreachable.", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn redrive_one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<RedriveResult>, ApiError> {
+    if !queue(&state)?.redrive_one(&id).await.map_err(broker_down)? {
+        return Err(ApiError::NoDeadLetter(id));
+    }
+    info!(id, "a dead letter moved back to the jobs queue");
+    Ok(Json(RedriveResult { moved: 1 }))
+}
+
+/// Delete one dead letter
+///
+/// Deletes the dead letter with this id (as `GET /v1/dead-letters` lists
+/// it) for good. The other dead letters stay as they are.
+#[utoipa::path(delete, path = "/v1/dead-letters/{id}", operation_id = "deleteDeadLetter", tag = "dead letters",
+    params(("id" = String, Path, description = "The dead letter's id, as listed.")),
+    responses(
+        (status = 200, description = "The message is deleted.", body = DeleteResult),
+        (status = 401, description = "Missing or wrong bearer token.", body = ErrorBody),
+        (status = 404, description = "No dead letter has this id.", body = ErrorBody),
+        (status = 501, description = "The configured broker cannot delete dead letters.", body = ErrorBody),
+        (status = 503, description = "The broker is unreachable.", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn delete_one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<DeleteResult>, ApiError> {
+    if !queue(&state)?.delete_one(&id).await.map_err(broker_down)? {
+        return Err(ApiError::NoDeadLetter(id));
+    }
+    info!(id, "a dead letter deleted");
+    Ok(Json(DeleteResult { deleted: 1 }))
 }

@@ -22,6 +22,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("no job of project {0:?} is known")]
     NoProject(String),
+    #[error("no dead letter {0:?}")]
+    NoDeadLetter(String),
     #[error("{0}")]
     Conflict(String),
     /// The id belongs to an erased job whose tombstone has not expired.
@@ -53,7 +55,7 @@ pub enum ErrorCode {
     InvalidRequest,
     /// 401: missing or wrong bearer token.
     Unauthorized,
-    /// 404: no such job.
+    /// 404: no such job (or dead letter).
     NotFound,
     /// 409: the job exists with a different spec, or has already ended.
     Conflict,
@@ -90,7 +92,7 @@ impl ApiError {
             Self::InvalidSpec(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidSpec),
             Self::InvalidRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
-            Self::NotFound(_) | Self::NoProject(_) | Self::NoRoute => {
+            Self::NotFound(_) | Self::NoProject(_) | Self::NoDeadLetter(_) | Self::NoRoute => {
                 (StatusCode::NOT_FOUND, ErrorCode::NotFound)
             }
             Self::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),

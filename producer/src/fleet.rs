@@ -107,7 +107,7 @@ pub async fn fleet(State(state): State<AppState>) -> Result<Json<FleetView>, Api
         status.recent(hour_ago),
         status.workers(),
         status.tenants(),
-        tokio::time::timeout(PART_TIMEOUT, broker.queue_depth()),
+        tokio::time::timeout(PART_TIMEOUT, broker.lane_depths()),
         async {
             match broker.dead_letter_queue() {
                 Some(dlq) => tokio::time::timeout(PART_TIMEOUT, dlq.depth())
@@ -122,14 +122,16 @@ pub async fn fleet(State(state): State<AppState>) -> Result<Json<FleetView>, Api
     let workers = workers.map_err(status_down)?;
     let mut tenants = tenants.map_err(status_down)?;
     tenants.sort_by_key(|tenant| std::cmp::Reverse(tenant.oldest_wait));
-    // TODO(lanes): one row per lane once the broker reports them.
     let queues: Vec<QueueView> = match depth {
-        Ok(Ok(depth)) => vec![QueueView {
-            name: "jobs".into(),
-            lane: 0,
-            ready: depth.ready,
-            in_flight: depth.in_flight,
-        }],
+        Ok(Ok(lanes)) => lanes
+            .into_iter()
+            .map(|lane| QueueView {
+                name: lane.queue,
+                lane: lane.lane.0,
+                ready: lane.ready,
+                in_flight: lane.in_flight,
+            })
+            .collect(),
         _ => Vec::new(),
     };
     Ok(Json(FleetView {
@@ -144,7 +146,8 @@ pub async fn fleet(State(state): State<AppState>) -> Result<Json<FleetView>, Api
         queue_depth: queues.iter().map(|q| q.ready).sum(),
         queues,
         dead_letters,
-        images_per_second: workers.iter().map(|w| w.images_per_second).sum(),
+        // Folded from 0.0: a float sum of nothing is -0.0.
+        images_per_second: workers.iter().fold(0.0, |sum, w| sum + w.images_per_second),
         workers: workers
             .into_iter()
             .map(|w| WorkerView {

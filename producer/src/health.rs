@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use utoipa::ToSchema;
 use zipfleet_shared::reachability::{all_ok, check_backends};
-use zipfleet_shared::status_store::{Histogram, Stats, IMAGE_SECONDS_BOUNDS, JOB_SECONDS_BOUNDS};
+use zipfleet_shared::status_store::{
+    Histogram, Stats, TenantLoad, IMAGE_SECONDS_BOUNDS, JOB_SECONDS_BOUNDS,
+};
 
 /// Counters of this API process; the fleet-wide figures come from the
 /// status store and the broker at scrape time.
@@ -121,10 +123,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             None => None,
         }
     };
-    let (depth, stats, dead_letters) = tokio::join!(
+    let (depth, stats, dead_letters, tenants) = tokio::join!(
         tokio::time::timeout(limit, state.backends.broker.queue_depth()),
         tokio::time::timeout(limit, state.backends.status.stats()),
         dead_letter_depth,
+        tokio::time::timeout(limit, state.backends.status.tenants()),
     );
     let mut registry = Registry::default();
     registry.register(
@@ -156,6 +159,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Ok(Ok(stats)) = stats {
         register_stats(&mut registry, stats);
     }
+    if let Ok(Ok(tenants)) = tenants {
+        register_fair_share(&mut registry, &tenants);
+    }
     let mut text = String::new();
     prometheus_text::encode(&mut text, &registry).expect("writing to a String never fails");
     (
@@ -163,6 +169,27 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         text,
     )
         .into_response()
+}
+
+/// Fair share at a glance, with no label per tenant (their number is
+/// unbounded): how many tenants have jobs queued, and the longest wait.
+fn register_fair_share(registry: &mut Registry, tenants: &[TenantLoad]) {
+    let waiting = tenants.iter().filter(|tenant| tenant.queued > 0).count();
+    let oldest = tenants
+        .iter()
+        .map(|tenant| tenant.oldest_wait)
+        .max()
+        .unwrap_or_default();
+    registry.register(
+        "zipfleet_tenants_waiting",
+        "Tenants with jobs queued",
+        gauge(waiting as u64),
+    );
+    registry.register(
+        "zipfleet_oldest_wait_seconds",
+        "How long the oldest queued job has waited",
+        ConstGauge::new(oldest.as_secs_f64()),
+    );
 }
 
 /// The fleet-wide figures the status store keeps: jobs by state, latencies.

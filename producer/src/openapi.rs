@@ -3,7 +3,7 @@
 //! document from `zipfleet-shared` (whose schema rules live on the types) and
 //! the API's own bodies. Served at `GET /openapi.json`.
 
-use crate::dead_letters::{DeadLetterList, RedriveRequest, RedriveResult};
+use crate::dead_letters::{DeadLetterList, DeleteResult, RedriveRequest, RedriveResult};
 use crate::errors::{ErrorBody, ErrorCode, ErrorDetail};
 use crate::fleet::FleetView;
 use crate::health::{Health, Readiness};
@@ -36,12 +36,14 @@ use zipfleet_shared::status_store::JobPage;
         fleet::fleet,
         dead_letters::list,
         dead_letters::redrive,
+        dead_letters::redrive_one,
+        dead_letters::delete_one,
         health::healthz,
         health::readyz,
         health::metrics,
         health::openapi,
     ),
-    components(schemas(JobSpec, JobStatus, JobAccepted, JobPage, JobErased, ProjectErased, FleetView, ErrorBody, ErrorDetail, ErrorCode, DeadLetterList, RedriveRequest, RedriveResult, Health, Readiness)),
+    components(schemas(JobSpec, JobStatus, JobAccepted, JobPage, JobErased, ProjectErased, FleetView, ErrorBody, ErrorDetail, ErrorCode, DeadLetterList, RedriveRequest, RedriveResult, DeleteResult, Health, Readiness)),
     tags(
         (name = "jobs", description = "Submit, read, find, cancel and erase jobs."),
         (name = "dead letters", description = "Messages that could not be processed, for operators."),

@@ -4,7 +4,7 @@
 
 use crate::errors::ApiError;
 use crate::health::{self, Metrics};
-use crate::{auth, dead_letters, erasure, fleet, jobs};
+use crate::{auth, dead_letters, erasure, fleet, jobs, ui};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
@@ -80,6 +80,14 @@ impl Application {
                 "/dead-letters/redrive",
                 axum::routing::post(dead_letters::redrive),
             )
+            .route(
+                "/dead-letters/{id}",
+                axum::routing::delete(dead_letters::delete_one),
+            )
+            .route(
+                "/dead-letters/{id}/redrive",
+                axum::routing::post(dead_letters::redrive_one),
+            )
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 auth::require_token,
@@ -91,6 +99,8 @@ impl Application {
             .route("/readyz", get(health::readyz))
             .route("/metrics", get(health::metrics))
             .route("/openapi.json", get(health::openapi))
+            // The operator page (public assets; its data comes from /v1).
+            .merge(ui::router())
             // Unknown paths answer in the error shape, like every other error.
             .fallback(|| async { ApiError::NoRoute })
             .with_state(state)

@@ -47,8 +47,7 @@ impl AcceptSettings {
         Self {
             claim_check_bytes: backend.claim_check_bytes,
             limits: FairLimits {
-                // TODO(lanes): backend.fair_lanes.
-                lanes: 1,
+                lanes: backend.fair_lanes,
                 max_queued_per_tenant: policy.max_queued_per_tenant,
             },
         }
@@ -185,11 +184,9 @@ async fn publish(
     )
     .await
     .map_err(AcceptError::SpecStore)?;
-    // TODO(lanes): publish on `lane` once the broker has lanes.
-    let _ = lane;
     backends
         .broker
-        .publish_job(job_id, &message)
+        .publish_job(crate::broker::Lane(lane), job_id, &message)
         .await
         .map_err(AcceptError::Broker)?;
     // Only an optimisation for retries: a job left "unpublished" is at worst
@@ -252,6 +249,34 @@ mod tests {
             accept_job(&backends, other, &SETTINGS).await,
             Err(AcceptError::Conflict(id)) if id == "j1"
         ));
+    }
+
+    #[tokio::test]
+    async fn each_tenant_s_jobs_go_on_the_lane_the_ledger_gives_it() {
+        use crate::broker::{Broker, Lane};
+        let dir = tempfile::tempdir().unwrap();
+        let (backends, broker) = backends(dir.path());
+        for (job_id, tenant) in [("a1", "school-a"), ("b1", "school-b"), ("a2", "school-a")] {
+            let job = spec(
+                serde_json::json!({"job_id": job_id, "tenant": tenant, "images": [
+                {"id": "1", "label": "a", "url": "https://example.com/a.jpg"}]}),
+            );
+            accept_job(&backends, job, &SETTINGS).await.unwrap();
+        }
+        let depths = broker.lane_depths().await.unwrap();
+        let used: Vec<(Lane, u64)> = depths
+            .iter()
+            .filter(|d| d.ready > 0)
+            .map(|d| (d.lane, d.ready))
+            .collect();
+        assert_eq!(used.len(), 2, "one lane per tenant: {depths:?}");
+        assert!(
+            used.iter().all(|(lane, _)| lane.0 >= 1),
+            "lane 0 is for what the ledger does not know: {depths:?}"
+        );
+        let mut counts: Vec<u64> = used.iter().map(|(_, ready)| *ready).collect();
+        counts.sort_unstable();
+        assert_eq!(counts, [1, 2]);
     }
 
     #[tokio::test]

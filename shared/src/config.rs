@@ -40,6 +40,9 @@ pub struct BackendConfig {
     /// heartbeats (the worker renews it every third of this while the job runs).
     #[arg(long, env = "ZIPFLEET_SQS_VISIBILITY_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub sqs_visibility_timeout: Duration,
+    /// Lanes of the jobs queue (fair share): lane 0 is the jobs queue, lane n its `.laneN` (SQS `-laneN`) queue.
+    #[arg(long, env = "ZIPFLEET_FAIR_LANES", default_value_t = crate::broker::DEFAULT_LANES, value_parser = clap::value_parser!(u16).range(1..=i64::from(crate::broker::MAX_LANES)))]
+    pub fair_lanes: u16,
     /// Object store: `s3://BUCKET/PREFIX` or `file:///DIR`.
     #[arg(
         long,
@@ -101,6 +104,7 @@ impl BackendConfig {
             ("ZIPFLEET_BROKER", self.broker.expose().to_string()),
             ("ZIPFLEET_CREATE_QUEUES", self.create_queues.to_string()),
             ("ZIPFLEET_MAX_DELIVERIES", self.max_deliveries.to_string()),
+            ("ZIPFLEET_FAIR_LANES", self.fair_lanes.to_string()),
             (
                 "ZIPFLEET_SQS_VISIBILITY_TIMEOUT",
                 format_duration(self.sqs_visibility_timeout),

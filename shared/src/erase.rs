@@ -160,11 +160,17 @@ async fn erase_cache(store: &dyn ObjectStore, job: &ErasedJob) -> Result<u64, St
     Ok(erased)
 }
 
-/// The job's messages in the dead-letter queue.
+/// The job's messages in the dead-letter queue (every one of them: the
+/// broker scans the whole queue, leaving the others as they were). A broker
+/// without a dead-letter queue it can read has none to delete.
 async fn erase_dead_letters(backends: &Backends, job_id: &str) -> Result<u64, EraseError> {
-    // TODO(lanes): delete the job's dead letters once the broker can select them.
-    let _ = (backends, job_id);
-    Ok(0)
+    match backends.broker.dead_letter_queue() {
+        Some(dead_letters) => dead_letters
+            .delete_job(job_id)
+            .await
+            .map_err(|err| EraseError::DeadLetters(err.to_string())),
+        None => Ok(0),
+    }
 }
 
 /// The largest URL or object record read back (a header and a little JSON).
@@ -209,6 +215,53 @@ mod tests {
         bytes.extend_from_slice(&[0u8; 64]);
         bytes.extend_from_slice(meta);
         bytes
+    }
+
+    #[tokio::test]
+    async fn a_jobs_dead_letters_are_erased_with_it_and_no_others() {
+        use crate::accept::{accept_job, AcceptSettings};
+        use crate::broker::memory::MemoryBroker;
+        use crate::broker::{Broker, Lane};
+        use crate::status_store::memory::MemoryStatusStore;
+        use std::sync::Arc;
+
+        let dir = tempfile::tempdir().unwrap();
+        let broker = MemoryBroker::new(5);
+        let backends = Backends {
+            broker: Arc::new(broker.clone()),
+            store: Arc::new(crate::store::file::FileStore::new(dir.path()).unwrap()),
+            status: Arc::new(MemoryStatusStore::new()),
+        };
+        let settings = AcceptSettings::from_config(
+            &crate::config::BackendConfig::embedded(dir.path()),
+            &Default::default(),
+        );
+        for job_id in ["gone", "kept"] {
+            let spec = crate::spec::JobSpec::parse(
+                serde_json::json!({"job_id": job_id, "images": [
+                    {"id": "1", "label": "a", "url": "https://example.com/a.jpg"}]})
+                .to_string()
+                .as_bytes(),
+                &Default::default(),
+            )
+            .unwrap();
+            accept_job(&backends, spec, &settings).await.unwrap();
+        }
+        // Both dead-lettered, from whichever lane the ledger put them on.
+        for lane in Lane::all(broker.lanes()) {
+            while let Some(delivery) = broker.take(lane, Duration::ZERO).await.unwrap() {
+                delivery.dead_letter("test").await.unwrap();
+            }
+        }
+        assert_eq!(broker.dead_letters().len(), 2);
+        let erased = erase_job(&backends, "gone", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .expect("the job existed");
+        assert_eq!(erased.dead_letters, 1);
+        let left = broker.dead_letters();
+        assert_eq!(left.len(), 1);
+        assert!(String::from_utf8_lossy(&left[0]).contains("kept"));
     }
 
     #[test]

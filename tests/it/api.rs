@@ -8,7 +8,7 @@ use zipfleet_api::startup::{ApiSettings, Application};
 use zipfleet_backends::Backends;
 use zipfleet_shared::accept::AcceptSettings;
 use zipfleet_shared::broker::memory::MemoryBroker;
-use zipfleet_shared::broker::Broker;
+use zipfleet_shared::broker::{Broker, Lane};
 use zipfleet_shared::spec::SpecLimits;
 use zipfleet_shared::status_store::memory::MemoryStatusStore;
 use zipfleet_shared::status_store::FairLimits;
@@ -91,6 +91,7 @@ async fn the_document_describes_every_route_with_links_and_security() {
     assert_eq!(
         routes,
         [
+            "DELETE /v1/dead-letters/{id}",
             "DELETE /v1/jobs/{id}",
             "DELETE /v1/projects/{project_id}",
             "GET /healthz",
@@ -102,6 +103,7 @@ async fn the_document_describes_every_route_with_links_and_security() {
             "GET /v1/jobs",
             "GET /v1/jobs/{id}",
             "POST /v1/dead-letters/redrive",
+            "POST /v1/dead-letters/{id}/redrive",
             "POST /v1/jobs",
             "POST /v1/jobs/{id}/cancel"
         ]
@@ -203,14 +205,14 @@ async fn errors_have_the_contract_shape() {
 async fn dead_letters_are_listed_and_redriven() {
     let api = start(10).await;
     api.broker
-        .publish_job("j1", br#"{"job_id":"j1","spec":{"images":[]}}"#)
+        .publish_job(Lane(0), "j1", br#"{"job_id":"j1","spec":{"images":[]}}"#)
         .await
         .unwrap();
-    let mut consumer = api.broker.consumer(1).await.unwrap();
-    consumer
-        .next()
+    api.broker
+        .take(Lane(0), Duration::ZERO)
         .await
         .unwrap()
+        .expect("the message")
         .dead_letter("not a job message: test")
         .await
         .unwrap();
@@ -261,7 +263,12 @@ async fn dead_letters_are_listed_and_redriven() {
     }
     let moved: Value = redrive(None).await.unwrap().json().await.unwrap();
     assert_eq!(moved, json!({"moved": 1}));
-    let again = consumer.next().await.unwrap();
+    let again = api
+        .broker
+        .take(Lane(0), Duration::ZERO)
+        .await
+        .unwrap()
+        .expect("redriven to lane 0");
     assert_eq!(again.attempt, 1);
     let moved: Value = redrive(Some(r#"{"max": null}"#))
         .await

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use zipfleet_backends::Backends;
 use zipfleet_shared::broker::memory::MemoryBroker;
-use zipfleet_shared::broker::Broker;
+use zipfleet_shared::broker::{Broker, Lane};
 use zipfleet_shared::config::{CacheSettings, SourcePolicy};
 use zipfleet_shared::message::JobMessage;
 use zipfleet_shared::status::DEFAULT_TENANT;
@@ -88,7 +88,11 @@ impl Run {
             .await
             .unwrap();
         self.broker
-            .publish_job(job_id, &JobMessage::inline(job_id, spec).to_bytes())
+            .publish_job(
+                Lane(0),
+                job_id,
+                &JobMessage::inline(job_id, spec).to_bytes(),
+            )
             .await
             .unwrap();
     }

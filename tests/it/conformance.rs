@@ -13,20 +13,22 @@ fn memory() -> Box<dyn Subject> {
     Box::new(MemorySubject::default())
 }
 
+fn rabbitmq_subject() -> ServiceSubject {
+    ServiceSubject::new(zipfleet_tests::fleet::amqp_url(), Duration::ZERO)
+}
+
 fn rabbitmq() -> Box<dyn Subject> {
-    Box::new(ServiceSubject {
-        broker_url: zipfleet_tests::fleet::amqp_url(),
-        visibility: Duration::ZERO,
-    })
+    Box::new(rabbitmq_subject())
+}
+
+fn sqs_subject() -> ServiceSubject {
+    zipfleet_tests::fleet::aws_test_environment();
+    // A short visibility timeout, so that the checks run past it.
+    ServiceSubject::new("sqs://", Duration::from_secs(2))
 }
 
 fn sqs() -> Box<dyn Subject> {
-    zipfleet_tests::fleet::aws_test_environment();
-    // A short visibility timeout, so that the checks run past it.
-    Box::new(ServiceSubject {
-        broker_url: "sqs://".into(),
-        visibility: Duration::from_secs(2),
-    })
+    Box::new(sqs_subject())
 }
 
 /// The object store for the claim-check check: a directory (the S3 store has
@@ -38,64 +40,16 @@ fn store() -> (tempfile::TempDir, Arc<dyn ObjectStore>) {
 }
 
 macro_rules! conformance_suite {
-    ($broker:ident) => {
+    ($broker:ident: $($check:ident),* $(,)?) => {
         mod $broker {
             use super::*;
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn publish_receive_ack() {
-                conformance::publish_receive_ack(super::$broker().as_ref()).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn hand_back_redelivers_with_higher_attempt() {
-                conformance::hand_back_redelivers_with_higher_attempt(super::$broker().as_ref())
-                    .await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn vanished_consumer_loses_nothing() {
-                conformance::vanished_consumer_loses_nothing(super::$broker().as_ref()).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn delivery_limit_dead_letters() {
-                conformance::delivery_limit_dead_letters(super::$broker().as_ref()).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn malformed_message_goes_to_dead_letter_queue() {
-                conformance::malformed_message_goes_to_dead_letter_queue(super::$broker().as_ref())
-                    .await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn completions_are_published() {
-                conformance::completions_are_published(super::$broker().as_ref()).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn queue_depth_counts_waiting_messages() {
-                conformance::queue_depth_counts_waiting_messages(super::$broker().as_ref()).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn a_held_message_is_not_delivered_twice() {
-                conformance::a_held_message_is_not_delivered_twice(super::$broker().as_ref()).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn concurrent_consumers_share_without_duplicates() {
-                conformance::concurrent_consumers_share_without_duplicates(
-                    super::$broker().as_ref(),
-                )
-                .await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn a_dropped_receive_loses_nothing() {
-                conformance::a_dropped_receive_loses_nothing(super::$broker().as_ref()).await;
-            }
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    conformance::$check(super::$broker().as_ref()).await;
+                }
+            )*
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn large_spec_travels_by_claim_check() {
@@ -110,6 +64,37 @@ macro_rules! conformance_suite {
     };
 }
 
-conformance_suite!(memory);
-conformance_suite!(rabbitmq);
-conformance_suite!(sqs);
+macro_rules! every_broker {
+    ($($broker:ident),*) => {
+        $(
+            conformance_suite!($broker:
+                publish_take_ack,
+                a_lane_gives_only_its_own_messages,
+                take_takes_exactly_one,
+                an_empty_lane_gives_none_promptly,
+                hand_back_redelivers_on_the_same_lane,
+                vanished_taker_loses_nothing,
+                delivery_limit_dead_letters_from_any_lane,
+                malformed_message_goes_to_dead_letter_queue,
+                completions_are_published,
+                lane_depths_count_waiting_messages,
+                a_held_message_is_not_delivered_twice,
+                concurrent_takers_share_without_duplicates,
+                dead_letters_by_id,
+                dead_letters_of_a_job_are_deleted,
+            );
+        )*
+    };
+}
+
+every_broker!(memory, rabbitmq, sqs);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_missing_lanes_are_named() {
+    conformance::missing_lanes_are_named(&rabbitmq_subject()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_missing_lanes_are_named() {
+    conformance::missing_lanes_are_named(&sqs_subject()).await;
+}

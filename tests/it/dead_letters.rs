@@ -2,13 +2,16 @@
 //! message shows in `GET /v1/dead-letters` with the reason it was
 //! dead-lettered; a job dead-lettered by the delivery limit, once its cause is
 //! gone, runs after `POST /v1/dead-letters/redrive`; the CLI's `zipfleet dlq`
-//! shows and moves the same; `/metrics` carries the depth.
+//! shows and moves the same; `/metrics` carries the depth. One dead letter is
+//! redriven (`POST /v1/dead-letters/{id}/redrive`) or deleted (`DELETE
+//! /v1/dead-letters/{id}`) by its id, the others untouched.
 
 use serde_json::{json, Value};
 use std::process::Command;
 use std::time::Duration;
-use zipfleet_shared::broker::EXCEEDED_MAX_DELIVERIES;
+use zipfleet_shared::broker::{Lane, EXCEEDED_MAX_DELIVERIES};
 use zipfleet_shared::status::JobState;
+use zipfleet_tests::conformance::{take_any_within, take_within};
 use zipfleet_tests::fleet::{amqp_url, spawn_fleet_on, Fleet, TOKEN};
 use zipfleet_tests::http::TestServer;
 use zipfleet_tests::images;
@@ -97,18 +100,17 @@ async fn poison_is_listed_with_its_reason_and_a_redriven_job_runs(broker: &str) 
         .post_job(&json!({"job_id": job_id, "images": [{"id": "1", "label": "cats", "url": url}]}))
         .await;
     assert_eq!(response.status(), 202);
-    let mut consumer = fleet.backends.broker.consumer(1).await.unwrap();
+    // (On whichever lane the fair-share ledger put it.)
+    let broker = fleet.backends.broker.as_ref();
     for _ in 0..fleet.config.max_deliveries {
-        let delivery = tokio::time::timeout(Duration::from_secs(30), consumer.next())
+        let delivery = take_any_within(broker, Duration::from_secs(30))
             .await
-            .expect("delivered")
-            .unwrap();
+            .expect("delivered");
         delivery.hand_back().await.unwrap();
     }
     // SQS moves it on the next receive; RabbitMQ already has.
-    let beyond = tokio::time::timeout(Duration::from_secs(3), consumer.next()).await;
-    assert!(beyond.is_err(), "delivered beyond the delivery limit");
-    drop(consumer);
+    let beyond = take_any_within(broker, Duration::from_secs(3)).await;
+    assert!(beyond.is_none(), "delivered beyond the delivery limit");
 
     // A poison message: the worker dead-letters it, saying why.
     fleet.publish_raw(POISON).await;
@@ -233,4 +235,124 @@ async fn rabbitmq_poison_is_listed_with_its_reason_and_a_redriven_job_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqs_poison_is_listed_with_its_reason_and_a_redriven_job_runs() {
     poison_is_listed_with_its_reason_and_a_redriven_job_runs("sqs://").await;
+}
+
+/// Three poison messages dead-lettered by the worker's path; then one is
+/// redriven and one deleted by its id through the API, and the third stays
+/// listed under the same id. Unknown ids answer 404 in the error shape; the
+/// routes need the token.
+async fn one_dead_letter_is_redriven_or_deleted_by_its_id(broker: &str) {
+    let fleet = spawn_fleet_on(broker, 0).await;
+    let bodies: Vec<String> = (0..3).map(|i| format!("poison {i} {{")).collect();
+    for body in &bodies {
+        fleet.publish_raw(body.as_bytes()).await;
+        let delivery = take_within(
+            fleet.backends.broker.as_ref(),
+            Lane(0),
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("the poison message");
+        delivery.dead_letter("not a job message").await.unwrap();
+    }
+    let listing = wait_listing(&fleet, Duration::from_secs(30), |messages| {
+        messages.len() == 3
+    })
+    .await;
+    let id_of = |preview: &str| {
+        listing["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["preview"] == preview)
+            .unwrap_or_else(|| panic!("{preview} listed: {listing}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (redriven, deleted, kept) = (id_of(&bodies[0]), id_of(&bodies[1]), id_of(&bodies[2]));
+
+    let request = |method: reqwest::Method, path: String| {
+        fleet
+            .client
+            .request(method, fleet.url(&path))
+            .bearer_auth(TOKEN)
+    };
+    let response = fleet
+        .client
+        .delete(fleet.url(&format!("/v1/dead-letters/{deleted}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401, "the routes need the token");
+    for (method, path) in [
+        (reqwest::Method::POST, "/v1/dead-letters/no-such-id/redrive"),
+        (reqwest::Method::DELETE, "/v1/dead-letters/no-such-id"),
+    ] {
+        let response = request(method, path.to_string()).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "not_found", "{error}");
+    }
+
+    let response = request(
+        reqwest::Method::POST,
+        format!("/v1/dead-letters/{redriven}/redrive"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({"moved": 1}));
+    let back = take_within(
+        fleet.backends.broker.as_ref(),
+        Lane(0),
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("the redriven message is on lane 0");
+    assert_eq!(
+        (&back.body[..], back.attempt),
+        (bodies[0].as_bytes(), 1),
+        "a first delivery"
+    );
+    back.ack().await.unwrap();
+
+    let response = request(
+        reqwest::Method::DELETE,
+        format!("/v1/dead-letters/{deleted}"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"deleted": 1})
+    );
+    let response = request(
+        reqwest::Method::DELETE,
+        format!("/v1/dead-letters/{deleted}"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 404, "deleted means gone");
+
+    let listing = wait_listing(&fleet, Duration::from_secs(30), |messages| {
+        messages.len() == 1
+    })
+    .await;
+    assert_eq!(listing["messages"][0]["id"], kept.as_str(), "{listing}");
+    assert_eq!(listing["messages"][0]["preview"], bodies[2].as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_one_dead_letter_is_redriven_or_deleted_by_its_id() {
+    one_dead_letter_is_redriven_or_deleted_by_its_id(&amqp_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_one_dead_letter_is_redriven_or_deleted_by_its_id() {
+    one_dead_letter_is_redriven_or_deleted_by_its_id("sqs://").await;
 }

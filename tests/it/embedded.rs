@@ -3,7 +3,7 @@
 
 use serde_json::json;
 use std::time::Duration;
-use zipfleet_shared::broker::Broker;
+use zipfleet_shared::broker::{Broker, Lane};
 use zipfleet_shared::status::JobState;
 use zipfleet_shared::status_store::JobRecords;
 use zipfleet_tests::http::{closed_port_url, TestServer};
@@ -185,12 +185,12 @@ async fn a_malformed_message_is_dead_lettered_and_the_worker_keeps_serving() {
     let fleet = Embedded::start(dir.path(), &test_settings(dir.path()));
     fleet
         .broker
-        .publish_job("junk", b"this is not json")
+        .publish_job(Lane(0), "junk", b"this is not json")
         .await
         .unwrap();
     fleet
         .broker
-        .publish_job("junk2", br#"{"job_id": "x", "something": "else"}"#)
+        .publish_job(Lane(0), "junk2", br#"{"job_id": "x", "something": "else"}"#)
         .await
         .unwrap();
     fleet
@@ -217,7 +217,7 @@ async fn a_redelivered_finished_job_is_not_run_again() {
     let message = zipfleet_shared::message::JobMessage::inline("twice", job);
     fleet
         .broker
-        .publish_job("twice", &message.to_bytes())
+        .publish_job(Lane(0), "twice", &message.to_bytes())
         .await
         .unwrap();
     let deadline = tokio::time::Instant::now() + LIMIT;

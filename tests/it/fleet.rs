@@ -214,9 +214,7 @@ async fn the_api_refuses_what_it_must(broker: &str) {
         conflict.json::<serde_json::Value>().await.unwrap()["error"]["code"],
         "conflict"
     );
-    let queued = fleet
-        .drain_queue(fleet.config.jobs_queue.as_deref().unwrap())
-        .await;
+    let queued = fleet.drain_jobs().await;
     assert_eq!(queued.len(), 1, "the re-post did not enqueue the job twice");
 
     // 404 for an unknown job
@@ -401,9 +399,10 @@ async fn a_killed_worker_s_job_is_finished_by_another_exactly_once(broker: &str)
     let status = fleet.wait_final(&job_id, LIMIT).await;
     assert_eq!(status.state, JobState::Succeeded, "{status:?}");
     if broker.starts_with("sqs") {
-        // The killed worker's open long poll can outlive it on the server and
-        // take the message once more (into a closed socket) before the second
-        // worker receives it, so SQS may count an extra receive.
+        // A receive the killed worker had under way (its free slot sweeps
+        // the lanes) can outlive it on the server and take the message once
+        // more (into a closed socket) before the second worker receives it,
+        // so SQS may count an extra receive.
         assert!(status.attempt >= 2, "the job was redelivered: {status:?}");
     } else {
         assert_eq!(status.attempt, 2, "the job was redelivered once");
@@ -544,9 +543,10 @@ async fn secrets_never_reach_the_logs(broker: &str) {
 }
 
 /// Many short jobs through two workers while jobs keep finishing (so the
-/// worker loop keeps abandoning calls to `next()` for job completions): no
+/// worker loop keeps taking as slots free and going idle in between): no
 /// message is ever held by a worker that is not running it, so every job runs
-/// on its first delivery and none waits in the queue for a visibility timeout.
+/// on its first delivery and none waits in the queue for a visibility timeout
+/// (an idle worker finds a job within its 2 s sweep).
 async fn no_job_waits_behind_a_held_message(broker: &str) {
     let fleet = spawn_fleet_on(broker, 2).await;
     let server = TestServer::start().await;

@@ -16,6 +16,7 @@ mod cli_remote;
 mod cli_report;
 mod conformance;
 mod dead_letters;
+mod dispatch;
 mod embedded;
 mod erasure;
 mod fleet;

@@ -10,7 +10,7 @@ use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use zipfleet_backends::Backends;
-use zipfleet_shared::broker::{Broker, BrokerError, Consumer, QueueDepth};
+use zipfleet_shared::broker::{Broker, BrokerError, Delivery, Lane, LaneDepth};
 use zipfleet_shared::config::{BackendConfig, Limits, ReportSettings, SourcePolicy, WorkerTuning};
 use zipfleet_shared::status::JobState;
 use zipfleet_shared::status_store::memory::MemoryStatusStore;
@@ -174,7 +174,7 @@ async fn the_endpoint_answers_and_counts_and_the_log_is_json_lines() {
     );
 }
 
-/// A broker whose consumer blocks its thread (a blocking call in async code:
+/// A broker whose take blocks its thread (a blocking call in async code:
 /// the classic way a job loop wedges while HTTP on other threads still answers).
 struct WedgingBroker;
 
@@ -183,19 +183,22 @@ impl Broker for WedgingBroker {
     fn kind(&self) -> &'static str {
         "wedging"
     }
-    async fn publish_job(&self, _: &str, _: &[u8]) -> Result<(), BrokerError> {
+    fn lanes(&self) -> u16 {
+        1
+    }
+    async fn publish_job(&self, _: Lane, _: &str, _: &[u8]) -> Result<(), BrokerError> {
         Ok(())
     }
     async fn publish_completion(&self, _: &str, _: &[u8]) -> Result<(), BrokerError> {
         Ok(())
     }
-    async fn consumer(&self, _: u16) -> Result<Box<dyn Consumer>, BrokerError> {
+    async fn take(&self, _: Lane, _: Duration) -> Result<Option<Delivery>, BrokerError> {
         tokio::time::sleep(Duration::from_millis(500)).await;
         std::thread::sleep(Duration::from_secs(8));
         Err(BrokerError::Unavailable("woke up".into()))
     }
-    async fn queue_depth(&self) -> Result<QueueDepth, BrokerError> {
-        Ok(QueueDepth::default())
+    async fn lane_depths(&self) -> Result<Vec<LaneDepth>, BrokerError> {
+        Ok(Vec::new())
     }
     async fn check(&self) -> Result<(), BrokerError> {
         Ok(())

@@ -4,9 +4,10 @@
 //!
 //! Every [`Autoscaler::tick`] (the test calls it once a second):
 //!
-//! - reads the metric the ScaledObject names: RabbitMQ's `messages` of the
-//!   jobs queue from the management HTTP API (ready + unacknowledged, the
-//!   `rabbitmq` trigger with `protocol: http`, `mode: QueueLength`), or SQS's
+//! - reads the metric the ScaledObject names, summed over every lane of the
+//!   jobs queue (as the overlays' triggers do): RabbitMQ's `messages` from
+//!   the management HTTP API (ready + unacknowledged, the `rabbitmq` trigger
+//!   with `protocol: http`, `mode: QueueLength`), or SQS's
 //!   `ApproximateNumberOfMessages + ApproximateNumberOfMessagesNotVisible`
 //!   (`scaleOnInFlight: "true"`);
 //! - at zero replicas, KEDA's activation: 1 replica once the metric is above
@@ -33,99 +34,121 @@ pub enum Metric {
     /// The management API at `base` (e.g. `http://127.0.0.1:15672`), guest/guest, vhost `/`.
     RabbitMq {
         base: String,
-        queue: String,
+        /// Every lane's queue.
+        queues: Vec<String>,
         client: reqwest::Client,
     },
     Sqs {
         client: aws_sdk_sqs::Client,
-        queue_url: String,
+        /// Every lane's queue URL.
+        queue_urls: Vec<String>,
     },
 }
 
 impl Metric {
-    /// The metric for a fleet's jobs queue on its broker.
+    /// The metric for a fleet's jobs queue (every lane) on its broker.
     pub async fn for_fleet(fleet: &Fleet) -> Metric {
-        let queue = fleet
-            .config
-            .jobs_queue
-            .clone()
-            .expect("the fleet names its jobs queue");
+        let queues = fleet.lane_queues();
         if fleet.config.broker.scheme() == "sqs" {
             let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
             let client = aws_sdk_sqs::Client::new(&shared);
-            let queue_url = client
-                .get_queue_url()
-                .queue_name(&queue)
-                .send()
-                .await
-                .expect("the jobs queue exists")
-                .queue_url
-                .unwrap();
-            Metric::Sqs { client, queue_url }
+            let mut queue_urls = Vec::new();
+            for queue in &queues {
+                queue_urls.push(
+                    client
+                        .get_queue_url()
+                        .queue_name(queue)
+                        .send()
+                        .await
+                        .expect("every lane exists")
+                        .queue_url
+                        .unwrap(),
+                );
+            }
+            Metric::Sqs { client, queue_urls }
         } else {
             let base = std::env::var("ZIPFLEET_TEST_RABBITMQ_MANAGEMENT")
                 .unwrap_or_else(|_| "http://127.0.0.1:15672".into());
             Metric::RabbitMq {
                 base,
-                queue,
+                queues,
                 client: reqwest::Client::new(),
             }
         }
     }
 
-    /// The current value, or why it could not be read.
+    /// The current value (the sum over lanes), or why it could not be read.
     pub async fn read(&self) -> Result<u64, String> {
+        let mut sum = 0;
         match self {
             Metric::RabbitMq {
                 base,
-                queue,
+                queues,
                 client,
             } => {
-                let url = format!("{base}/api/queues/%2f/{queue}");
-                let response = client
-                    .get(&url)
-                    .basic_auth("guest", Some("guest"))
-                    .timeout(Duration::from_secs(5))
-                    .send()
-                    .await
-                    .map_err(|err| format!("RabbitMQ's management API does not answer at {url} ({err}); `rabbitmq-plugins enable rabbitmq_management` (infra/services.sh does)"))?;
-                if response.status() != 200 {
-                    return Err(format!("GET {url}: {}", response.status()));
+                for queue in queues {
+                    sum += Self::read_rabbitmq(base, queue, client).await?;
                 }
-                let queue: serde_json::Value = response
-                    .json()
-                    .await
-                    .map_err(|err| format!("queue JSON: {err}"))?;
-                // Right after the queue is declared the counters may be absent: nothing counted yet.
-                let count = |field: &str| {
-                    queue
-                        .get(field)
-                        .and_then(serde_json::Value::as_u64)
-                        .unwrap_or(0)
-                };
-                Ok(count("messages_ready") + count("messages_unacknowledged"))
             }
-            Metric::Sqs { client, queue_url } => {
-                use aws_sdk_sqs::types::QueueAttributeName as A;
-                let answer = client
-                    .get_queue_attributes()
-                    .queue_url(queue_url)
-                    .attribute_names(A::ApproximateNumberOfMessages)
-                    .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
-                    .send()
-                    .await
-                    .map_err(|err| format!("GetQueueAttributes: {err}"))?;
-                let attributes = answer.attributes.unwrap_or_default();
-                let count = |name: A| {
-                    attributes
-                        .get(&name)
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .unwrap_or(0)
-                };
-                Ok(count(A::ApproximateNumberOfMessages)
-                    + count(A::ApproximateNumberOfMessagesNotVisible))
+            Metric::Sqs { client, queue_urls } => {
+                for queue_url in queue_urls {
+                    sum += Self::read_sqs(client, queue_url).await?;
+                }
             }
         }
+        Ok(sum)
+    }
+
+    /// One queue's ready + unacknowledged messages, from the management API.
+    async fn read_rabbitmq(
+        base: &str,
+        queue: &str,
+        client: &reqwest::Client,
+    ) -> Result<u64, String> {
+        let url = format!("{base}/api/queues/%2f/{queue}");
+        let response = client
+            .get(&url)
+            .basic_auth("guest", Some("guest"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|err| format!("RabbitMQ's management API does not answer at {url} ({err}); `rabbitmq-plugins enable rabbitmq_management` (infra/services.sh does)"))?;
+        if response.status() != 200 {
+            return Err(format!("GET {url}: {}", response.status()));
+        }
+        let queue: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|err| format!("queue JSON: {err}"))?;
+        // Right after the queue is declared the counters may be absent: nothing counted yet.
+        let count = |field: &str| {
+            queue
+                .get(field)
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0)
+        };
+        Ok(count("messages_ready") + count("messages_unacknowledged"))
+    }
+
+    /// One queue's visible + not visible messages.
+    async fn read_sqs(client: &aws_sdk_sqs::Client, queue_url: &str) -> Result<u64, String> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let answer = client
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(|err| format!("GetQueueAttributes: {err}"))?;
+        let attributes = answer.attributes.unwrap_or_default();
+        let count = |name: A| {
+            attributes
+                .get(&name)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Ok(count(A::ApproximateNumberOfMessages) + count(A::ApproximateNumberOfMessagesNotVisible))
     }
 
     /// Read once, allowing the service a few seconds; fails the test loudly if it never answers.

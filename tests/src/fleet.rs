@@ -340,6 +340,29 @@ impl Fleet {
             .expect("object stored");
     }
 
+    /// Every lane of the fleet's jobs queue (lane 0, the jobs queue itself, first).
+    pub fn lane_queues(&self) -> Vec<String> {
+        let jobs = self
+            .config
+            .jobs_queue
+            .as_deref()
+            .expect("fleets name their queues");
+        if self.config.broker.scheme() == "sqs" {
+            zipfleet_backends::sqs::lane_queues(jobs, self.config.fair_lanes)
+        } else {
+            zipfleet_backends::rabbitmq::lane_queues(jobs, self.config.fair_lanes)
+        }
+    }
+
+    /// Take every message off every lane of the jobs queue.
+    pub async fn drain_jobs(&self) -> Vec<Vec<u8>> {
+        let mut messages = Vec::new();
+        for lane in self.lane_queues() {
+            messages.extend(self.drain_queue(&lane).await);
+        }
+        messages
+    }
+
     /// Take every message off one of the fleet's queues (by name).
     pub async fn drain_queue(&self, queue: &str) -> Vec<Vec<u8>> {
         if self.config.broker.scheme() == "sqs" {
@@ -349,11 +372,11 @@ impl Fleet {
         }
     }
 
-    /// Put raw bytes on the jobs queue, bypassing the API.
+    /// Put raw bytes on the jobs queue (lane 0), bypassing the API.
     pub async fn publish_raw(&self, body: &[u8]) {
         self.backends
             .broker
-            .publish_job("", body)
+            .publish_job(zipfleet_shared::broker::Lane(0), "", body)
             .await
             .expect("published");
     }
@@ -451,10 +474,17 @@ impl Drop for Fleet {
         }
         if self.config.broker.scheme().starts_with("amqp") {
             let c = &self.config;
-            for queue in [&c.jobs_queue, &c.completed_queue, &c.dead_letter_queue]
-                .into_iter()
-                .flatten()
-            {
+            // Every lane of the jobs queue (lane 0 is the jobs queue itself).
+            let lanes = c
+                .jobs_queue
+                .as_deref()
+                .map(|jobs| zipfleet_backends::rabbitmq::lane_queues(jobs, c.fair_lanes))
+                .unwrap_or_default();
+            for queue in lanes.iter().chain(
+                [&c.completed_queue, &c.dead_letter_queue]
+                    .into_iter()
+                    .flatten(),
+            ) {
                 delete_rabbitmq_queue(queue);
             }
         }

@@ -3,6 +3,13 @@
 //! acknowledged — so a worker that dies anywhere in between leaves a job that
 //! is redelivered and finished again, never one that is lost or stuck.
 //!
+//! Taking is pull-based (see [`crate::dispatch`]): with a free job slot the
+//! loop asks its [`LaneOrder`] which lanes to try and takes ONE message from
+//! the first that has one; the job runs holding the slot. With nothing
+//! anywhere it waits, looking again when the order says work is waiting
+//! ([`crate::dispatch::POLL_EVERY`]) and asking every lane at least every
+//! [`crate::dispatch::SWEEP_EVERY`].
+//!
 //! Shutdown (the future given to [`Worker::run`]) stops taking deliveries,
 //! lets running jobs finish within the grace period, then interrupts the rest,
 //! which hand their deliveries back to the queue.
@@ -14,17 +21,22 @@
 //! log lines nor counts towards the job's delivery limit. Each outage is
 //! logged when it starts and when it ends ([`zipfleet_shared::retry`]).
 
+use crate::dispatch::{lanes_to_try, IdlePacing, LaneOrder, TAKE_PATIENCE};
 use crate::ecs::Protection;
 use crate::health::{Liveness, Readiness, READINESS_EVERY};
 use crate::job::{run_job, JobEnv, JobOutcome};
 use crate::outcome::Interrupted;
+use futures::FutureExt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::task::JoinSet;
+use tokio::sync::Semaphore;
+use tokio::task::{JoinError, JoinSet};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, error_span, info, warn, Instrument};
-use zipfleet_shared::broker::{Broker, Consumer, Delivery};
+use zipfleet_shared::broker::{Broker, BrokerError, Delivery, Lane};
 use zipfleet_shared::message::{JobMessage, ReceivedJob, SpecPayload};
 use zipfleet_shared::reachability::{check_backends, Checks};
 use zipfleet_shared::retry::{retry_transient, Backoff, GaveUp, OutageLog, Transient};
@@ -41,10 +53,14 @@ const MAX_SPEC_BYTES: u64 = 64 * 1024 * 1024;
 /// `/healthz` can tell a quiet loop from a wedged one.
 pub(crate) const LOOP_TICK: Duration = Duration::from_secs(5);
 
-/// A worker: consumes the jobs queue and runs jobs, `concurrency` at a time.
+/// A worker: takes jobs from the jobs queue's lanes and runs them,
+/// `concurrency` at a time.
 pub struct Worker {
     pub env: Arc<JobEnv>,
     pub(crate) broker: Arc<dyn Broker>,
+    /// Which lanes to take from first (the fair-share order, or
+    /// [`crate::dispatch::Sweep`]); public so that the order can be swapped.
+    pub lanes: Arc<dyn LaneOrder>,
     pub(crate) concurrency: u16,
     pub(crate) max_deliveries: u32,
     pub(crate) shutdown_grace: Duration,
@@ -57,98 +73,154 @@ pub struct Worker {
     pub(crate) protection: Protection,
 }
 
+/// What one look at the lanes came back with.
+enum Look {
+    Taken(Delivery),
+    /// Every lane asked was empty.
+    Nothing,
+    Failed(BrokerError),
+    /// Shutdown came between two lanes.
+    ShuttingDown,
+}
+
+/// Whether `shutdown` has completed, without waiting.
+fn has_completed<F: Future<Output = ()>>(shutdown: &mut Pin<&mut F>) -> bool {
+    shutdown.as_mut().now_or_never().is_some()
+}
+
 impl Worker {
     /// Serve until `shutdown` completes, then drain (see the module doc).
     ///
-    /// Every broker's [`Consumer::next`] is cancel-safe (a receive in
-    /// progress is kept for the next call, never abandoned with a message in
-    /// it), so racing it against job completions and the heartbeat here
-    /// holds no message back. Backoff after a broker failure resets only
-    /// once the broker really answered (a receive, or a reachability check):
-    /// creating a consumer proves nothing on SQS.
+    /// A message is taken only while a job slot is held for it, and every
+    /// [`Broker::take`] is awaited to its end — never raced against shutdown
+    /// or anything else — so no receive that may hold a message is ever
+    /// abandoned, and the worker never holds a message it is not running:
+    /// that is structural, not a property each broker must provide. Takes
+    /// do not wait ([`TAKE_PATIENCE`]), so shutdown is seen within one
+    /// request; it is checked between lanes, and everything else the loop
+    /// waits on (a free slot, the idle pause, the backoff, the order) is
+    /// raced against it. Backoff after a broker failure resets only once a
+    /// take really answered.
     pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
         let interrupt_jobs = CancellationToken::new();
         let mut jobs = JoinSet::new();
         tokio::pin!(shutdown);
+        let slots = Arc::new(Semaphore::new(usize::from(self.concurrency.max(1))));
         let mut backoff = Backoff::default();
         let mut heartbeat = tokio::time::interval(LOOP_TICK);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let outage = &self.env.outages.broker;
-        // Kept outside the loop so that, at shutdown, running jobs can still
-        // settle their deliveries on its channel.
-        let mut current: Option<Box<dyn Consumer>> = None;
+        let lanes = self.broker.lanes();
+        let mut pacing = IdlePacing::new(Instant::now());
+        // Whether the next look is made because the order said work is waiting.
+        let mut asked_by_waiting = false;
+        info!(
+            broker = self.broker.kind(),
+            concurrency = self.concurrency,
+            lanes,
+            "taking jobs"
+        );
         'serving: loop {
             self.liveness.beat();
             if outage.is_down() {
-                // Wait, then ask the broker whether it is back before building anything on it.
-                let pause = backoff.next_delay();
+                // Wait, then ask the broker whether it is back before taking again.
+                let wake = Instant::now() + backoff.next_delay();
+                loop {
+                    tokio::select! {
+                        () = &mut shutdown => break 'serving,
+                        Some(finished) = jobs.join_next(), if !jobs.is_empty() => {
+                            self.job_ended(finished, jobs.len());
+                        }
+                        () = tokio::time::sleep_until(wake) => break,
+                    }
+                }
+                self.liveness.beat();
                 let checked = tokio::select! {
                     () = &mut shutdown => break 'serving,
-                    checked = async {
-                        tokio::time::sleep(pause).await;
-                        self.broker.check().await
-                    } => checked,
+                    checked = self.broker.check() => checked,
                 };
-                self.liveness.beat();
-                match checked {
-                    Ok(()) => {
-                        outage.recovered();
-                        backoff.reset();
-                    }
-                    Err(err) => {
-                        outage.failed("checking the broker", &err);
-                        continue;
-                    }
-                }
-            }
-            let consumer = tokio::select! {
-                () = &mut shutdown => break 'serving,
-                consumer = self.broker.consumer(self.concurrency) => consumer,
-            };
-            let consumer = match consumer {
-                Ok(consumer) => current.insert(consumer),
-                Err(err) => {
-                    outage.failed("consuming the jobs queue", &err);
+                if let Err(err) = checked {
+                    outage.failed("checking the broker", &err);
                     continue;
                 }
+                // Reachable; whether it is back is for the next take to say.
+            }
+
+            // A free slot first: a message is never taken without one to run it.
+            let slot = tokio::select! {
+                () = &mut shutdown => break 'serving,
+                slot = slots.clone().acquire_owned() => slot.expect("the slots are never closed"),
+                Some(finished) = jobs.join_next(), if !jobs.is_empty() => {
+                    self.job_ended(finished, jobs.len());
+                    continue;
+                }
+                _ = heartbeat.tick() => continue,
             };
-            info!(
-                broker = self.broker.kind(),
-                concurrency = self.concurrency,
-                "consuming jobs"
-            );
+            let sweep = pacing.sweep_due(Instant::now());
+            let order = tokio::select! {
+                () = &mut shutdown => break 'serving,
+                order = self.lanes.order(lanes) => order,
+            };
+            let (look, swept) = lanes_to_try(order, lanes, sweep);
+            let by_waiting = std::mem::take(&mut asked_by_waiting);
+            match self.look(&look, &mut shutdown).await {
+                Look::Taken(delivery) => {
+                    outage.recovered();
+                    backoff.reset();
+                    pacing.found_work(Instant::now(), swept);
+                    let worker = self.clone();
+                    let interrupt = interrupt_jobs.clone();
+                    jobs.spawn(async move {
+                        // Held while the job runs: the slot frees when its task ends.
+                        let _slot = slot;
+                        worker.handle(delivery, interrupt).await;
+                    });
+                    self.protection.set_busy(true);
+                    continue;
+                }
+                Look::Failed(err) => {
+                    outage.failed("taking from the jobs queue", &err);
+                    continue;
+                }
+                Look::ShuttingDown => break 'serving,
+                Look::Nothing => {
+                    outage.recovered();
+                    backoff.reset();
+                    pacing.found_nothing(Instant::now(), swept, by_waiting);
+                    drop(slot);
+                }
+            }
+
+            // Idle: wait for a sweep, or for the order to say work is waiting.
             loop {
-                self.liveness.beat();
+                let wake = pacing.next_wake(Instant::now());
                 tokio::select! {
                     () = &mut shutdown => break 'serving,
-                    delivery = consumer.next() => match delivery {
-                        Ok(delivery) => {
-                            outage.recovered();
-                            backoff.reset();
-                            let worker = self.clone();
-                            let interrupt = interrupt_jobs.clone();
-                            jobs.spawn(async move { worker.handle(delivery, interrupt).await });
-                            self.protection.set_busy(true);
-                        }
-                        Err(err) => {
-                            outage.failed("receiving from the jobs queue", &err);
-                            continue 'serving;
-                        }
-                    },
                     Some(finished) = jobs.join_next(), if !jobs.is_empty() => {
-                        if let Err(err) = finished {
-                            error!(%err, "a job task failed");
-                        }
-                        self.protection.set_busy(!jobs.is_empty());
+                        self.job_ended(finished, jobs.len());
+                        continue;
                     }
-                    _ = heartbeat.tick() => {}
+                    () = tokio::time::sleep_until(wake) => {}
+                }
+                self.liveness.beat();
+                let now = Instant::now();
+                if pacing.sweep_due(now) {
+                    break;
+                }
+                if pacing.trusts_waiting(now) {
+                    let waiting = tokio::select! {
+                        () = &mut shutdown => break 'serving,
+                        waiting = self.lanes.work_waiting() => waiting,
+                    };
+                    if waiting {
+                        asked_by_waiting = true;
+                        break;
+                    }
+                    pacing.nothing_waiting();
                 }
             }
         }
 
-        if let Some(consumer) = current.as_mut() {
-            consumer.stop().await;
-        }
         info!(running = jobs.len(), grace = ?self.shutdown_grace, "shutting down: taking no more jobs");
         let drained = tokio::time::timeout(self.shutdown_grace, async {
             while jobs.join_next().await.is_some() {}
@@ -164,6 +236,34 @@ impl Worker {
         }
         self.protection.set_busy(false);
         info!("worker stopped");
+    }
+
+    /// Take one message from the first of `lanes` that has one. Each take is
+    /// awaited to its end; shutdown is only looked at between two.
+    async fn look<F: Future<Output = ()>>(
+        &self,
+        lanes: &[Lane],
+        shutdown: &mut Pin<&mut F>,
+    ) -> Look {
+        for &lane in lanes {
+            if has_completed(shutdown) {
+                return Look::ShuttingDown;
+            }
+            match self.broker.take(lane, TAKE_PATIENCE).await {
+                Ok(Some(delivery)) => return Look::Taken(delivery),
+                Ok(None) => {}
+                Err(err) => return Look::Failed(err),
+            }
+        }
+        Look::Nothing
+    }
+
+    /// A job task ended (`running` are still going).
+    fn job_ended(&self, finished: Result<(), JoinError>, running: usize) {
+        if let Err(err) = finished {
+            error!(%err, "a job task failed");
+        }
+        self.protection.set_busy(running > 0);
     }
 
     /// Keep [`Worker::readiness`] fresh (every [`READINESS_EVERY`]) until `stop`.

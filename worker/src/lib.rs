@@ -3,8 +3,12 @@
 //!
 //! # Layout
 //!
-//! - [`consumer`]: the worker loop — receive a delivery, run its job, write the
-//!   final status, publish the completion, acknowledge; graceful shutdown.
+//! - [`consumer`]: the worker loop — take a delivery (one, with a free job
+//!   slot), run its job, write the final status, publish the completion,
+//!   acknowledge; graceful shutdown.
+//! - [`dispatch`]: which lane a free slot takes its next job from
+//!   ([`dispatch::LaneOrder`], [`dispatch::Sweep`]) and how often an idle
+//!   worker looks.
 //! - [`job`]: one job end to end — images concurrently, entries into the
 //!   zip, manifest, upload.
 //! - `book`: a job's bookkeeping — entry names, manifest lines, counts,
@@ -55,6 +59,7 @@ pub mod budget;
 pub mod cache;
 pub mod consumer;
 mod dataset_report;
+pub mod dispatch;
 pub mod ecs;
 pub mod embedded;
 #[cfg(feature = "fleet")]
