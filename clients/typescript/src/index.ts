@@ -15,6 +15,7 @@ export type DatasetReport = Schemas["DatasetReport"];
 export type DeadLetter = Schemas["DeadLetter"];
 export type DeadLetterList = Schemas["DeadLetterList"];
 export type RedriveResult = Schemas["RedriveResult"];
+export type DeleteResult = Schemas["DeleteResult"];
 export type QueuePlace = Schemas["QueuePlace"];
 export type Erased = Schemas["Erased"];
 export type JobErased = Schemas["JobErased"];
@@ -175,6 +176,16 @@ export class ZipfleetClient {
   /** Move dead letters back to the jobs queue (all, or at most `max`); resolves with how many moved. */
   redriveDeadLetters({ max }: { max?: number } = {}): Promise<RedriveResult> {
     return this.#request<RedriveResult>("POST", "/v1/dead-letters/redrive", max === undefined ? {} : { max });
+  }
+
+  /** Move one dead letter (by its listed `id`) back to the jobs queue; 404 when no dead letter has that id. */
+  redriveDeadLetter(id: string): Promise<RedriveResult> {
+    return this.#request<RedriveResult>("POST", `/v1/dead-letters/${encodeURIComponent(id)}/redrive`);
+  }
+
+  /** Delete one dead letter (by its listed `id`) for good; 404 when no dead letter has that id. */
+  deleteDeadLetter(id: string): Promise<DeleteResult> {
+    return this.#request<DeleteResult>("DELETE", `/v1/dead-letters/${encodeURIComponent(id)}`);
   }
 
   async #request<T>(method: string, path: string, body?: unknown): Promise<T> {

@@ -126,6 +126,49 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/dead-letters/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete one dead letter
+         * @description Deletes the dead letter with this id (as `GET /v1/dead-letters` lists
+         *     it) for good. The other dead letters stay as they are.
+         */
+        delete: operations["deleteDeadLetter"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dead-letters/{id}/redrive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Redrive one dead letter
+         * @description Moves the dead letter with this id (as `GET /v1/dead-letters` lists it)
+         *     back to the jobs queue as a first delivery, confirmed there before it
+         *     leaves the dead-letter queue. The other dead letters stay as they are.
+         */
+        post: operations["redriveDeadLetter"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/fleet": {
         parameters: {
             query?: never;
@@ -268,7 +311,11 @@ export interface components {
         };
         /** @description One message of the dead-letter queue, as an operator sees it. */
         DeadLetter: {
-            /** @description The broker's id of the message (SQS `MessageId`, RabbitMQ delivery position or message id). */
+            /**
+             * @description The message's id, stable while it stays in the queue (SQS
+             *     `MessageId`; RabbitMQ: the id the worker gave it, else a hash of its
+             *     body and reason); what redriving or deleting one message names.
+             */
             id: string;
             /** @description The job id, if the body parses as far as a valid `job_id`. */
             job_id: string | null;
@@ -286,6 +333,14 @@ export interface components {
             depth: number;
             /** @description The first messages of the queue, at most 100; they stay in the queue. */
             messages: components["schemas"]["DeadLetter"][];
+        };
+        /** @description Answer of `DELETE /v1/dead-letters/{id}`. */
+        DeleteResult: {
+            /**
+             * Format: int64
+             * @description Messages deleted (1).
+             */
+            deleted: number;
         };
         /** @description What an erasure removed, by kind. */
         Erased: {
@@ -960,6 +1015,124 @@ export interface operations {
                 };
             };
             /** @description The broker is unreachable (messages moved until then stay moved). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    deleteDeadLetter: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The dead letter's id, as listed. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The message is deleted. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeleteResult"];
+                };
+            };
+            /** @description Missing or wrong bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No dead letter has this id. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The configured broker cannot delete dead letters. */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The broker is unreachable. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    redriveDeadLetter: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The dead letter's id, as listed. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The message moved. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedriveResult"];
+                };
+            };
+            /** @description Missing or wrong bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No dead letter has this id. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The configured broker cannot move dead letters. */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The broker is unreachable. */
             503: {
                 headers: {
                     [name: string]: unknown;

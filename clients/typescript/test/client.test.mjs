@@ -146,6 +146,8 @@ test("dead letters can be listed and redriven", async () => {
   const redriven = await client.redriveDeadLetters({ max: 1 });
   assert.ok(redriven.moved === 0 || redriven.moved === 1, JSON.stringify(redriven));
   await rejectsWith(client.redriveDeadLetters({ max: 0 }), 400, "invalid_request");
+  await rejectsWith(client.redriveDeadLetter(unique("no-letter")), 404, "not_found");
+  await rejectsWith(client.deleteDeadLetter(unique("no-letter")), 404, "not_found");
 });
 
 test("waitForJob gives up after its timeout", async () => {
