@@ -136,11 +136,12 @@ stop_processes
 if [ -f clients/typescript/package.json ]; then
   # Downloads wait up to a minute: the client's tests hold images back on
   # purpose to keep the worker's slots busy while they fill a tenant's quota.
-  start_fleet client ZIPFLEET_MAX_QUEUED_PER_TENANT=2 ZIPFLEET_DOWNLOAD_TIMEOUT=60s ZIPFLEET_IDLE_TIMEOUT=60s
+  start_fleet client ZIPFLEET_MAX_QUEUED_PER_TENANT=2 ZIPFLEET_CONCURRENCY=2 \
+    ZIPFLEET_DOWNLOAD_TIMEOUT=60s ZIPFLEET_IDLE_TIMEOUT=60s
   say "TypeScript client"
   client_started=$(date +%s)
   ( cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run build && \
-    ZIPFLEET_API_URL="$api" ZIPFLEET_API_TOKEN="$ZIPFLEET_API_TOKEN" npm test )
+    ZIPFLEET_API_URL="$api" ZIPFLEET_API_TOKEN="$ZIPFLEET_API_TOKEN" ZIPFLEET_WORKER_SLOTS=2 npm test )
   say "the client's tests took $(( $(date +%s) - client_started )) s"
 fi
 say "done in $(( $(date +%s) - started_at )) s"

@@ -195,12 +195,14 @@ test("retryAfterS is the Retry-After header, in seconds or as an HTTP date", asy
 });
 
 // The client fleet of infra/api-check.sh lets a tenant have 2 jobs queued
-// (ZIPFLEET_MAX_QUEUED_PER_TENANT=2) and runs one worker with 2 slots.
+// (ZIPFLEET_MAX_QUEUED_PER_TENANT=2) and has ZIPFLEET_WORKER_SLOTS worker
+// slots (one worker of ZIPFLEET_CONCURRENCY=2).
 const QUOTA = 2;
-// More jobs with held images than the fleet has slots: the slots stay busy,
-// and the jobs left waiting are ahead of every job posted after them (they
-// waited longest, and their tenants have nothing in flight either).
-const BUSY_JOBS = 4;
+const SLOTS = Number(process.env.ZIPFLEET_WORKER_SLOTS ?? 2);
+// More jobs with held images than the fleet has slots: every slot stays
+// busy, and the jobs left waiting are ahead of every job posted after them
+// (they waited longest, and their tenants have nothing in flight either).
+const BUSY_JOBS = SLOTS + 2;
 
 async function waitFor(what, check, timeoutMs = 30_000) {
   const deadline = Date.now() + timeoutMs;
@@ -238,8 +240,8 @@ describe("while every worker slot is busy, jobs stay queued", () => {
       // A tenant each: none of them may be over the quota while it waits for a slot.
       await client.submitJob({ job_id: jobId, tenant: unique("busy"), images: [{ id: "1", label: "a", url: `${heldUrl}?job=${jobId}` }] });
     }
-    // The worker holds a slot with one of them.
-    await waitFor("a busy job running", async () => (await busyStates()).includes("running"));
+    // Every slot holds one of them (until then, a free slot could take a job posted below).
+    await waitFor(`${SLOTS} busy jobs running`, async () => (await busyStates()).filter((state) => state === "running").length === SLOTS);
   });
 
   const busyStates = () => Promise.all(busy.map(async (jobId) => (await client.getJob(jobId)).state));
