@@ -196,6 +196,11 @@ pub trait FairLedger: Send + Sync {
     async fn pace(&self) -> Result<Pace, StatusError>;
 }
 
+/// How long a running job counts as its tenant's work in flight without a
+/// renewal ([`FairLedger::renew`]): its worker renews every third of this
+/// while it runs, so a worker that died stops counting within a minute.
+pub const RUNNING_LEASE: Duration = Duration::from_secs(60);
+
 /// What an erasure must delete, as the store knew the job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ErasedJob {

@@ -45,10 +45,20 @@ async fn zip_entries(fleet: &Fleet, job_id: &str) -> std::collections::BTreeMap<
     zipcheck::entries_from_bytes(fleet.download(url).await)
 }
 
+/// `DELETE` as a client does it: a 503 (a backend that failed midway; the
+/// erasure is unfinished) is asked again, a few times.
 async fn erase(fleet: &Fleet, path: &str) -> (u16, Value) {
-    let response = fleet.call(Method::DELETE, path).await;
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    for _ in 0..5 {
+        let response = fleet.call(Method::DELETE, path).await;
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        if status != 503 {
+            return (status, body);
+        }
+        eprintln!("{path}: 503 {body}; asking again");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    panic!("{path} kept answering 503")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,6 +19,7 @@ mod dead_letters;
 mod dispatch;
 mod embedded;
 mod erasure;
+mod fairness;
 mod fleet;
 mod hostile;
 mod logs;

@@ -106,6 +106,22 @@ impl Embedded {
         .expect("the job's status is readable")
     }
 
+    /// Wait until the job has left the queue (running or ended).
+    pub async fn wait_started(&self, job_id: &str, limit: Duration) -> JobStatus {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let status = self.fleet.status(job_id).await.expect("readable");
+            if status.state != zipfleet_shared::JobState::Queued {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "job {job_id} did not start within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn stop(self) {
         self.fleet.stop().await;
     }

@@ -4,7 +4,7 @@
 use crate::budget::{image_budget, CpuPool, MemoryBudget};
 use crate::cache::Cache;
 use crate::consumer::Worker;
-use crate::dispatch::Sweep;
+use crate::dispatch::FairOrder;
 use crate::ecs::Protection;
 use crate::erasure::StatusTombstones;
 use crate::fetch::Fetcher;
@@ -89,8 +89,7 @@ pub fn build_worker(
     Ok(Arc::new(Worker {
         env: Arc::new(env),
         broker: backends.broker.clone(),
-        // TODO(lead): the fair-share ledger's order.
-        lanes: Arc::new(Sweep::for_broker(&backends.broker)),
+        lanes: Arc::new(FairOrder::new(backends.status.clone(), &backends.broker)),
         concurrency: tuning.concurrency.max(1),
         max_deliveries: settings.backend.max_deliveries,
         shutdown_grace: tuning.shutdown_grace,

@@ -43,6 +43,7 @@ use zipfleet_shared::retry::{retry_transient, Backoff, GaveUp, OutageLog, Transi
 use zipfleet_shared::spec::{Job, JobSpec, SpecLimits};
 use zipfleet_shared::status::DEFAULT_TENANT;
 use zipfleet_shared::status::{JobError, JobStatus};
+use zipfleet_shared::status_store::RUNNING_LEASE;
 use zipfleet_shared::status_store::{BeginJob, BeginOutcome, FinishOutcome};
 use zipfleet_shared::JobErrorCode;
 
@@ -75,11 +76,21 @@ pub struct Worker {
 
 /// What one look at the lanes came back with.
 enum Look {
-    Taken(Delivery),
+    /// A message, from the lane at this position of the look.
+    Taken(Delivery, usize),
     /// Every lane asked was empty.
     Nothing,
     Failed(BrokerError),
     /// Shutdown came between two lanes.
+    ShuttingDown,
+}
+
+/// What an idle wait ended with.
+enum Idle {
+    /// Look again; `by_waiting`: because the order said work is waiting.
+    Look {
+        by_waiting: bool,
+    },
     ShuttingDown,
 }
 
@@ -114,6 +125,8 @@ impl Worker {
         let mut pacing = IdlePacing::new(Instant::now());
         // Whether the next look is made because the order said work is waiting.
         let mut asked_by_waiting = false;
+        let registry = CancellationToken::new();
+        tokio::spawn(crate::registry::announce(self.clone(), registry.clone()));
         info!(
             broker = self.broker.kind(),
             concurrency = self.concurrency,
@@ -122,30 +135,13 @@ impl Worker {
         );
         'serving: loop {
             self.liveness.beat();
-            if outage.is_down() {
-                // Wait, then ask the broker whether it is back before taking again.
-                let wake = Instant::now() + backoff.next_delay();
-                loop {
-                    tokio::select! {
-                        () = &mut shutdown => break 'serving,
-                        Some(finished) = jobs.join_next(), if !jobs.is_empty() => {
-                            self.job_ended(finished, jobs.len());
-                        }
-                        () = tokio::time::sleep_until(wake) => break,
-                    }
-                }
-                self.liveness.beat();
-                let checked = tokio::select! {
-                    () = &mut shutdown => break 'serving,
-                    checked = self.broker.check() => checked,
-                };
-                if let Err(err) = checked {
-                    outage.failed("checking the broker", &err);
-                    continue;
-                }
-                // Reachable; whether it is back is for the next take to say.
+            if outage.is_down()
+                && !self
+                    .broker_back(&mut backoff, &mut jobs, &mut shutdown)
+                    .await
+            {
+                break 'serving;
             }
-
             // A free slot first: a message is never taken without one to run it.
             let slot = tokio::select! {
                 () = &mut shutdown => break 'serving,
@@ -161,13 +157,15 @@ impl Worker {
                 () = &mut shutdown => break 'serving,
                 order = self.lanes.order(lanes) => order,
             };
+            let named = order.len();
             let (look, swept) = lanes_to_try(order, lanes, sweep);
             let by_waiting = std::mem::take(&mut asked_by_waiting);
             match self.look(&look, &mut shutdown).await {
-                Look::Taken(delivery) => {
+                Look::Taken(delivery, position) => {
                     outage.recovered();
                     backoff.reset();
                     pacing.found_work(Instant::now(), swept);
+                    self.env.metrics.dispatched(position < named);
                     let worker = self.clone();
                     let interrupt = interrupt_jobs.clone();
                     jobs.spawn(async move {
@@ -190,37 +188,84 @@ impl Worker {
                     drop(slot);
                 }
             }
-
-            // Idle: wait for a sweep, or for the order to say work is waiting.
-            loop {
-                let wake = pacing.next_wake(Instant::now());
-                tokio::select! {
-                    () = &mut shutdown => break 'serving,
-                    Some(finished) = jobs.join_next(), if !jobs.is_empty() => {
-                        self.job_ended(finished, jobs.len());
-                        continue;
-                    }
-                    () = tokio::time::sleep_until(wake) => {}
-                }
-                self.liveness.beat();
-                let now = Instant::now();
-                if pacing.sweep_due(now) {
-                    break;
-                }
-                if pacing.trusts_waiting(now) {
-                    let waiting = tokio::select! {
-                        () = &mut shutdown => break 'serving,
-                        waiting = self.lanes.work_waiting() => waiting,
-                    };
-                    if waiting {
-                        asked_by_waiting = true;
-                        break;
-                    }
-                    pacing.nothing_waiting();
-                }
+            match self.idle(&mut pacing, &mut jobs, &mut shutdown).await {
+                Idle::Look { by_waiting } => asked_by_waiting = by_waiting,
+                Idle::ShuttingDown => break 'serving,
             }
         }
+        registry.cancel();
+        self.drain(jobs, interrupt_jobs).await;
+    }
 
+    /// The broker was down: wait out the backoff (still collecting finished
+    /// jobs), then ask whether it is back. `false` if shutdown came first.
+    /// Whether it is really back is for the next take to say.
+    async fn broker_back<F: Future<Output = ()>>(
+        &self,
+        backoff: &mut Backoff,
+        jobs: &mut JoinSet<()>,
+        shutdown: &mut Pin<&mut F>,
+    ) -> bool {
+        let wake = Instant::now() + backoff.next_delay();
+        loop {
+            tokio::select! {
+                () = shutdown.as_mut() => return false,
+                Some(finished) = jobs.join_next(), if !jobs.is_empty() => {
+                    self.job_ended(finished, jobs.len());
+                }
+                () = tokio::time::sleep_until(wake) => break,
+            }
+        }
+        self.liveness.beat();
+        let checked = tokio::select! {
+            () = shutdown.as_mut() => return false,
+            checked = self.broker.check() => checked,
+        };
+        if let Err(err) = checked {
+            self.env.outages.broker.failed("checking the broker", &err);
+        }
+        true
+    }
+
+    /// Nothing was found: wait for a sweep, or for the order to say work is
+    /// waiting, collecting finished jobs meanwhile.
+    async fn idle<F: Future<Output = ()>>(
+        &self,
+        pacing: &mut IdlePacing,
+        jobs: &mut JoinSet<()>,
+        shutdown: &mut Pin<&mut F>,
+    ) -> Idle {
+        loop {
+            let wake = pacing.next_wake(Instant::now());
+            tokio::select! {
+                () = shutdown.as_mut() => return Idle::ShuttingDown,
+                Some(finished) = jobs.join_next(), if !jobs.is_empty() => {
+                    self.job_ended(finished, jobs.len());
+                    continue;
+                }
+                () = tokio::time::sleep_until(wake) => {}
+            }
+            self.liveness.beat();
+            let now = Instant::now();
+            if pacing.sweep_due(now) {
+                return Idle::Look { by_waiting: false };
+            }
+            if pacing.trusts_waiting(now) {
+                let waiting = tokio::select! {
+                    () = shutdown.as_mut() => return Idle::ShuttingDown,
+                    waiting = self.lanes.work_waiting() => waiting,
+                };
+                if waiting {
+                    return Idle::Look { by_waiting: true };
+                }
+                pacing.nothing_waiting();
+            }
+        }
+    }
+
+    /// Shutdown: take nothing more, let running jobs finish within the
+    /// grace period, then interrupt the rest (they hand their deliveries back).
+    async fn drain(&self, mut jobs: JoinSet<()>, interrupt_jobs: CancellationToken) {
         info!(running = jobs.len(), grace = ?self.shutdown_grace, "shutting down: taking no more jobs");
         let drained = tokio::time::timeout(self.shutdown_grace, async {
             while jobs.join_next().await.is_some() {}
@@ -245,12 +290,12 @@ impl Worker {
         lanes: &[Lane],
         shutdown: &mut Pin<&mut F>,
     ) -> Look {
-        for &lane in lanes {
+        for (position, &lane) in lanes.iter().enumerate() {
             if has_completed(shutdown) {
                 return Look::ShuttingDown;
             }
             match self.broker.take(lane, TAKE_PATIENCE).await {
-                Ok(Some(delivery)) => return Look::Taken(delivery),
+                Ok(Some(delivery)) => return Look::Taken(delivery, position),
                 Ok(None) => {}
                 Err(err) => return Look::Failed(err),
             }
@@ -324,7 +369,22 @@ impl Worker {
         // Everything up to the acknowledgement runs under the delivery's
         // lease, so a job that waits out a status-store outage is not given
         // to a second worker meanwhile.
-        let settlement = with_lease(&delivery, self.decide(&delivery, &message, &interrupt)).await;
+        let settle = async {
+            match self.prepare(&delivery, &message, &interrupt).await {
+                Prepared::Settled(settlement) => settlement,
+                Prepared::Started { status, job } => {
+                    let tenant = job.tenant.as_str();
+                    let run = self.run_started(status, &job, delivery.attempt, &interrupt);
+                    let settlement = self.in_flight(&message.job_id, tenant, run).await;
+                    if matches!(settlement, Settlement::HandBack(_)) {
+                        self.back_in_line(&message.job_id, tenant, delivery.lane)
+                            .await;
+                    }
+                    settlement
+                }
+            }
+        };
+        let settlement = with_lease(&delivery, settle).await;
         match settlement {
             Settlement::Ack { status } => {
                 self.env.metrics.job_finished(status.state);
@@ -342,27 +402,62 @@ impl Worker {
         }
     }
 
-    /// Run the job (or find it already ended) and publish its final status.
-    async fn decide(
+    /// Keep a running job counted as its tenant's work in flight (the
+    /// ledger's lease on it) while `run` runs.
+    async fn in_flight(
+        &self,
+        job_id: &str,
+        tenant: &str,
+        run: impl Future<Output = Settlement>,
+    ) -> Settlement {
+        tokio::pin!(run);
+        let mut renew = tokio::time::interval(RUNNING_LEASE / 3);
+        renew.tick().await;
+        loop {
+            tokio::select! {
+                settlement = &mut run => return settlement,
+                _ = renew.tick() => {
+                    if let Err(err) = self.env.status.renew(job_id, tenant).await {
+                        debug!(%err, "could not renew the job's place in the fair-share ledger");
+                    }
+                }
+            }
+        }
+    }
+
+    /// A started job goes back to the queue: it waits in line again, on the
+    /// lane its message returns to. Advisory (the broker holds the job): a
+    /// ledger that cannot be told only makes dispatch less fair.
+    async fn back_in_line(&self, job_id: &str, tenant: &str, lane: Lane) {
+        if let Err(err) = self.env.status.hand_back(job_id, tenant, lane.0).await {
+            debug!(%err, "could not put a handed-back job back in line");
+        }
+    }
+
+    /// Read the job and start it (or find it already ended, or erased).
+    async fn prepare(
         &self,
         delivery: &Delivery,
         message: &ReceivedJob,
         interrupt: &CancellationToken,
-    ) -> Settlement {
+    ) -> Prepared {
         let job_id = message.job_id.clone();
         let attempt = delivery.attempt;
         let spec = match self.load_spec(&message.spec).await {
             Ok(spec) => spec,
             Err(SpecProblem::Transient(err)) => {
-                return Settlement::HandBack(format!("could not read the job's spec: {err}"))
+                return Prepared::Settled(Settlement::HandBack(format!(
+                    "could not read the job's spec: {err}"
+                )))
             }
             Err(SpecProblem::Invalid(reason)) => {
                 let mut status = JobStatus::queued(&job_id, None, DEFAULT_TENANT, 0);
                 status.attempt = attempt;
                 let error = JobError::new(JobErrorCode::InvalidSpec, reason);
-                return self
-                    .conclude(finish(status, JobOutcome::Failed(error)), interrupt)
-                    .await;
+                return Prepared::Settled(
+                    self.conclude(finish(status, JobOutcome::Failed(error)), interrupt)
+                        .await,
+                );
             }
         };
         let total = spec.images.len() as u32;
@@ -390,17 +485,24 @@ impl Worker {
                     state = status.state.as_str(),
                     "job already ended; re-publishing its completion"
                 );
-                return self.publish(status, interrupt).await;
+                return Prepared::Settled(self.publish(status, interrupt).await);
             }
             Ok(BeginOutcome::Erased) => {
                 info!("job was erased; dropping its message");
-                return Settlement::Drop;
+                return Prepared::Settled(Settlement::Drop);
             }
-            Err(GaveUp::Failed(err)) => return Settlement::HandBack(err.to_string()),
-            Err(GaveUp::Interrupted) => return Settlement::HandBack("worker shutting down".into()),
+            Err(GaveUp::Failed(err)) => {
+                return Prepared::Settled(Settlement::HandBack(err.to_string()))
+            }
+            Err(GaveUp::Interrupted) => {
+                return Prepared::Settled(Settlement::HandBack("worker shutting down".into()))
+            }
         };
         info!(images = total, "job started");
-        self.run_started(started, &spec, attempt, interrupt).await
+        Prepared::Started {
+            status: started,
+            job: spec,
+        }
     }
 
     /// Run a started job and settle what came of it.
@@ -518,6 +620,18 @@ impl Worker {
             warn!(%err, "could not hand the job back; the broker will redeliver it");
         }
     }
+}
+
+/// A delivery read and its job started, or already settled.
+// A short-lived value: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Prepared {
+    Settled(Settlement),
+    /// `running` now: run it.
+    Started {
+        status: JobStatus,
+        job: Job,
+    },
 }
 
 /// What to do with a delivery once its job is decided.

@@ -1,8 +1,8 @@
 //! Which lane a worker with a free slot takes its next job from, and how
 //! often an idle worker looks.
 //!
-//! A [`LaneOrder`] says which lanes to try first (the fair-share ledger's
-//! order, or [`Sweep`]'s rotation) and whether anything is waiting at all;
+//! A [`LaneOrder`] says which lanes to try first ([`FairOrder`]: the
+//! fair-share ledger's order; or [`Sweep`]'s rotation) and whether anything is waiting at all;
 //! [`lanes_to_try`] turns its answer into one look's list of lanes, adding
 //! every lane the order left out when a sweep is due; [`IdlePacing`] decides
 //! when an idle worker looks again. The worker loop (`consumer.rs`) does the
@@ -14,8 +14,10 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
+use tracing::debug;
 use zipfleet_shared::broker::memory::MemoryBroker;
 use zipfleet_shared::broker::{Broker, Lane};
+use zipfleet_shared::status_store::StatusStore;
 
 /// How often an idle worker asks [`LaneOrder::work_waiting`]. That question
 /// is meant to be cheap (one status-store read), and its answer is how known
@@ -110,6 +112,59 @@ impl LaneOrder for Sweep {
                 .await
                 .is_ok_and(|depth| depth.ready > 0),
             None => false,
+        }
+    }
+}
+
+/// The fair-share order: the lanes of the tenants with jobs waiting, the
+/// tenant with the least work in flight first (then the longest wait), as
+/// the status store's ledger has them (`FairLedger::dispatch_order`). A
+/// ledger that cannot answer leaves the worker to [`Sweep`]: fairness waits,
+/// jobs do not (the broker, not the ledger, is the record of every job).
+pub struct FairOrder {
+    status: Arc<dyn StatusStore>,
+    fallback: Sweep,
+}
+
+impl std::fmt::Debug for FairOrder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FairOrder")
+            .field("status", &self.status.kind())
+            .field("fallback", &self.fallback)
+            .finish()
+    }
+}
+
+impl FairOrder {
+    pub fn new(status: Arc<dyn StatusStore>, broker: &Arc<dyn Broker>) -> Self {
+        Self {
+            status,
+            fallback: Sweep::for_broker(broker),
+        }
+    }
+}
+
+#[async_trait]
+impl LaneOrder for FairOrder {
+    async fn order(&self, lanes: u16) -> Vec<Lane> {
+        match self.status.dispatch_order(lanes).await {
+            Ok(order) => order.lanes[..order.expected]
+                .iter()
+                .map(|lane| Lane(*lane))
+                .collect(),
+            Err(err) => {
+                debug!(%err, "no fair-share order; sweeping the lanes");
+                self.fallback.order(lanes).await
+            }
+        }
+    }
+
+    async fn work_waiting(&self) -> bool {
+        match self.status.work_waiting().await {
+            Ok(true) => true,
+            // The ledger knows nothing waiting, or cannot say: what the
+            // broker shows for free (the in-process one) still counts.
+            Ok(false) | Err(_) => self.fallback.work_waiting().await,
         }
     }
 }

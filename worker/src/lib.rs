@@ -73,4 +73,5 @@ pub mod job;
 mod keyed;
 pub mod metrics;
 mod outcome;
+mod registry;
 mod zipper;

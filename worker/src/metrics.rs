@@ -74,7 +74,13 @@ pub struct WorkerMetrics {
     stage_micros: [AtomicU64; Stage::ALL.len()],
     cache_hits: [AtomicU64; CacheKind::ALL.len()],
     cache_misses: [AtomicU64; CacheKind::ALL.len()],
+    /// Jobs taken from a lane the fair order named, and from a sweep.
+    dispatched: [AtomicU64; 2],
 }
+
+/// How a job was found: on a lane the fair-share order named, or by a sweep
+/// of the lanes it did not name (the ledger did not know that job).
+const DISPATCH_DECISIONS: [&str; 2] = ["fair", "sweep"];
 
 /// Decrements the running-jobs gauge when the job's handling ends, however it ends.
 #[derive(Debug)]
@@ -112,6 +118,17 @@ impl WorkerMetrics {
             .position(|c| *c == code)
             .expect("every code is in ALL");
         self.images_skipped[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Images finished so far, whatever their outcome (the worker's heartbeat).
+    pub(crate) fn images_total(&self) -> u64 {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        load(&self.images_ok) + self.images_skipped.iter().map(load).sum::<u64>()
+    }
+
+    /// A job was taken: from a lane the fair order named (`fair`), or not.
+    pub(crate) fn dispatched(&self, fair: bool) {
+        self.dispatched[usize::from(!fair)].fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn downloaded(&self, bytes: u64) {
@@ -203,6 +220,16 @@ impl WorkerMetrics {
             "zipfleet_worker_cache_misses",
             "Cache misses, by kind",
             counters("kind", kinds().zip(self.cache_misses.iter().map(load))),
+        );
+        registry.register(
+            "zipfleet_fair_dispatch",
+            "Jobs this worker took, by how they were found: on a lane the fair-share order named, or by a sweep",
+            counters(
+                "decision",
+                DISPATCH_DECISIONS
+                    .into_iter()
+                    .zip(self.dispatched.iter().map(load)),
+            ),
         );
         let mut text = String::new();
         prometheus_text::encode(&mut text, &registry).expect("writing to a String never fails");
@@ -312,9 +339,14 @@ mod tests {
             );
         }
         let families = text.lines().filter(|l| l.starts_with("# TYPE")).count();
-        assert_eq!(families, 11, "{text}");
+        assert_eq!(families, 12, "{text}");
         let samples = text.lines().filter(|l| !l.starts_with('#')).count();
         let expected = 6 + FINISHED.len() + 1 + ImageErrorCode::ALL.len() + Stage::ALL.len();
-        assert_eq!(samples, expected + 2 * CacheKind::ALL.len(), "{text}");
+        let dispatch = DISPATCH_DECISIONS.len();
+        assert_eq!(
+            samples,
+            expected + 2 * CacheKind::ALL.len() + dispatch,
+            "{text}"
+        );
     }
 }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use std::time::Duration;
 use zipfleet_shared::status::QueuePlace;
 use zipfleet_shared::status_store::fair::{self, Pace, TenantLoad};
-use zipfleet_shared::status_store::memory::RUNNING_LEASE;
+use zipfleet_shared::status_store::RUNNING_LEASE;
 use zipfleet_shared::status_store::{DispatchOrder, FairLedger, FleetRegistry, StatusError};
 
 impl RedisStatusStore {

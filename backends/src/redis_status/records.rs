@@ -7,7 +7,7 @@ use redis::AsyncCommands;
 use std::collections::HashMap;
 use std::time::Duration;
 use zipfleet_shared::status::{JobState, JobStatus};
-use zipfleet_shared::status_store::memory::RUNNING_LEASE;
+use zipfleet_shared::status_store::RUNNING_LEASE;
 use zipfleet_shared::status_store::{
     job_seconds, run_seconds, BeginJob, BeginOutcome, CancelOutcome, CreateOutcome, FinishOutcome,
     Histogram, JobRecords, JobSignal, NewJob, Stats, StatusError, IMAGE_SECONDS_BOUNDS,

@@ -5,6 +5,7 @@
 
 use super::fair::{self, FairLimits, Pace, TenantLoad, RECENT_RUNS};
 use super::search::{Cursor, IndexKey, JobPage, JobQuery, JobSummary};
+use super::RUNNING_LEASE;
 use super::{
     job_seconds, run_seconds, BeginJob, BeginOutcome, CancelOutcome, CreateOutcome, DispatchOrder,
     ErasedJob, Erasure, FairLedger, FinishOutcome, FleetRegistry, Histogram, JobIndex, JobRecords,
@@ -17,10 +18,6 @@ use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-/// How long a running job counts as its tenant's work in flight without a
-/// renewal: its worker renews every third of this while it runs.
-pub const RUNNING_LEASE: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 struct Record {
