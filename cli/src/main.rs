@@ -1,5 +1,5 @@
-//! `zipfleet`: run a job in-process (`run`), or submit and watch jobs through
-//! the API (`submit`, `status`, `dlq`). The benchmarks are a separate tool
+//! `zipfleet`: run a job in-process (`run`), or submit, watch, cancel and
+//! erase jobs through the API (`submit`, `status`, `cancel`, `erase`, `dlq`). The benchmarks are a separate tool
 //! (tools/bench, `zipfleet-bench`), not part of this binary.
 
 mod progress;
@@ -40,12 +40,32 @@ enum Command {
         #[command(flatten)]
         api: remote::ApiArgs,
     },
-    /// Show a job's status from the zipfleet API.
+    /// Show a job's status from the zipfleet API: its tenant, and while it is queued its place in line.
     Status {
         job_id: String,
-        /// Follow the job until it ends, showing progress.
-        #[arg(long)]
+        /// Follow the job until it ends, showing its place in line, then its progress.
+        #[arg(long, conflicts_with = "json")]
         watch: bool,
+        /// Print the status document (JSON) instead.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        api: remote::ApiArgs,
+    },
+    /// Cancel a queued or running job through the API; its status stays readable.
+    Cancel {
+        job_id: String,
+        #[command(flatten)]
+        api: remote::ApiArgs,
+    },
+    /// Erase a job, or every job of a project, and everything derived from its pictures (zip, cache, status).
+    Erase {
+        /// The job to erase.
+        #[arg(required_unless_present = "project", conflicts_with = "project")]
+        job_id: Option<String>,
+        /// Erase every job of this project instead.
+        #[arg(long, value_name = "PROJECT_ID")]
+        project: Option<String>,
         #[command(flatten)]
         api: remote::ApiArgs,
     },
@@ -62,7 +82,25 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(*args).await,
         Command::Submit { job, wait, api } => remote::submit(&api, &job, wait).await,
-        Command::Status { job_id, watch, api } => remote::status(&api, &job_id, watch).await,
+        Command::Status {
+            job_id,
+            watch,
+            json,
+            api,
+        } => remote::status(&api, &job_id, watch, json).await,
+        Command::Cancel { job_id, api } => remote::cancel(&api, &job_id).await,
+        Command::Erase {
+            job_id,
+            project,
+            api,
+        } => {
+            let target = match (job_id, project) {
+                (_, Some(project)) => remote::EraseTarget::Project(project),
+                (Some(job_id), None) => remote::EraseTarget::Job(job_id),
+                (None, None) => unreachable!("clap requires a job id or --project"),
+            };
+            remote::erase(&api, target).await
+        }
         Command::Dlq { command } => remote::dlq(command).await,
     };
     match result {

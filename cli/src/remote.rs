@@ -1,10 +1,12 @@
-//! `zipfleet submit`, `zipfleet status` and `zipfleet dlq`: talking to a running zipfleet API.
+//! `zipfleet submit`, `status`, `cancel`, `erase` and `dlq`: talking to a running zipfleet API.
 
-use crate::progress::{summarize, ProgressView};
-use anyhow::{bail, Context};
+use crate::progress::{describe, summarize, ProgressView};
+use anyhow::{anyhow, bail, Context};
+use reqwest::{Method, StatusCode};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
+use zipfleet_shared::erase::{Erased, JobErased, ProjectErased};
 use zipfleet_shared::secret::Secret;
 use zipfleet_shared::status::JobStatus;
 
@@ -23,18 +25,25 @@ pub struct ApiArgs {
 }
 
 impl ApiArgs {
+    /// A request to the route made of `segments` (each percent-encoded, so a
+    /// project id with `/` or spaces stays one segment), with the token.
     fn request(
         &self,
         client: &reqwest::Client,
-        method: reqwest::Method,
-        path: &str,
-    ) -> reqwest::RequestBuilder {
-        let url = format!("{}{path}", self.api_url.trim_end_matches('/'));
+        method: Method,
+        segments: &[&str],
+    ) -> anyhow::Result<reqwest::RequestBuilder> {
+        let mut url = reqwest::Url::parse(&self.api_url)
+            .with_context(|| format!("the API URL {:?} is not a URL", self.api_url))?;
+        url.path_segments_mut()
+            .map_err(|()| anyhow!("the API URL {:?} cannot have a path", self.api_url))?
+            .pop_if_empty()
+            .extend(segments);
         let request = client.request(method, url);
-        match &self.api_token {
+        Ok(match &self.api_token {
             Some(token) => request.bearer_auth(token.expose()),
             None => request,
-        }
+        })
     }
 }
 
@@ -42,17 +51,25 @@ pub async fn submit(api: &ApiArgs, job: &Path, wait: bool) -> anyhow::Result<Exi
     let body = std::fs::read(job).with_context(|| format!("reading {}", job.display()))?;
     let client = reqwest::Client::new();
     let response = api
-        .request(&client, reqwest::Method::POST, "/v1/jobs")
+        .request(&client, Method::POST, &["v1", "jobs"])?
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body)
         .send()
         .await
         .context("posting the job")?;
     let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string);
     let answer: serde_json::Value = response.json().await.context("reading the API's answer")?;
     if !status.is_success() {
         eprintln!("the API refused the job ({status}):");
         eprintln!("{}", serde_json::to_string_pretty(&answer)?);
+        if let Some(after) = retry_after {
+            eprintln!("try again in {after} s");
+        }
         return Ok(ExitCode::from(2));
     }
     let job_id = answer["job_id"]
@@ -69,13 +86,28 @@ pub async fn submit(api: &ApiArgs, job: &Path, wait: bool) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn status(api: &ApiArgs, job_id: &str, follow: bool) -> anyhow::Result<ExitCode> {
+/// `zipfleet status`: the job in a few lines (while queued, its place in
+/// line), the status document with `json`, or the job followed to its end.
+pub async fn status(
+    api: &ApiArgs,
+    job_id: &str,
+    follow: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let client = reqwest::Client::new();
     if follow {
         return watch(api, &client, job_id).await;
     }
     let status = fetch_status(api, &client, job_id).await?;
-    println!("{}", serde_json::to_string_pretty(&status)?);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else if status.state.is_final() {
+        println!("{}", describe(&status));
+        // The job's outcome is told, not the command's: reading it worked.
+        let _ = summarize(&status, None);
+    } else {
+        println!("{}", describe(&status));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -97,17 +129,85 @@ async fn fetch_status(
     client: &reqwest::Client,
     job_id: &str,
 ) -> anyhow::Result<JobStatus> {
-    let response = api
-        .request(client, reqwest::Method::GET, &format!("/v1/jobs/{job_id}"))
-        .send()
+    let request = api.request(client, Method::GET, &["v1", "jobs", job_id])?;
+    let (_, answer) = send(request)
         .await
-        .context("asking for the job's status")?;
-    if !response.status().is_success() {
-        let code = response.status();
-        let text = response.text().await.unwrap_or_default();
-        bail!("the API answered {code}: {text}");
+        .with_context(|| format!("reading job {job_id}"))?;
+    serde_json::from_value(answer).context(UNEXPECTED)
+}
+
+/// `zipfleet cancel`: a queued job is cancelled at once, a running one stops
+/// at its next image; either way its status stays readable.
+pub async fn cancel(api: &ApiArgs, job_id: &str) -> anyhow::Result<ExitCode> {
+    let client = reqwest::Client::new();
+    let request = api.request(&client, Method::POST, &["v1", "jobs", job_id, "cancel"])?;
+    let (code, answer) = send(request)
+        .await
+        .with_context(|| format!("cancelling job {job_id}"))?;
+    let status: JobStatus = serde_json::from_value(answer).context(UNEXPECTED)?;
+    if code == StatusCode::ACCEPTED {
+        println!(
+            "job {} is running: asked to stop at its next image (`zipfleet status {} --watch` follows it)",
+            status.job_id, status.job_id
+        );
+    } else {
+        println!("job {} cancelled", status.job_id);
     }
-    response.json().await.context("reading the job's status")
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `zipfleet erase` erases.
+pub enum EraseTarget {
+    Job(String),
+    Project(String),
+}
+
+/// `zipfleet erase`: a job, or every job of a project, and everything
+/// derived from its pictures; prints the receipt.
+pub async fn erase(api: &ApiArgs, target: EraseTarget) -> anyhow::Result<ExitCode> {
+    let client = reqwest::Client::new();
+    match target {
+        EraseTarget::Job(job_id) => {
+            let request = api.request(&client, Method::DELETE, &["v1", "jobs", &job_id])?;
+            let (_, answer) = send(request)
+                .await
+                .with_context(|| format!("erasing job {job_id}"))?;
+            let receipt: JobErased = serde_json::from_value(answer).context(UNEXPECTED)?;
+            println!("erased job {}", receipt.job_id);
+            print_erased(&receipt.erased);
+        }
+        EraseTarget::Project(project_id) => {
+            let request = api.request(&client, Method::DELETE, &["v1", "projects", &project_id])?;
+            let (_, answer) = send(request)
+                .await
+                .with_context(|| format!("erasing project {project_id:?}"))?;
+            let receipt: ProjectErased = serde_json::from_value(answer).context(UNEXPECTED)?;
+            let jobs = receipt.job_ids.len();
+            println!(
+                "erased project {:?}: {jobs} job{} ({})",
+                receipt.project_id,
+                if jobs == 1 { "" } else { "s" },
+                receipt.job_ids.join(", ")
+            );
+            print_erased(&receipt.erased);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The receipt, one kind a line (what was deleted, by kind: every version of
+/// a zip, cache entries derived from the pictures, stored specs, statuses
+/// with their idempotency records, dead letters).
+fn print_erased(erased: &Erased) {
+    for (kind, count) in [
+        ("zips", erased.zips),
+        ("cache entries", erased.cache_entries),
+        ("specs", erased.specs),
+        ("statuses", erased.statuses),
+        ("dead letters", erased.dead_letters),
+    ] {
+        println!("  {kind:<14}{count:>6}");
+    }
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -131,8 +231,7 @@ pub async fn dlq(command: DlqCommand) -> anyhow::Result<ExitCode> {
     let client = reqwest::Client::new();
     match command {
         DlqCommand::List { api } => {
-            let listing =
-                call(api.request(&client, reqwest::Method::GET, "/v1/dead-letters")).await?;
+            let listing = call(api.request(&client, Method::GET, &["v1", "dead-letters"])?).await?;
             let messages = listing["messages"].as_array().cloned().unwrap_or_default();
             println!(
                 "{} message(s) in the dead-letter queue",
@@ -156,7 +255,7 @@ pub async fn dlq(command: DlqCommand) -> anyhow::Result<ExitCode> {
                 None => serde_json::json!({}),
             };
             let answer = call(
-                api.request(&client, reqwest::Method::POST, "/v1/dead-letters/redrive")
+                api.request(&client, Method::POST, &["v1", "dead-letters", "redrive"])?
                     .json(&body),
             )
             .await?;
@@ -174,11 +273,38 @@ pub async fn dlq(command: DlqCommand) -> anyhow::Result<ExitCode> {
 
 /// Send a request; a non-success answer is an error carrying the API's message.
 async fn call(request: reqwest::RequestBuilder) -> anyhow::Result<serde_json::Value> {
+    Ok(send(request).await?.1)
+}
+
+/// When an answer is JSON but not the shape the route documents.
+const UNEXPECTED: &str = "the API's answer is not what was expected";
+
+/// Send a request and read its JSON answer. A non-success answer is an error
+/// saying what the API said (its message and code), and when to retry if
+/// it said that too.
+async fn send(request: reqwest::RequestBuilder) -> anyhow::Result<(StatusCode, serde_json::Value)> {
     let response = request.send().await.context("calling the API")?;
     let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string);
     let text = response.text().await.context("reading the API's answer")?;
     if !status.is_success() {
-        bail!("the API answered {status}: {text}");
+        let error: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let said = match (
+            error["error"]["message"].as_str(),
+            error["error"]["code"].as_str(),
+        ) {
+            (Some(message), Some(code)) => format!("{message} ({code})"),
+            _ => text,
+        };
+        match retry_after {
+            Some(after) => bail!("the API answered {status}: {said}; try again in {after} s"),
+            None => bail!("the API answered {status}: {said}"),
+        }
     }
-    serde_json::from_str(&text).context("the API's answer is not JSON")
+    let answer = serde_json::from_str(&text).context("the API's answer is not JSON")?;
+    Ok((status, answer))
 }

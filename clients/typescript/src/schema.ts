@@ -126,7 +126,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/jobs": {
+    "/v1/dead-letters/{id}": {
         parameters: {
             query?: never;
             header?: never;
@@ -134,6 +134,80 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete one dead letter
+         * @description Deletes the dead letter with this id (as `GET /v1/dead-letters` lists
+         *     it) for good. The other dead letters stay as they are.
+         */
+        delete: operations["deleteDeadLetter"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dead-letters/{id}/redrive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Redrive one dead letter
+         * @description Moves the dead letter with this id (as `GET /v1/dead-letters` lists it)
+         *     back to the jobs queue as a first delivery, confirmed there before it
+         *     leaves the dead-letter queue. The other dead letters stay as they are.
+         */
+        post: operations["redriveDeadLetter"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/fleet": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The fleet
+         * @description Jobs by state (queued and running now; succeeded, failed and cancelled in
+         *     the last hour), each lane of the jobs queue, the dead letters, the
+         *     workers seen in the last 30 s and how busy they are, images per second,
+         *     and the tenants with jobs waiting or running. The broker's part is left
+         *     empty (lanes) or null (dead letters) when the broker does not answer.
+         */
+        get: operations["getFleet"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Find jobs
+         * @description Jobs matching every filter given, newest first (by creation; with a
+         *     `state` filter alone, by when they entered it), a page at a time. Served
+         *     from indexes kept as jobs change; one page examines a bounded number of
+         *     jobs, so a page may hold fewer than `limit` and still have a `next_cursor`.
+         */
+        get: operations["searchJobs"];
         put?: never;
         /**
          * Submit a job
@@ -163,11 +237,60 @@ export interface paths {
         put?: never;
         post?: never;
         /**
+         * Erase a job
+         * @description Cancels the job if it is queued or running, then deletes its zip (every
+         *     version, unfinished uploads aborted), its claim-checked spec, its status
+         *     and idempotency records, its dead letters and every cache entry derived
+         *     from its pictures (renders for any output settings, source bytes, URL and
+         *     object records), even where other jobs share them. Afterwards `GET` and
+         *     `DELETE` answer 404, and the id cannot be posted again until
+         *     `ZIPFLEET_ERASURE_TOMBSTONE_TTL` has passed. A 503 leaves the erasure
+         *     unfinished: ask again.
+         */
+        delete: operations["eraseJob"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
          * Cancel a job
          * @description A queued job is cancelled at once (200); a running one stops at its next
-         *     image (202); an ended one cannot be cancelled (409).
+         *     image (202); an ended one cannot be cancelled (409). The status stays
+         *     readable (`cancelled`); to forget the job, erase it (`DELETE`).
          */
-        delete: operations["cancelJob"];
+        post: operations["cancelJob"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{project_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Erase a project
+         * @description Erases every job of the project as `DELETE /v1/jobs/{id}` does, with one
+         *     receipt for all of them.
+         */
+        delete: operations["eraseProject"];
         options?: never;
         head?: never;
         patch?: never;
@@ -188,7 +311,11 @@ export interface components {
         };
         /** @description One message of the dead-letter queue, as an operator sees it. */
         DeadLetter: {
-            /** @description The broker's id of the message (SQS `MessageId`, RabbitMQ delivery position or message id). */
+            /**
+             * @description The message's id, stable while it stays in the queue (SQS
+             *     `MessageId`; RabbitMQ: the id the worker gave it, else a hash of its
+             *     body and reason); what redriving or deleting one message names.
+             */
             id: string;
             /** @description The job id, if the body parses as far as a valid `job_id`. */
             job_id: string | null;
@@ -207,6 +334,42 @@ export interface components {
             /** @description The first messages of the queue, at most 100; they stay in the queue. */
             messages: components["schemas"]["DeadLetter"][];
         };
+        /** @description Answer of `DELETE /v1/dead-letters/{id}`. */
+        DeleteResult: {
+            /**
+             * Format: int64
+             * @description Messages deleted (1).
+             */
+            deleted: number;
+        };
+        /** @description What an erasure removed, by kind. */
+        Erased: {
+            /**
+             * Format: int64
+             * @description Cache entries derived from the job's pictures: renders, source bytes, URL and object records.
+             */
+            cache_entries: number;
+            /**
+             * Format: int64
+             * @description Messages of the job in the dead-letter queue.
+             */
+            dead_letters: number;
+            /**
+             * Format: int64
+             * @description Claim-checked specs.
+             */
+            specs: number;
+            /**
+             * Format: int64
+             * @description Status documents (with their idempotency records).
+             */
+            statuses: number;
+            /**
+             * Format: int64
+             * @description Zips (each with every version of it).
+             */
+            zips: number;
+        };
         /** @description The body of every error answer. */
         ErrorBody: {
             error: components["schemas"]["ErrorDetail"];
@@ -215,7 +378,7 @@ export interface components {
          * @description Every error code the API answers with.
          * @enum {string}
          */
-        ErrorCode: "invalid_spec" | "invalid_request" | "unauthorized" | "not_found" | "conflict" | "payload_too_large" | "unavailable" | "unsupported";
+        ErrorCode: "invalid_spec" | "invalid_request" | "unauthorized" | "not_found" | "conflict" | "erased" | "tenant_quota" | "payload_too_large" | "unavailable" | "unsupported";
         ErrorDetail: {
             code: components["schemas"]["ErrorCode"];
             /** @description One entry per offending field (400 only; empty otherwise). */
@@ -234,6 +397,45 @@ export interface components {
          * @enum {string}
          */
         Fit: "fill" | "cover" | "contain";
+        /** @description Jobs queued and running now, and finished in the last hour. */
+        FleetJobs: {
+            /** Format: int64 */
+            cancelled_last_hour: number;
+            /** Format: int64 */
+            failed_last_hour: number;
+            /** Format: int64 */
+            queued: number;
+            /** Format: int64 */
+            running: number;
+            /** Format: int64 */
+            succeeded_last_hour: number;
+        };
+        /** @description `GET /v1/fleet`. */
+        FleetView: {
+            /**
+             * Format: int64
+             * @description Messages in the dead-letter queue, where the broker tells.
+             */
+            dead_letters: number | null;
+            /** Format: date-time */
+            generated_at: string;
+            /**
+             * Format: double
+             * @description Over every worker seen.
+             */
+            images_per_second: number;
+            jobs: components["schemas"]["FleetJobs"];
+            /**
+             * Format: int64
+             * @description Jobs waiting over all lanes: the same number as `/metrics`' `zipfleet_queue_depth`.
+             */
+            queue_depth: number;
+            /** @description Every lane of the jobs queue. */
+            queues: components["schemas"]["QueueView"][];
+            /** @description Tenants with jobs waiting or running, the longest-waiting first. */
+            tenants: components["schemas"]["TenantView"][];
+            workers: components["schemas"]["WorkerView"][];
+        };
         /** @description `GET /healthz`'s answer. */
         Health: {
             status: components["schemas"]["HealthStatus"];
@@ -275,6 +477,11 @@ export interface components {
             /** @description Where the status document is: `/v1/jobs/{job_id}`. */
             status_url: string;
         };
+        /** @description The receipt of `DELETE /v1/jobs/{id}`. */
+        JobErased: {
+            erased: components["schemas"]["Erased"];
+            job_id: string;
+        };
         /**
          * @description Why a job failed or was cancelled. `code` is a job-level code
          *     (`JobErrorCode`) or, when one image failed the job, that image's code.
@@ -297,6 +504,12 @@ export interface components {
          *     (the two sets share no name).
          */
         JobFailureCode: components["schemas"]["JobErrorCode"] | components["schemas"]["ImageErrorCode"];
+        /** @description One page of a search, newest first. */
+        JobPage: {
+            jobs: components["schemas"]["JobSummary"][];
+            /** @description Pass as `cursor` for the next page; `null` when there is none. */
+            next_cursor: string | null;
+        };
         /** @description What a succeeded job produced. */
         JobResult: {
             /**
@@ -339,7 +552,8 @@ export interface components {
          *         "quality": 90,
          *         "width": 224
          *       },
-         *       "project_id": "class-7b"
+         *       "project_id": "class-7b",
+         *       "tenant": "school-12"
          *     }
          */
         JobSpec: {
@@ -358,6 +572,11 @@ export interface components {
             output?: components["schemas"]["OutputSpec"];
             /** @description Free text kept in the status and the manifest. */
             project_id?: string | null;
+            /**
+             * @description The school or class the job is for: `[A-Za-z0-9_.-]{1,64}`; absent
+             *     means the tenant `default`. Fair share is between tenants.
+             */
+            tenant?: string | null;
         };
         /**
          * @description Where a job is in its life. `Succeeded`, `Failed` and `Cancelled` are final.
@@ -366,7 +585,8 @@ export interface components {
         JobState: "queued" | "running" | "succeeded" | "failed" | "cancelled";
         /**
          * @description The status document. Every key is always present (`null` when it does not
-         *     apply yet), so consumers in any language see one shape.
+         *     apply yet), so consumers in any language see one shape — except `queue`,
+         *     which only a queued job has.
          */
         JobStatus: {
             /**
@@ -385,10 +605,25 @@ export interface components {
             job_id: string;
             progress: components["schemas"]["Progress"];
             project_id: string | null;
+            queue?: null | components["schemas"]["QueuePlace"];
             result: null | components["schemas"]["JobResult"];
             /** Format: date-time */
             started_at: string | null;
             state: components["schemas"]["JobState"];
+            /** @description The school or class the job is for (`default` when the spec named none). */
+            tenant: string;
+        };
+        /** @description One job in a search result. */
+        JobSummary: {
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            finished_at: string | null;
+            job_id: string;
+            progress: components["schemas"]["Progress"];
+            project_id: string | null;
+            state: components["schemas"]["JobState"];
+            tenant: string;
         };
         /** @description A place in the object store. */
         Location: {
@@ -450,6 +685,51 @@ export interface components {
             /** Format: int32 */
             total: number;
         };
+        /** @description The receipt of `DELETE /v1/projects/{project_id}`. */
+        ProjectErased: {
+            erased: components["schemas"]["Erased"];
+            /** @description Every job erased. */
+            job_ids: string[];
+            project_id: string;
+        };
+        /**
+         * @description Where a queued job stands in line (contract, "Fair share"): present only
+         *     while the job is `queued`.
+         */
+        QueuePlace: {
+            /**
+             * Format: int32
+             * @description Expected seconds until it starts, from the fleet's recent job
+             *     durations and its worker slots.
+             */
+            estimated_wait_s: number;
+            /**
+             * Format: int32
+             * @description Jobs that would start before this one if no other job arrived, under
+             *     the fair policy (the tenant with the least work in flight goes next).
+             */
+            jobs_ahead: number;
+        };
+        /** @description One lane of the jobs queue. */
+        QueueView: {
+            /**
+             * Format: int64
+             * @description Jobs taken by workers and not yet acknowledged, where the broker tells.
+             */
+            in_flight: number | null;
+            /**
+             * Format: int32
+             * @description 0 is the jobs queue itself.
+             */
+            lane: number;
+            /** @description The broker's name for it. */
+            name: string;
+            /**
+             * Format: int64
+             * @description Jobs waiting in it.
+             */
+            ready: number;
+        };
         /** @description `GET /readyz`'s answer. */
         Readiness: {
             /** @description Per backend (`broker`, `store`, `status`): `ok`, or what went wrong. */
@@ -493,12 +773,43 @@ export interface components {
             id: string;
             message: string;
         };
+        /** @description A tenant with jobs waiting or running. */
+        TenantView: {
+            /**
+             * Format: double
+             * @description How long its oldest queued job has waited.
+             */
+            oldest_wait_s: number;
+            /** Format: int32 */
+            queued: number;
+            /** Format: int32 */
+            running: number;
+            tenant: string;
+        };
         /**
          * @description The report's warning codes, fixed by the contract. Their order here is the
          *     order warnings are sorted in (alphabetical, as serialized).
          * @enum {string}
          */
         WarningCode: "blank_image" | "duplicate" | "duplicate_across_labels" | "imbalanced_labels" | "small_source" | "too_few_images";
+        /** @description A worker seen in the last 30 seconds. */
+        WorkerView: {
+            /**
+             * Format: int32
+             * @description Jobs it runs now.
+             */
+            busy: number;
+            /** Format: double */
+            images_per_second: number;
+            /** Format: date-time */
+            last_seen: string;
+            /**
+             * Format: int32
+             * @description Jobs it runs at once.
+             */
+            slots: number;
+            worker_id: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -714,6 +1025,222 @@ export interface operations {
             };
         };
     };
+    deleteDeadLetter: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The dead letter's id, as listed. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The message is deleted. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeleteResult"];
+                };
+            };
+            /** @description Missing or wrong bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No dead letter has this id. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The configured broker cannot delete dead letters. */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The broker is unreachable. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    redriveDeadLetter: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The dead letter's id, as listed. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The message moved. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedriveResult"];
+                };
+            };
+            /** @description Missing or wrong bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No dead letter has this id. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The configured broker cannot move dead letters. */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The broker is unreachable. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getFleet: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The fleet now. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FleetView"];
+                };
+            };
+            /** @description Missing or wrong bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The status store is unreachable. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    searchJobs: {
+        parameters: {
+            query?: {
+                /** @description Exactly this job. */
+                job_id?: string;
+                /** @description Jobs of this project. */
+                project_id?: string;
+                /** @description Jobs of this tenant. */
+                tenant?: string;
+                /** @description Jobs in this state. */
+                state?: components["schemas"]["JobState"];
+                /** @description Jobs per page, 1 to 200 (default 50). */
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of jobs. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobPage"];
+                };
+            };
+            /** @description A parameter is invalid; `details` names it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or wrong bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The status store is unreachable. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     createJob: {
         parameters: {
             query?: never;
@@ -754,7 +1281,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A job with this `job_id` exists with a different spec. */
+            /** @description A job with this `job_id` exists with a different spec (`conflict`), or was erased and its id cannot be used yet (`erased`). */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -766,6 +1293,17 @@ export interface operations {
             /** @description The body is larger than the API accepts. */
             413: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The job's tenant has `ZIPFLEET_MAX_QUEUED_PER_TENANT` jobs queued (`tenant_quota`); retry after `Retry-After` seconds. Other tenants are not affected. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before posting again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -823,6 +1361,56 @@ export interface operations {
                 };
             };
             /** @description The status store is unreachable. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    eraseJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job id (`[A-Za-z0-9_-]{1,64}`; any other id is unknown: 404). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Erased: what was removed, by kind. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobErased"];
+                };
+            };
+            /** @description Missing or wrong bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such job (or it is erased already). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A backend is unreachable; the erasure is unfinished, ask again. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -891,6 +1479,56 @@ export interface operations {
                 };
             };
             /** @description The status store is unreachable. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    eraseProject: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project id the jobs were posted with. */
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Erased: every job of the project, and what was removed, by kind. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectErased"];
+                };
+            };
+            /** @description Missing or wrong bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The project has no job (left). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A backend is unreachable; the erasure is unfinished, ask again. */
             503: {
                 headers: {
                     [name: string]: unknown;
