@@ -171,6 +171,10 @@ pub async fn redrive(
 }
 
 fn parse_request(body: &[u8]) -> Result<RedriveRequest, (String, String)> {
+    // serde's derived structs also read an array (`[5]` as `{"max": 5}`).
+    if serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v.is_array()) {
+        return Err(("$".into(), "must be an object, not an array".into()));
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let request: RedriveRequest = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();

@@ -259,7 +259,9 @@ pub async fn search_jobs(
             message,
         }])
     };
-    let axum::extract::Query(params) = query.map_err(|err| invalid("$", err.body_text()))?;
+    let axum::extract::Query(mut params) = query.map_err(|err| invalid("$", err.body_text()))?;
+    // An empty field of a search form is no filter.
+    params.job_id = params.job_id.filter(|id| !id.is_empty());
     let limit = params.limit.unwrap_or(DEFAULT_PAGE as u32);
     if !(1..=MAX_PAGE as u32).contains(&limit) {
         return Err(invalid(
@@ -267,7 +269,7 @@ pub async fn search_jobs(
             format!("must be between 1 and {MAX_PAGE}, not {limit}"),
         ));
     }
-    let cursor = match &params.cursor {
+    let cursor = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
         Some(text) => Some(
             Cursor::decode(text)

@@ -372,6 +372,7 @@ impl JobSpec {
     /// worker alike.
     pub fn parse_unvalidated(bytes: &[u8]) -> Result<JobSpec, SpecError> {
         if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes) {
+            objects_where_expected(&value)?;
             if whole_numbers_as_integers(&mut value) {
                 let normalised = serde_json::to_vec(&value).expect("a JSON value serializes");
                 return Self::parse_exact(&normalised);
@@ -636,11 +637,49 @@ fn check_url(raw: &str) -> Result<(), String> {
         "http" | "https" => {}
         other => return Err(format!("unsupported scheme {other:?}; use http or https")),
     }
-    if url.host().is_none() {
-        return Err("has no host".into());
+    match url.host() {
+        None => return Err("has no host".into()),
+        // WHATWG URLs allow `*`, `_`, `!`, `$`... in a host name, which no
+        // DNS name has (and the document's pattern excludes): refused here
+        // rather than failing at download.
+        Some(url::Host::Domain(host))
+            if !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') =>
+        {
+            return Err(format!(
+                "the host {host:?} is not a DNS name (letters, digits, hyphens and dots)"
+            ));
+        }
+        Some(_) => {}
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err("must not carry credentials".into());
+    }
+    Ok(())
+}
+
+/// serde's derived structs also read a JSON array (its items taken as the
+/// fields in order: `[null, null, null, [...]]` is a spec), which the
+/// document's `type: object` refuses: every place a struct is read must hold
+/// an object.
+fn objects_where_expected(spec: &serde_json::Value) -> Result<(), SpecError> {
+    use serde_json::Value;
+    let object = |value: &Value, field: &str| match value {
+        Value::Array(_) => Err(SpecError::single(field, "must be an object, not an array")),
+        _ => Ok(()),
+    };
+    object(spec, "$")?;
+    if let Some(output) = spec.get("output") {
+        object(output, "output")?;
+    }
+    if let Some(Value::Array(images)) = spec.get("images") {
+        for (i, image) in images.iter().enumerate() {
+            object(image, &format!("images[{i}]"))?;
+            if let Some(source) = image.get("object") {
+                object(source, &format!("images[{i}].object"))?;
+            }
+        }
     }
     Ok(())
 }
@@ -824,6 +863,22 @@ mod tests {
         );
         let err = parse(json!({"job_id": "a".repeat(65), "images": [{"id": "1", "label": "a", "url": "http://x.org/a"}]})).unwrap_err();
         assert_eq!(fields(err), vec!["job_id"]);
+    }
+
+    #[test]
+    fn a_host_that_is_no_dns_name_is_refused() {
+        assert!(check_url("https://example.org*/a.jpg")
+            .unwrap_err()
+            .contains("not a DNS name"));
+        assert!(check_url("https://ex_ample.org/a.jpg").is_err());
+        for fine in [
+            "https://123rf.com/a.jpg",
+            "http://bücher.de/a.jpg",
+            "http://[::1]:8/a",
+            "http://0x7f.1/a",
+        ] {
+            assert_eq!(check_url(fine), Ok(()), "{fine}");
+        }
     }
 
     #[test]
