@@ -27,9 +27,10 @@ use std::process::{Command, ExitCode, Stdio};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// Directory of images (e.g. from `tools/corpus/fetch.sh DIR`).
+    /// Directory of images (e.g. from `tools/corpus/fetch.sh DIR`); every
+    /// measurement but `--fairness` and `--search` needs it.
     #[arg(long)]
-    corpus: PathBuf,
+    corpus: Option<PathBuf>,
     /// Rounds per measurement; medians are reported.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -68,6 +69,18 @@ pub struct BenchArgs {
     /// web server) through `zipfleet run`, then again with a new job id.
     #[arg(long)]
     retrain: bool,
+    /// Fair share on the fleet (issue 22): tenant A's 60 jobs, then B's 3,
+    /// fair against one lane (first come, first served); no corpus needed.
+    #[arg(long)]
+    fairness: bool,
+    /// Job search through the API with this many jobs in Redis (issue 24);
+    /// no corpus needed.
+    #[arg(long)]
+    search: Option<usize>,
+    /// Erasure on the fleet (issue 23): a `--images`-image job run, then
+    /// erased; the time it takes and the objects it removes.
+    #[arg(long)]
+    erase: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -157,13 +170,30 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             temp
         }
     };
+    if args.fairness {
+        crate::fairness::run(
+            crate::fairness::FairnessInput {
+                rounds: args.rounds,
+                ..Default::default()
+            },
+            &work,
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(jobs) = args.search {
+        crate::search::run(jobs, args.rounds)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(corpus) = args.corpus.clone() else {
+        bail!("--corpus DIR is needed (fetch it with tools/corpus/fetch.sh DIR)");
+    };
     let store = work.join("store");
     std::fs::create_dir_all(&store)?;
-    let images = copy_corpus(&args.corpus, &store)?;
+    let images = copy_corpus(&corpus, &store)?;
     if images.is_empty() {
         bail!(
             "no JPEG, PNG or WebP images in {} (fetch them with tools/corpus/fetch.sh DIR)",
-            args.corpus.display()
+            corpus.display()
         );
     }
     let bench = Bench {
@@ -178,6 +208,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     if bench.args.retrain {
         bench.retrain()?;
+    } else if bench.args.erase {
+        crate::erasure::run(crate::erasure::EraseInput {
+            store_dir: &bench.store,
+            keys: bench.images.iter().map(|image| image.key.clone()).collect(),
+            images: bench.args.images,
+            rounds: bench.args.rounds,
+        })?;
     } else if bench.args.burst && (bench.args.pool.is_some() || bench.args.cold) {
         println!("# zipfleet bench --burst (cache)");
         crate::burst::run_cache(crate::burst::CacheBurstInput {
@@ -511,7 +548,7 @@ impl Bench {
         println!(
             "{} images from {} ({} JPEG, {} PNG, {} WebP) to {}×{} JPEG (q90, fill); {} rounds, single-core runs pinned with `taskset -c {}`{}.",
             self.images.len(),
-            self.args.corpus.display(),
+            self.args.corpus.as_deref().unwrap_or(Path::new("?")).display(),
             self.subset(Some(Format::Jpeg)).len(),
             self.subset(Some(Format::Png)).len(),
             self.subset(Some(Format::Webp)).len(),

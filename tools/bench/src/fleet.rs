@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use zipfleet_shared::config::BackendConfig;
 
-const TOKEN: &str = "zipfleet-bench-token";
+pub const TOKEN: &str = "zipfleet-bench-token";
 
 /// The API and worker binaries, found before any measuring starts.
 #[derive(Debug, Clone)]

@@ -4,6 +4,9 @@
 //!   P2, accuracy) and the re-train (`--retrain`).
 //! - [`burst`]: the classroom bursts on the real fleet (`--burst`, with
 //!   `--pool N` or `--cold` for the cache).
+//! - [`fairness`]: fair share on the fleet (`--fairness`).
+//! - [`search`]: job search through the API over many jobs (`--search N`).
+//! - [`erasure`]: erasing a job on the fleet (`--erase`).
 //! - [`fleet`]: starting the API and worker processes, following a job.
 //! - [`file_server`]: the loopback web server of the "web" images.
 //! - [`process`]: the binaries built next to this one, and measuring them.
@@ -13,9 +16,12 @@
 
 mod bench;
 mod burst;
+mod erasure;
+mod fairness;
 mod file_server;
 mod fleet;
 mod process;
+mod search;
 
 use clap::Parser;
 use std::process::ExitCode;
