@@ -85,6 +85,14 @@ enum Look {
     ShuttingDown,
 }
 
+/// One decision's outcome: what the look found, the claim a taken job
+/// starts with, and whether the look asked every lane.
+struct Attempt {
+    taken: Look,
+    claim: Option<Claim>,
+    swept: bool,
+}
+
 /// What an idle wait ended with.
 enum Idle {
     /// Look again; `by_waiting`: because the order said work is waiting.
@@ -125,14 +133,7 @@ impl Worker {
         let mut pacing = IdlePacing::new(Instant::now());
         // Whether the next look is made because the order said work is waiting.
         let mut asked_by_waiting = false;
-        let registry = CancellationToken::new();
-        tokio::spawn(crate::registry::announce(self.clone(), registry.clone()));
-        info!(
-            broker = self.broker.kind(),
-            concurrency = self.concurrency,
-            lanes,
-            "taking jobs"
-        );
+        let registry = self.announce(lanes);
         'serving: loop {
             self.liveness.beat();
             if outage.is_down()
@@ -153,29 +154,20 @@ impl Worker {
                 _ = heartbeat.tick() => continue,
             };
             let sweep = pacing.sweep_due(Instant::now());
-            let order = tokio::select! {
-                () = &mut shutdown => break 'serving,
-                order = self.lanes.order(lanes) => order,
+            let Some(Attempt {
+                taken,
+                claim,
+                swept,
+            }) = self.attempt(lanes, sweep, &mut shutdown).await
+            else {
+                break 'serving;
             };
-            let named = order.lanes.len();
-            let claim = order.claim;
-            let (look, swept) = lanes_to_try(order.lanes, lanes, sweep);
             let by_waiting = std::mem::take(&mut asked_by_waiting);
-            let taken = self.look(&look, &mut shutdown).await;
-            let claim = match (&taken, claim) {
-                (Look::Taken(..), claim) => claim,
-                (_, Some(claim)) => {
-                    self.lanes.release(claim).await;
-                    None
-                }
-                (_, None) => None,
-            };
             match taken {
-                Look::Taken(delivery, position) => {
+                Look::Taken(delivery, _) => {
                     outage.recovered();
                     backoff.reset();
                     pacing.found_work(Instant::now(), swept);
-                    self.env.metrics.dispatched(position < named);
                     let worker = self.clone();
                     let interrupt = interrupt_jobs.clone();
                     jobs.spawn(async move {
@@ -205,6 +197,54 @@ impl Worker {
         }
         registry.cancel();
         self.drain(jobs, interrupt_jobs).await;
+    }
+
+    /// Start beating in the worker registry (until the returned token is
+    /// cancelled) and say what this worker takes from.
+    fn announce(self: &Arc<Self>, lanes: u16) -> CancellationToken {
+        let registry = CancellationToken::new();
+        tokio::spawn(crate::registry::announce(self.clone(), registry.clone()));
+        info!(
+            broker = self.broker.kind(),
+            concurrency = self.concurrency,
+            lanes,
+            "taking jobs"
+        );
+        registry
+    }
+
+    /// One decision: ask the order (and its claim on the slot), try its
+    /// lanes — every lane when a sweep is due — and release the claim if
+    /// nothing was taken. `None` if shutdown came while asking.
+    async fn attempt<F: Future<Output = ()>>(
+        &self,
+        lanes: u16,
+        sweep: bool,
+        shutdown: &mut Pin<&mut F>,
+    ) -> Option<Attempt> {
+        let order = tokio::select! {
+            () = shutdown.as_mut() => return None,
+            order = self.lanes.order(lanes) => order,
+        };
+        let named = order.lanes.len();
+        let (look, swept) = lanes_to_try(order.lanes, lanes, sweep);
+        let taken = self.look(&look, shutdown).await;
+        let claim = match (&taken, order.claim) {
+            (Look::Taken(_, position), claim) => {
+                self.env.metrics.dispatched(*position < named);
+                claim
+            }
+            (_, Some(claim)) => {
+                self.lanes.release(claim).await;
+                None
+            }
+            (_, None) => None,
+        };
+        Some(Attempt {
+            taken,
+            claim,
+            swept,
+        })
     }
 
     /// The broker was down: wait out the backoff (still collecting finished
