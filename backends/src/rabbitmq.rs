@@ -564,7 +564,7 @@ impl Settle for RabbitSettle {
 // lane 0 and delete (all, one by id, or a job's).
 
 use zipfleet_shared::broker::{
-    dead_letter_digest, DeadLetter, DeadLetters, EXCEEDED_MAX_DELIVERIES,
+    dead_letter_digest, DeadLetter, DeadLetters, Pick, EXCEEDED_MAX_DELIVERIES,
 };
 
 fn header_text(value: &AMQPValue) -> Option<String> {
@@ -632,17 +632,6 @@ fn describe(delivery: &lapin::message::Delivery) -> DeadLetter {
             Some(message_job_id(delivery)).filter(|id| zipfleet_shared::spec::is_valid_job_id(id));
     }
     letter
-}
-
-/// What a scan of the dead-letter queue does with one message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pick {
-    /// Leave it in the queue.
-    Keep,
-    /// Publish it to lane 0 (confirmed), then remove it.
-    Redrive,
-    /// Remove it.
-    Delete,
 }
 
 /// What a scan saw and did.
@@ -772,53 +761,13 @@ impl DeadLetters for RabbitBroker {
         self.inner.dead_letter_depth().await
     }
 
-    /// Take one message, republish it to lane 0 and wait for the confirm,
-    /// then ack it: a failure anywhere leaves it in the dead-letter queue.
-    async fn redrive(&self, max: usize) -> Result<u64, BrokerError> {
-        let scanned = self.inner.scan(max, max as u64, |_| Pick::Redrive).await?;
-        Ok(scanned.picked)
-    }
-
-    async fn redrive_one(&self, id: &str) -> Result<bool, BrokerError> {
-        let scanned = self
-            .inner
-            .scan(usize::MAX, 1, |letter| {
-                if letter.id == id {
-                    Pick::Redrive
-                } else {
-                    Pick::Keep
-                }
-            })
-            .await?;
-        Ok(scanned.picked == 1)
-    }
-
-    async fn delete_one(&self, id: &str) -> Result<bool, BrokerError> {
-        let scanned = self
-            .inner
-            .scan(usize::MAX, 1, |letter| {
-                if letter.id == id {
-                    Pick::Delete
-                } else {
-                    Pick::Keep
-                }
-            })
-            .await?;
-        Ok(scanned.picked == 1)
-    }
-
-    async fn delete_job(&self, job_id: &str) -> Result<u64, BrokerError> {
-        let scanned = self
-            .inner
-            .scan(usize::MAX, u64::MAX, |letter| {
-                if letter.job_id.as_deref() == Some(job_id) {
-                    Pick::Delete
-                } else {
-                    Pick::Keep
-                }
-            })
-            .await?;
-        Ok(scanned.picked)
+    async fn pick(
+        &self,
+        examine: usize,
+        at_most: u64,
+        pick: &(dyn for<'a> Fn(&'a DeadLetter) -> Pick + Send + Sync),
+    ) -> Result<u64, BrokerError> {
+        Ok(self.inner.scan(examine, at_most, pick).await?.picked)
     }
 }
 

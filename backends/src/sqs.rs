@@ -624,23 +624,12 @@ fn message_attribute(message: &aws_sdk_sqs::types::Message, name: &str) -> Optio
 // send to lane 0, delete) rather than with `StartMessageMoveTask`: that runs
 // asynchronously with no count to answer with, and moto does not implement it.
 
-use zipfleet_shared::broker::{DeadLetter, DeadLetters, EXCEEDED_MAX_DELIVERIES};
+use zipfleet_shared::broker::{DeadLetter, DeadLetters, Pick, EXCEEDED_MAX_DELIVERIES};
 
 /// How long dead letters a scan has looked at stay invisible while it goes
 /// on (so that it sees each once). Every one it keeps is made visible again
 /// at its end; this is only how long one stays away if that fails.
 const SCAN_LEASE_SECONDS: i32 = 30;
-
-/// What a scan of the dead-letter queue does with one message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pick {
-    /// Leave it in the queue.
-    Keep,
-    /// Send it to lane 0, then delete it here.
-    Redrive,
-    /// Delete it.
-    Delete,
-}
 
 /// What a scan saw and did.
 struct Scanned {
@@ -811,51 +800,13 @@ impl DeadLetters for SqsBroker {
         Ok(visible + invisible)
     }
 
-    async fn redrive(&self, max: usize) -> Result<u64, BrokerError> {
-        let scanned = self.inner.scan(max, max as u64, |_| Pick::Redrive).await?;
-        Ok(scanned.picked)
-    }
-
-    async fn redrive_one(&self, id: &str) -> Result<bool, BrokerError> {
-        let scanned = self
-            .inner
-            .scan(usize::MAX, 1, |letter| {
-                if letter.id == id {
-                    Pick::Redrive
-                } else {
-                    Pick::Keep
-                }
-            })
-            .await?;
-        Ok(scanned.picked == 1)
-    }
-
-    async fn delete_one(&self, id: &str) -> Result<bool, BrokerError> {
-        let scanned = self
-            .inner
-            .scan(usize::MAX, 1, |letter| {
-                if letter.id == id {
-                    Pick::Delete
-                } else {
-                    Pick::Keep
-                }
-            })
-            .await?;
-        Ok(scanned.picked == 1)
-    }
-
-    async fn delete_job(&self, job_id: &str) -> Result<u64, BrokerError> {
-        let scanned = self
-            .inner
-            .scan(usize::MAX, u64::MAX, |letter| {
-                if letter.job_id.as_deref() == Some(job_id) {
-                    Pick::Delete
-                } else {
-                    Pick::Keep
-                }
-            })
-            .await?;
-        Ok(scanned.picked)
+    async fn pick(
+        &self,
+        examine: usize,
+        at_most: u64,
+        pick: &(dyn for<'a> Fn(&'a DeadLetter) -> Pick + Send + Sync),
+    ) -> Result<u64, BrokerError> {
+        Ok(self.inner.scan(examine, at_most, pick).await?.picked)
     }
 }
 

@@ -30,7 +30,7 @@ mod dead_letters;
 pub mod memory;
 
 pub use dead_letters::{
-    dead_letter_digest, new_dead_letter_id, DeadLetter, DeadLetters, EXCEEDED_MAX_DELIVERIES,
+    dead_letter_digest, new_dead_letter_id, DeadLetter, DeadLetters, Pick, EXCEEDED_MAX_DELIVERIES,
     PREVIEW_CHARS,
 };
 

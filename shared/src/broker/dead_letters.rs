@@ -85,20 +85,75 @@ pub trait DeadLetters: Send + Sync {
     async fn list(&self, limit: usize) -> Result<Vec<DeadLetter>, BrokerError>;
     /// Messages waiting in the dead-letter queue (approximate on SQS).
     async fn depth(&self) -> Result<u64, BrokerError>;
-    /// Move up to `max` messages back to lane 0 of the jobs queue, each as a
-    /// first delivery. A message leaves the dead-letter queue only after the
-    /// jobs queue confirmed it, so none is lost (one may be duplicated if the
-    /// broker fails in between; jobs are idempotent). Returns how many moved.
-    /// Callers bound `max` by [`DeadLetters::depth`], so that a message that
-    /// fails again at once is not moved round and round.
-    async fn redrive(&self, max: usize) -> Result<u64, BrokerError>;
-    /// Move the message with this id back to lane 0, as [`DeadLetters::redrive`]
-    /// does; `false` if no message has it.
-    async fn redrive_one(&self, id: &str) -> Result<bool, BrokerError>;
+    /// Go through at most `examine` messages (never more than the queue held
+    /// when it began) and act on each as `pick` says, stopping after
+    /// `at_most` picked; how many were picked. A redriven message leaves the
+    /// dead-letter queue only after lane 0 of the jobs queue confirmed it, so
+    /// none is lost (one may be duplicated if the broker fails in between;
+    /// jobs are idempotent), and arrives as a first delivery; kept messages
+    /// stay, their delivery counts untouched. The one primitive every
+    /// operation below is made of.
+    async fn pick(
+        &self,
+        examine: usize,
+        at_most: u64,
+        pick: &(dyn for<'a> Fn(&'a DeadLetter) -> Pick + Send + Sync),
+    ) -> Result<u64, BrokerError>;
+
+    /// Move up to `max` messages back to lane 0; how many moved. Callers
+    /// bound `max` by [`DeadLetters::depth`], so that a message that fails
+    /// again at once is not moved round and round.
+    async fn redrive(&self, max: usize) -> Result<u64, BrokerError> {
+        self.pick(max, max as u64, &|_| Pick::Redrive).await
+    }
+    /// Move the message with this id back to lane 0; `false` if no message has it.
+    async fn redrive_one(&self, id: &str) -> Result<bool, BrokerError> {
+        let picked = self
+            .pick(usize::MAX, 1, &|letter| {
+                Pick::when(letter.id == id, Pick::Redrive)
+            })
+            .await?;
+        Ok(picked == 1)
+    }
     /// Delete the message with this id; `false` if no message has it.
-    async fn delete_one(&self, id: &str) -> Result<bool, BrokerError>;
+    async fn delete_one(&self, id: &str) -> Result<bool, BrokerError> {
+        let picked = self
+            .pick(usize::MAX, 1, &|letter| {
+                Pick::when(letter.id == id, Pick::Delete)
+            })
+            .await?;
+        Ok(picked == 1)
+    }
     /// Delete every message of job `job_id` (erasure); how many there were.
-    async fn delete_job(&self, job_id: &str) -> Result<u64, BrokerError>;
+    async fn delete_job(&self, job_id: &str) -> Result<u64, BrokerError> {
+        let of_job = |letter: &DeadLetter| letter.job_id.as_deref() == Some(job_id);
+        self.pick(usize::MAX, u64::MAX, &|letter| {
+            Pick::when(of_job(letter), Pick::Delete)
+        })
+        .await
+    }
+}
+
+/// What [`DeadLetters::pick`] does with one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// Leave it in the queue.
+    Keep,
+    /// Publish it to lane 0 of the jobs queue (confirmed), then remove it.
+    Redrive,
+    /// Remove it.
+    Delete,
+}
+
+impl Pick {
+    /// `action` if `matches`, else [`Pick::Keep`].
+    pub fn when(matches: bool, action: Pick) -> Pick {
+        if matches {
+            action
+        } else {
+            Pick::Keep
+        }
+    }
 }
 
 #[cfg(test)]

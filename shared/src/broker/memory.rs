@@ -4,8 +4,8 @@
 //! limit per message and one dead-letter queue, as on the real brokers.
 
 use super::{
-    Broker, BrokerError, DeadLetter, DeadLetters, Delivery, Lane, LaneDepth, Settle, DEFAULT_LANES,
-    EXCEEDED_MAX_DELIVERIES,
+    Broker, BrokerError, DeadLetter, DeadLetters, Delivery, Lane, LaneDepth, Pick, Settle,
+    DEFAULT_LANES, EXCEEDED_MAX_DELIVERIES,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -155,13 +155,6 @@ impl MemoryBroker {
         };
         Some(Delivery::new(body, attempt, lane, Box::new(settle)))
     }
-
-    /// Remove the first dead letter `select` picks.
-    fn remove_dead_letter(&self, select: impl Fn(&DeadMessage) -> bool) -> Option<DeadMessage> {
-        let mut queues = self.shared.queues();
-        let index = queues.dead_letters.iter().position(select)?;
-        queues.dead_letters.remove(index)
-    }
 }
 
 #[async_trait]
@@ -253,46 +246,39 @@ impl DeadLetters for MemoryBroker {
         Ok(self.shared.queues().dead_letters.len() as u64)
     }
 
-    async fn redrive(&self, max: usize) -> Result<u64, BrokerError> {
-        let mut moved = 0;
-        {
-            let mut queues = self.shared.queues();
-            while moved < max {
-                let Some(message) = queues.dead_letters.pop_front() else {
-                    break;
-                };
-                queues.revive(message);
-                moved += 1;
+    async fn pick(
+        &self,
+        examine: usize,
+        at_most: u64,
+        pick: &(dyn for<'a> Fn(&'a DeadLetter) -> Pick + Send + Sync),
+    ) -> Result<u64, BrokerError> {
+        let mut queues = self.shared.queues();
+        let (mut picked, mut revived) = (0u64, 0usize);
+        let mut kept = std::collections::VecDeque::new();
+        let mut examined = 0usize;
+        while let Some(message) = queues.dead_letters.pop_front() {
+            let action = if picked < at_most && examined < examine {
+                examined += 1;
+                pick(&message.describe())
+            } else {
+                Pick::Keep
+            };
+            match action {
+                Pick::Keep => kept.push_back(message),
+                Pick::Delete => picked += 1,
+                Pick::Redrive => {
+                    queues.revive(message);
+                    picked += 1;
+                    revived += 1;
+                }
             }
         }
-        for _ in 0..moved {
+        queues.dead_letters = kept;
+        drop(queues);
+        for _ in 0..revived {
             self.shared.arrived[0].notify_one();
         }
-        Ok(moved as u64)
-    }
-
-    async fn redrive_one(&self, id: &str) -> Result<bool, BrokerError> {
-        let Some(message) = self.remove_dead_letter(|m| m.id.to_string() == id) else {
-            return Ok(false);
-        };
-        self.shared.queues().revive(message);
-        self.shared.arrived[0].notify_one();
-        Ok(true)
-    }
-
-    async fn delete_one(&self, id: &str) -> Result<bool, BrokerError> {
-        Ok(self
-            .remove_dead_letter(|m| m.id.to_string() == id)
-            .is_some())
-    }
-
-    async fn delete_job(&self, job_id: &str) -> Result<u64, BrokerError> {
-        let mut queues = self.shared.queues();
-        let before = queues.dead_letters.len();
-        queues
-            .dead_letters
-            .retain(|m| m.describe().job_id.as_deref() != Some(job_id));
-        Ok((before - queues.dead_letters.len()) as u64)
+        Ok(picked)
     }
 }
 
