@@ -33,6 +33,23 @@ struct Record {
     entered: DateTime<Utc>,
 }
 
+impl Record {
+    /// A job first seen by a worker (posted straight to the broker): no
+    /// fingerprint to compare re-posts with, published already, lane 0.
+    fn adopted(status: JobStatus) -> Self {
+        Self {
+            entered: status.created_at,
+            status,
+            fingerprint: String::new(),
+            published: true,
+            cancel_requested: false,
+            lane: 0,
+            pictures: Vec::new(),
+            contents: BTreeSet::new(),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     records: HashMap<String, Record>,
@@ -251,16 +268,7 @@ impl JobRecords for MemoryStatusStore {
                     job.tenant,
                     job.total,
                 );
-                Record {
-                    entered: status.created_at,
-                    status,
-                    fingerprint: String::new(),
-                    published: true,
-                    cancel_requested: false,
-                    lane: 0,
-                    pictures: Vec::new(),
-                    contents: BTreeSet::new(),
-                }
+                Record::adopted(status)
             });
         if record.status.state.is_final() {
             return Ok(BeginOutcome::AlreadyFinal(record.status.clone()));
@@ -322,19 +330,9 @@ impl JobRecords for MemoryStatusStore {
             }
             Some(record) => record.status = status.clone(),
             None => {
-                inner.records.insert(
-                    status.job_id.clone(),
-                    Record {
-                        status: status.clone(),
-                        fingerprint: String::new(),
-                        published: true,
-                        cancel_requested: false,
-                        lane: 0,
-                        pictures: Vec::new(),
-                        contents: BTreeSet::new(),
-                        entered: status.created_at,
-                    },
-                );
+                inner
+                    .records
+                    .insert(status.job_id.clone(), Record::adopted(status.clone()));
             }
         }
         inner.unledger(&status.job_id, &status.tenant);
